@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Set up (if needed) and run the main job: a spoken command, through the whole LEGION stack, to a simulated
+# KUKA iiwa 14 + Robotiq 2F-85 in MuJoCo. Extra arguments go to `legion run` (e.g. --text "close the drawer").
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+export MUJOCO_GL=${MUJOCO_GL:-egl}
+if [ $# -eq 0 ]; then set -- --wav legion_policy/data/commands/tidy_the_desk.wav; fi
+exec .venv/bin/legion run "$@"
