@@ -1,0 +1,210 @@
+"""Build the MuJoCo scene: a Meta-World v3 task with the Sawyer replaced by a KUKA iiwa 14 + Robotiq 2F-85.
+
+Everything is assembled at run time with ``mujoco.MjSpec`` from installed packages:
+
+* the task (table, walls, objects, goal site) from Meta-World v3's own task XML, with the Sawyer
+  (body ``base``) and its mocap body detached; detaching also drops the mocap weld and claw actuators;
+* the arm from pybullet's iiwa 14 R820 URDF (:func:`sim2real.kinematics.load_iiwa14_spec`);
+* the gripper from robosuite's ``robotiq_gripper_85.xml``, patched: its duplicated base-link mesh
+  (the second file does not exist) is dropped, angles are radians, the weak tendons that should hold
+  the 4-bar linkage are replaced by joint equalities, and its 20 m debug sites are removed.
+
+Robot geoms get ``contype=1, conaffinity=0``: they touch the table, walls and objects but never each
+other, which removes the 2F-85 links' permanent self-contact without a list of exclude pairs.
+The arm is driven by position servos on the 7 joints (with gravity compensation, as the KUKA
+controller compensates gravity); the gripper by one position servo on the knuckle joint.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+from dataclasses import dataclass, field
+
+import mujoco
+import numpy as np
+
+from sim2real.kinematics import FLANGE_OFFSET_M, JOINT_LIMITS_RAD, JOINT_NAMES, load_iiwa14_spec
+from sim2real.transforms import DEFAULT_BASE_POS_SIM, DEFAULT_BASE_QUAT_SIM
+
+#: Arm base pose in the sim (Meta-World world) frame: position (m) and quaternion (w, x, y, z).
+#: 0.1 m behind the Sawyer's spot: top-down poses then reach both the drawer handle near the robot
+#: (y ~ 0.55 m, limited by joint 4's +-120 deg) and reach goals at y = 0.9 m (arm length).
+ARM_BASE_POS_SIM = DEFAULT_BASE_POS_SIM
+ARM_BASE_QUAT_SIM = DEFAULT_BASE_QUAT_SIM
+#: 2F-85 knuckle joint (``robotiq_85_left_knuckle_joint`` on the real gripper): 0 = open, closed (rad).
+GRIPPER_OPEN_RAD = 0.0
+GRIPPER_CLOSED_RAD = 0.7929
+#: Prefix of the gripper's element names inside the scene.
+GRIPPER_PREFIX = "gripper/"
+#: Knuckle joint of the gripper model (robosuite calls it ``finger_joint``).
+GRIPPER_JOINT = GRIPPER_PREFIX + "finger_joint"
+#: The fingertip pad geoms whose midpoint is the TCP (as Meta-World's ``tcp_center`` between its pads).
+FINGERTIP_PADS = (GRIPPER_PREFIX + "left_fingerpad_collision", GRIPPER_PREFIX + "right_fingerpad_collision")
+#: Name of the fixed camera that :meth:`KukaPlant.render` uses.
+CAMERA_NAME = "kuka_view"
+
+# 4-bar linkage of the 2F-85 as joint couplings: follower = coef * knuckle. With these signs the
+# fingertip pads stay parallel and meet at 0.79 rad (checked in tests/test_kuka_plant.py).
+_GRIPPER_COUPLING = {
+    "left_inner_knuckle_joint": 1.0,
+    "left_inner_finger_joint": -1.0,
+    "right_outer_knuckle_joint": 1.0,
+    "right_inner_knuckle_joint": 1.0,
+    "right_inner_finger_joint": -1.0,
+}
+
+
+@dataclass(frozen=True)
+class ServoGains:
+    """Joint position servo: torque = kp (q_target - q) - kd qd (kd as joint damping, integrated implicitly).
+
+    Attributes:
+        kp: (7,) stiffness, N m/rad.
+        kd: (7,) damping, N m s/rad.
+        armature: (7,) reflected rotor inertia, kg m^2 (geared motors; also keeps explicit Euler stable).
+        gripper_kp: knuckle servo stiffness, N m/rad.
+        gripper_force: knuckle torque limit, N m.
+    """
+
+    kp: tuple[float, ...] = (4000.0, 4000.0, 2500.0, 2500.0, 1000.0, 1000.0, 500.0)
+    kd: tuple[float, ...] = (250.0, 250.0, 120.0, 120.0, 50.0, 50.0, 25.0)
+    armature: tuple[float, ...] = (0.5, 0.5, 0.3, 0.3, 0.1, 0.1, 0.1)
+    gripper_kp: float = 20.0
+    gripper_force: float = 5.0
+
+
+@dataclass(frozen=True)
+class SceneConfig:
+    """Where the robot stands and how it is driven.
+
+    Attributes:
+        base_pos: arm base position in the sim frame, m.
+        base_quat: arm base orientation in the sim frame, quaternion (w, x, y, z).
+        gains: servo gains.
+    """
+
+    base_pos: tuple[float, float, float] = ARM_BASE_POS_SIM
+    base_quat: tuple[float, float, float, float] = ARM_BASE_QUAT_SIM
+    gains: ServoGains = field(default_factory=ServoGains)
+
+
+def robosuite_grippers_dir() -> str:
+    """Folder of robosuite's gripper MJCF files, found without importing robosuite.
+
+    Raises:
+        FileNotFoundError: robosuite is not installed (``pip install --no-deps robosuite==1.5.2``).
+    """
+    spec = importlib.util.find_spec("robosuite")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError("the Robotiq 2F-85 model ships with robosuite: pip install --no-deps robosuite==1.5.2")
+    path = os.path.join(spec.submodule_search_locations[0], "models", "assets", "grippers")
+    if not os.path.isfile(os.path.join(path, "robotiq_gripper_85.xml")):
+        raise FileNotFoundError(f"robotiq_gripper_85.xml not found under {path}; reinstall robosuite==1.5.2")
+    return path
+
+
+def load_robotiq_2f85_spec() -> mujoco.MjSpec:
+    """The Robotiq 2F-85 as a MuJoCo spec (robosuite's model, patched as the module docstring says).
+
+    Root body ``robotiq_85_adapter_link``: z is the approach axis, the fingers close along y.
+    Joints: ``finger_joint`` (the knuckle, 0 open .. 0.8 closed) and five followers held by equalities.
+    """
+    gdir = robosuite_grippers_dir()
+    with open(os.path.join(gdir, "robotiq_gripper_85.xml")) as f:
+        xml = f.read()
+    # the second declaration of this mesh names a file robosuite does not ship
+    xml = re.sub(r'\s*<mesh name="robotiq_arg2f_base_link" file="[^"]*_vis\.stl"\s*/>', "", xml)
+    spec = mujoco.MjSpec.from_string(xml)
+    spec.meshdir = gdir
+    spec.compiler.degree = False  # the file's joint ranges are in radians
+    for element in list(spec.tendons) + list(spec.actuators) + list(spec.sensors):
+        element.delete()
+    for site in list(spec.sites):  # visualisation sites (one is a 20 m cylinder)
+        site.delete()
+    for follower, coef in _GRIPPER_COUPLING.items():
+        spec.add_equality(type=mujoco.mjtEq.mjEQ_JOINT, name1=follower, name2="finger_joint",
+                          data=np.array([0.0, coef, 0.0, 0.0, 0.0] + [0.0] * 6))
+    for body in spec.bodies:
+        body.gravcomp = 1.0
+    return spec
+
+
+def _robot_geoms_touch_world_only(spec: mujoco.MjSpec) -> None:
+    for geom in spec.geoms:
+        geom.contype, geom.conaffinity = 1, 0
+
+
+def build_kuka_scene(task_xml: str, config: SceneConfig = SceneConfig()) -> mujoco.MjSpec:
+    """Replace the Sawyer of a Meta-World v3 task XML by the iiwa 14 + 2F-85.
+
+    Args:
+        task_xml: path of the Meta-World task XML (an env's ``model_name``).
+        config: robot placement and gains.
+
+    Returns:
+        An uncompiled spec. Names: arm joints :data:`sim2real.kinematics.JOINT_NAMES`, actuators
+        ``<joint>_servo`` (7, ctrl = target rad) then ``gripper_servo`` (ctrl = knuckle target rad);
+        camera :data:`CAMERA_NAME`; Meta-World's own object, goal and joint names are kept.
+
+    Raises:
+        ValueError: the XML holds no Sawyer (body ``base``) to replace.
+    """
+    spec = mujoco.MjSpec.from_file(task_xml)
+    try:
+        sawyer = spec.body("base")
+    except Exception:  # noqa: BLE001 - MjSpec raises different types across versions
+        sawyer = None
+    if sawyer is None:
+        raise ValueError(f"{task_xml} has no Sawyer body 'base'; pass a Meta-World v3 sawyer_xyz task XML")
+    spec.detach_body(sawyer)  # also removes the mocap weld and the claw actuators that refer to it
+    spec.detach_body(spec.body("mocap"))
+    used = {g.meshname for g in spec.geoms}
+    for mesh in list(spec.meshes):  # the Sawyer's meshes
+        if mesh.name not in used:
+            mesh.delete()
+
+    arm = load_iiwa14_spec()
+    gains = config.gains
+    for body in arm.bodies:
+        body.gravcomp = 1.0
+    for i, name in enumerate(JOINT_NAMES):
+        joint = arm.joint(name)
+        joint.damping, joint.armature = gains.kd[i], gains.armature[i]
+    gripper = load_robotiq_2f85_spec()
+    _robot_geoms_touch_world_only(arm)
+    _robot_geoms_touch_world_only(gripper)
+    flange = arm.body("lbr_iiwa_link_7").add_frame(pos=[0.0, 0.0, FLANGE_OFFSET_M])
+    arm.attach(gripper, frame=flange, prefix=GRIPPER_PREFIX)
+    spec.attach(arm, frame=spec.worldbody.add_frame(pos=list(config.base_pos), quat=list(config.base_quat)))
+
+    for i, name in enumerate(JOINT_NAMES):
+        _add_position_servo(spec, name + "_servo", name, gains.kp[i], (-JOINT_LIMITS_RAD[i], JOINT_LIMITS_RAD[i]))
+    servo = _add_position_servo(spec, "gripper_servo", GRIPPER_JOINT, gains.gripper_kp,
+                                (GRIPPER_OPEN_RAD, GRIPPER_CLOSED_RAD))
+    servo.forcelimited = True
+    servo.forcerange = [-gains.gripper_force, gains.gripper_force]
+    finger = spec.joint(GRIPPER_JOINT)
+    finger.damping, finger.armature = 0.1, 0.001
+
+    # a pedestal under the arm base, for the picture only
+    pedestal = spec.worldbody.add_geom(type=mujoco.mjtGeom.mjGEOM_CYLINDER, size=[0.12, 0.45, 0.0],
+                                       pos=[config.base_pos[0], config.base_pos[1], config.base_pos[2] - 0.45],
+                                       rgba=[0.25, 0.25, 0.25, 1.0])
+    pedestal.contype, pedestal.conaffinity = 0, 0
+    spec.visual.global_.offwidth, spec.visual.global_.offheight = 1280, 960  # largest render() size
+    # fixed view from the far left corner of the table, looking at (0, 0.45, 0.25)
+    spec.worldbody.add_camera(name=CAMERA_NAME, pos=[-1.2, 1.3, 0.9], xyaxes=[-0.578, -0.816, 0.0, 0.33, -0.234, 0.915])
+    return spec
+
+
+def _add_position_servo(spec: mujoco.MjSpec, name: str, joint: str, kp: float, ctrlrange) -> mujoco.MjsActuator:
+    """MuJoCo ``<position>`` actuator: force = kp (ctrl - q); velocity damping lives on the joint."""
+    act = spec.add_actuator(name=name, target=joint, trntype=mujoco.mjtTrn.mjTRN_JOINT)
+    act.gaintype = mujoco.mjtGain.mjGAIN_FIXED
+    act.biastype = mujoco.mjtBias.mjBIAS_AFFINE
+    act.gainprm[0] = kp
+    act.biasprm[:3] = [0.0, -kp, 0.0]
+    act.ctrllimited = True
+    act.ctrlrange = [float(ctrlrange[0]), float(ctrlrange[1])]
+    return act

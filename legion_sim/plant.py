@@ -1,0 +1,312 @@
+"""The simulated plant: KUKA iiwa 14 + Robotiq 2F-85 in a Meta-World v3 task, driven like the real robot.
+
+The plant is driven only through 7 arm joint-position targets and a gripper closing fraction (no
+mocap), at 20 Hz: one :meth:`KukaPlant.step` is 50 ms of physics (20 steps of Meta-World's 2.5 ms).
+Objects and goals are placed per reset with the task's own Meta-World distribution
+(``_random_reset_space`` read from the Meta-World env class), seeded; success is Meta-World's test.
+
+Headless rendering needs ``MUJOCO_GL=egl`` set before MuJoCo is first imported; this module sets
+it when unset, so import it before anything else that imports ``mujoco`` (or export the variable).
+"""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("MUJOCO_GL", "egl")
+
+from functools import lru_cache  # noqa: E402
+
+import mujoco  # noqa: E402
+import numpy as np  # noqa: E402
+
+from legion_sim.kuka_scene import (  # noqa: E402
+    CAMERA_NAME, FINGERTIP_PADS, GRIPPER_CLOSED_RAD, GRIPPER_JOINT, GRIPPER_PREFIX, SceneConfig, build_kuka_scene,
+)
+from sim2real.kinematics import (  # noqa: E402
+    GRIPPER_TCP_DEPTH_M, JOINT_LIMITS_RAD, JOINT_NAMES, TOP_DOWN_ROT, ArmKinematics,
+)
+from sim2real.transforms import METAWORLD_EE_OFFSET_M, FrameTransform  # noqa: E402
+
+CONTROL_DT = 0.05  # s, 20 Hz
+#: Start configuration for the reset IK (elbow up, flange down, arm pointing along +y of the base).
+Q_NOMINAL = np.deg2rad([90.0, 30.0, 0.0, -90.0, 0.0, 60.0, 0.0])
+
+
+@lru_cache(maxsize=None)
+def _metaworld_env(task: str):
+    """One instance of Meta-World's env class for ``task``: the source of its XML, spaces and constants."""
+    from metaworld.env_dict import ALL_V3_ENVIRONMENTS  # noqa: PLC0415 (slow import, only when needed)
+
+    return ALL_V3_ENVIRONMENTS[task]()
+
+
+class _Task:
+    """Task-specific placement, object/goal readout and success test, mirroring Meta-World's env class."""
+
+    def __init__(self, task: str, model: mujoco.MjModel):
+        mw = _metaworld_env(task)
+        self.model = model
+        self.hand_init_pos = np.asarray(mw.hand_init_pos, dtype=np.float64).copy()
+        self.reset_low = np.asarray(mw._random_reset_space.low, dtype=np.float64).copy()
+        self.reset_high = np.asarray(mw._random_reset_space.high, dtype=np.float64).copy()
+        self.target_radius = float(mw.TARGET_RADIUS)
+        self.goal_site = model.site("goal").id
+        self.goal = np.zeros(3)
+
+    def sample(self, rng: np.random.Generator) -> np.ndarray:
+        """Meta-World's ``_get_state_rand_vec`` with seeded sampling."""
+        return rng.uniform(self.reset_low, self.reset_high)
+
+    def set_goal(self, goal: np.ndarray) -> None:
+        self.goal = np.asarray(goal, dtype=np.float64).copy()
+        self.model.site_pos[self.goal_site] = self.goal
+
+
+class _Reach(_Task):
+    """reach-v3 (``SawyerReachEnvV3``): puck on the table, goal in the air; success: TCP within 0.05 m of the goal."""
+
+    def __init__(self, task, model):
+        super().__init__(task, model)
+        self.obj_body = model.body("obj").id
+        self.obj_qpos = model.jnt_qposadr[model.joint("objjoint").id]
+        self.obj_qvel = model.jnt_dofadr[model.joint("objjoint").id]
+
+    def reset(self, data: mujoco.MjData, rng: np.random.Generator) -> None:
+        vec = self.sample(rng)
+        while np.linalg.norm(vec[:2] - vec[3:5]) < 0.15:  # reset_model: puck and goal at least 0.15 m apart
+            vec = self.sample(rng)
+        data.qpos[self.obj_qpos:self.obj_qpos + 7] = np.r_[vec[:3], 1.0, 0.0, 0.0, 0.0]
+        data.qvel[self.obj_qvel:self.obj_qvel + 6] = 0.0
+        self.set_goal(vec[3:])
+
+    def object_position(self, data):
+        return data.xpos[self.obj_body].copy()  # get_body_com("obj") is the body's xpos in gymnasium
+
+    def success(self, data, tcp) -> bool:
+        return bool(np.linalg.norm(tcp - self.goal) <= 0.05)  # evaluate_state: reach_dist <= 0.05
+
+
+class _DrawerClose(_Task):
+    """drawer-close-v3 (``SawyerDrawerCloseEnvV3``): drawer starts pulled out 0.15 m; success: handle
+    within TARGET_RADIUS + 0.015 m of the closed position (TARGET_RADIUS is SawyerXYZEnv's 0.05, as used
+    by ``evaluate_state``)."""
+
+    HANDLE_OFFSET = np.array([0.0, -0.16, 0.05])  # _get_pos_objects: drawer_link + this
+    TARGET_OFFSET = np.array([0.0, -0.16, 0.09])  # reset_model: drawer pos + this
+
+    def __init__(self, task, model):
+        super().__init__(task, model)
+        self.max_dist = float(_metaworld_env(task).maxDist)
+        self.drawer_body = model.body("drawer").id
+        self.drawer_link = model.body("drawer_link").id
+        self.slide_qpos = model.jnt_qposadr[model.joint("goal_slidey").id]
+        self.slide_qvel = model.jnt_dofadr[model.joint("goal_slidey").id]
+
+    def reset(self, data, rng) -> None:
+        drawer_pos = self.sample(rng)
+        self.model.body_pos[self.drawer_body] = drawer_pos
+        data.qpos[self.slide_qpos] = -self.max_dist  # pulled out all the way
+        data.qvel[self.slide_qvel] = 0.0
+        self.set_goal(drawer_pos + self.TARGET_OFFSET)
+
+    def object_position(self, data):
+        return data.xpos[self.drawer_link] + self.HANDLE_OFFSET
+
+    def success(self, data, tcp) -> bool:
+        return bool(np.linalg.norm(self.object_position(data) - self.goal) <= self.target_radius + 0.015)
+
+
+#: Tasks the plant supports, Meta-World v3 names.
+TASKS = {"reach-v3": _Reach, "drawer-close-v3": _DrawerClose}
+
+
+class KukaPlant:
+    """MuJoCo KUKA iiwa 14 + Robotiq 2F-85 in a Meta-World v3 task (sim frame = Meta-World's world frame).
+
+    Args:
+        task: a key of :data:`TASKS` (``"reach-v3"``, ``"drawer-close-v3"``).
+        seed: seed of the placement RNG (``numpy.random.default_rng``); None draws fresh entropy.
+        render: create the renderer now (fails fast without a GL backend); :meth:`render` works either way.
+        config: robot placement and servo gains (default: base at (0, 0.1, 0), axes aligned).
+        ee_offset_m: the policy's ee point behind the TCP along the approach axis, m (default: Meta-World's
+            hand, 0.045; see :mod:`sim2real.transforms`).
+
+    Attributes:
+        joint_names: the 7 arm joint names (URDF ``lbr_iiwa_joint_1..7`` = driver A1..A7).
+        dt: control period, 0.05 s.
+        frame: T_sim<-base of this scene, for :class:`sim2real.transforms.Sim2Real`/``Real2Sim``.
+        ee_offset_m: as the argument.
+        model, data: the MuJoCo model and data (read-only use, please).
+
+    Raises:
+        ValueError: unknown task.
+    """
+
+    def __init__(self, task: str = "reach-v3", seed: int | None = None, render: bool = False,
+                 config: SceneConfig | None = None, ee_offset_m: float = METAWORLD_EE_OFFSET_M):
+        if task not in TASKS:
+            raise ValueError(f"unknown task {task!r}; the KUKA plant supports {sorted(TASKS)}")
+        self.task = task
+        self.config = config or SceneConfig()
+        self.frame = FrameTransform.from_pos_quat(self.config.base_pos, self.config.base_quat)
+        spec = build_kuka_scene(_metaworld_env(task).model_name, self.config)
+        self.model = spec.compile()
+        self.data = mujoco.MjData(self.model)
+        self.joint_names = list(JOINT_NAMES)
+        self.dt = CONTROL_DT
+        self.ee_offset_m = float(ee_offset_m)
+        self.n_substeps = int(round(CONTROL_DT / self.model.opt.timestep))
+        self._qadr = np.array([self.model.jnt_qposadr[self.model.joint(n).id] for n in JOINT_NAMES])
+        self._dadr = np.array([self.model.jnt_dofadr[self.model.joint(n).id] for n in JOINT_NAMES])
+        self._grip_qadr = self.model.jnt_qposadr[self.model.joint(GRIPPER_JOINT).id]
+        self._pads = [self.model.geom(n).id for n in FINGERTIP_PADS]
+        self._hand = self.model.body(GRIPPER_PREFIX + "robotiq_85_adapter_link").id
+        self._task = TASKS[task](task, self.model)
+        self._kinematics = ArmKinematics()
+        self._rng = np.random.default_rng(seed)
+        self._renderers: dict[tuple[int, int], mujoco.Renderer] = {}
+        self._prev_obs18: np.ndarray | None = None
+        if render:
+            self._renderer(320, 240)
+        self.reset()
+
+    # ----------------------------------------------------------------------------------------------
+    def reset(self, seed: int | None = None) -> None:
+        """New episode: objects and goal placed at random (seeded), arm at the start posture.
+
+        The start posture puts the ee point (Meta-World's hand) at the task's ``hand_init_pos``,
+        top-down, by IK from :data:`Q_NOMINAL`; the gripper is open and everything is at rest.
+
+        Args:
+            seed: reseed the placement RNG first (None: continue the current stream).
+
+        Raises:
+            RuntimeError: the start pose is not reachable from this arm base pose.
+        """
+        if seed is not None:
+            self._rng = np.random.default_rng(seed)
+        mujoco.mj_resetData(self.model, self.data)
+        self._task.reset(self.data, self._rng)
+        rot = self.frame.rotation_to_base(TOP_DOWN_ROT)
+        tcp = self.frame.to_base(self._task.hand_init_pos) + self.ee_offset_m * rot[:, 2]
+        start = self._kinematics.solve_ik(tcp, Q_NOMINAL, rot, max_iterations=300)
+        if not start.converged:
+            raise RuntimeError(f"start hand {self._task.hand_init_pos} (sim) is not reachable top-down from the arm "
+                               f"base at {self.config.base_pos}: IK error {start.pos_error_m:.4f} m")
+        self.data.qpos[self._qadr] = start.q
+        self.data.ctrl[:7] = start.q
+        self.data.ctrl[7] = 0.0
+        mujoco.mj_forward(self.model, self.data)
+        self._prev_obs18 = self._obs18()
+
+    def step(self, q_target: np.ndarray, gripper: float) -> None:
+        """Advance 0.05 s with joint position targets and a gripper command.
+
+        Args:
+            q_target: (7,) arm joint targets, rad, within the position limits.
+            gripper: closing fraction in [0, 1] (0 open, 1 closed), mapped linearly to the knuckle
+                target 0 .. 0.7929 rad.
+
+        Raises:
+            ValueError: q_target not 7 finite numbers or outside the joint limits (the real driver's
+                command guard rejects those too), gripper not a finite number in [0, 1].
+            RuntimeError: the physics diverged.
+        """
+        q = np.asarray(q_target, dtype=np.float64).reshape(-1)
+        if q.shape != (7,) or not np.all(np.isfinite(q)):
+            raise ValueError(f"q_target must be 7 finite joint positions in rad, got {q_target!r}")
+        if np.any(np.abs(q) > JOINT_LIMITS_RAD + 1e-9):
+            raise ValueError(f"q_target {np.rad2deg(q).round(2)} deg exceeds the iiwa 14 limits "
+                             f"+-{np.rad2deg(JOINT_LIMITS_RAD).round(0)} deg")
+        g = float(gripper)
+        if not (np.isfinite(g) and 0.0 <= g <= 1.0):
+            raise ValueError(f"gripper must be a closing fraction in [0, 1], got {gripper!r}")
+        self._prev_obs18 = self._obs18()
+        self.data.ctrl[:7] = q
+        self.data.ctrl[7] = g * GRIPPER_CLOSED_RAD
+        mujoco.mj_step(self.model, self.data, nstep=self.n_substeps)
+        if self.data.warning[mujoco.mjtWarning.mjWARN_BADQACC].number > 0 or not np.all(np.isfinite(self.data.qpos)):
+            raise RuntimeError("physics diverged (bad joint accelerations); reset() the plant")
+
+    # ----------------------------------------------------------------------------------------------
+    def joint_state(self) -> tuple[np.ndarray, np.ndarray]:
+        """Arm joint positions q (7,) rad and velocities qd (7,) rad/s, A1..A7."""
+        return self.data.qpos[self._qadr].copy(), self.data.qvel[self._dadr].copy()
+
+    def gripper_position(self) -> float:
+        """Knuckle joint position, rad (0 open .. ~0.79 closed), as the 2F-85 driver reports it."""
+        return float(self.data.qpos[self._grip_qadr])
+
+    def object_position(self) -> np.ndarray:
+        """(3,) task object position in the sim frame, m (Meta-World's ``_get_pos_objects``)."""
+        return np.asarray(self._task.object_position(self.data), dtype=np.float64)
+
+    def goal_position(self) -> np.ndarray:
+        """(3,) goal position in the sim frame, m (Meta-World's ``_target_pos``)."""
+        return self._task.goal.copy()
+
+    def tcp_position(self) -> np.ndarray:
+        """(3,) ground-truth TCP in the sim frame, m: midpoint of the two fingertip pads."""
+        return 0.5 * (self.data.geom_xpos[self._pads[0]] + self.data.geom_xpos[self._pads[1]])
+
+    def ee_position(self) -> np.ndarray:
+        """(3,) ground-truth ee point in the sim frame, m: fixed on the gripper body, ``ee_offset_m`` behind
+        the closed-gripper TCP along the approach axis (rigid, like the Sawyer's ``hand``; equals
+        ``Real2Sim.ee_position`` of the measured joints)."""
+        depth = GRIPPER_TCP_DEPTH_M - self.ee_offset_m
+        return self.data.xpos[self._hand] + depth * self.data.xmat[self._hand].reshape(3, 3)[:, 2]
+
+    def success(self) -> bool:
+        """Meta-World's success test of the task, on the current state."""
+        return self._task.success(self.data, self.tcp_position())
+
+    def metaworld_observation(self) -> np.ndarray:
+        """(39,) Meta-World v3 observation built from the plant, for Meta-World's scripted policies.
+
+        [0:3] ee point (the Sawyer's hand), [3] pad distance / 0.1 clipped to [0, 1], [4:7] object,
+        [7:11] object quaternion (x, y, z, w; zeros for the drawer, as Meta-World), [11:18] zeros,
+        [18:36] the same 18 values one step earlier, [36:39] goal.
+        """
+        return np.concatenate([self._obs18(), self._prev_obs18, self.goal_position()])
+
+    def _obs18(self) -> np.ndarray:
+        obs = np.zeros(18)
+        obs[0:3] = self.ee_position()
+        pads = self.data.geom_xpos[self._pads]
+        obs[3] = np.clip(np.linalg.norm(pads[0] - pads[1]) / 0.1, 0.0, 1.0)
+        obs[4:7] = self.object_position()
+        if isinstance(self._task, _Reach):
+            quat = self.data.xquat[self._task.obj_body]  # w, x, y, z
+            obs[7:11] = np.r_[quat[1:], quat[0]]
+        return obs
+
+    # ----------------------------------------------------------------------------------------------
+    def _renderer(self, width: int, height: int) -> mujoco.Renderer:
+        key = (width, height)
+        if key not in self._renderers:
+            try:
+                self._renderers[key] = mujoco.Renderer(self.model, height=height, width=width)
+            except Exception as exc:  # noqa: BLE001 - GL back-ends raise assorted types
+                raise RuntimeError(f"cannot create a MuJoCo renderer ({exc}); headless machines need "
+                                   "MUJOCO_GL=egl set before mujoco is first imported") from exc
+        return self._renderers[key]
+
+    def render(self, width: int = 320, height: int = 240) -> np.ndarray:
+        """RGB image (height, width, 3) uint8 from the fixed camera ``kuka_view``, upright.
+
+        Raises:
+            ValueError: size not in 16..1280 x 16..960 pixels.
+            RuntimeError: no GL back-end (see the module docstring).
+        """
+        if not (isinstance(width, (int, np.integer)) and isinstance(height, (int, np.integer))
+                and 16 <= width <= 1280 and 16 <= height <= 960):
+            raise ValueError(f"render size must be integers within 16..1280 x 16..960 pixels, got {width}x{height}")
+        renderer = self._renderer(int(width), int(height))
+        renderer.update_scene(self.data, camera=CAMERA_NAME)
+        return renderer.render().copy()
+
+    def close(self) -> None:
+        """Free the renderers' GL contexts."""
+        for renderer in self._renderers.values():
+            renderer.close()
+        self._renderers.clear()
