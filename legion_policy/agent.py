@@ -1,0 +1,281 @@
+"""The LEGION agent: upstream task inference (encoder + knowledge space + decoders) and downstream SAC.
+
+Method (docs/method.md section 3; paper Methods, eqs. 11-12):
+
+* task encoder q(z | s, l) -> (mu, log sigma^2), z = mu + eps * sigma (latent size 10);
+* knowledge space: a Dirichlet-process mixture over z (:class:`legion_policy.knowledge_space.KnowledgeSpace`),
+  refitted with warm start on encoder means of replay states (alternating optimisation);
+* upstream loss L = zeta * L_dyn + eta * L_embed + xi * L_KL (eq. 12), with the soft-assignment KL of
+  eq. 11, sum_k p_ik KL(q(z_i) || N(mu_k, Sigma_k)), or KL to N(0, I) before the first fit;
+* SAC (twin critics, Polyak targets, automatic entropy tuning with target -|A|, one log alpha per task
+  as in the official code) with actor pi(a | s, z) and Q(s, a, z). The RL side takes z = mu(s, l)
+  detached: no RL gradient reaches the encoder, and training sees the same z as deployment, where the
+  policy is deterministic.
+
+Batches are dicts of float32 tensors: ``obs`` (B,12) and ``next_obs`` (B,12) in metres (sim frame),
+``action`` (B,4) in [-1,1], ``reward`` (B,), ``done`` (B,) 1.0 on termination (not truncation),
+``embed`` (B,L) unit-norm language embeddings, and ``task`` (B,) int64 stream index of the task.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from legion_policy.networks import (
+    Actor, DynamicsDecoder, InputNormalizer, LanguageDecoder, TaskEncoder, TwinCritic,
+)
+
+
+@dataclass
+class AgentConfig:
+    """Hyper-parameters (defaults: official code where CPU allows; paper sizes in brackets).
+
+    Attributes:
+        obs_dim: S = 12. action_dim: A = 4. embed_dim: L (384 MiniLM, 768 RoBERTa). latent_dim: Z = 10.
+        hidden: width of every hidden layer (paper: encoder 400, SAC 300).
+        batch_size: SAC and encoder mini-batch (paper: 512).
+        lr: Adam learning rate for all modules (3e-4). gamma: discount (0.99). tau: Polyak rate (0.005).
+        zeta, eta, xi: weights of L_dyn, L_embed, L_KL in eq. 12 (official code: 0.5, 1.0, 0.001).
+        max_tasks: size of the per-task log-alpha table (the paper's stream has 10 tasks).
+        init_alpha: initial entropy temperature.
+        dpmm_gamma0, dpmm_sF, dpmm_n_batches, dpmm_n_laps: knowledge-space parameters (bnpy names).
+    """
+
+    obs_dim: int = 12
+    action_dim: int = 4
+    embed_dim: int = 384
+    latent_dim: int = 10
+    hidden: int = 256
+    batch_size: int = 256
+    lr: float = 3e-4
+    gamma: float = 0.99
+    tau: float = 0.005
+    zeta: float = 0.5
+    eta: float = 1.0
+    xi: float = 0.001
+    max_tasks: int = 10
+    init_alpha: float = 1.0
+    dpmm_gamma0: float = 5.0
+    dpmm_sF: float = 0.1
+    dpmm_n_batches: int = 5
+    dpmm_n_laps: int = 10
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def gaussian_kl(mu_q: torch.Tensor, log_var_q: torch.Tensor, mu_p: torch.Tensor, var_p: torch.Tensor) -> torch.Tensor:
+    """KL(N(mu_q, diag e^log_var_q) || N(mu_p, diag var_p)) for diagonal Gaussians, summed over the last axis.
+
+    Shapes broadcast: e.g. q (B,1,Z) against p (1,K,Z) gives (B,K).
+    """
+    var_q = log_var_q.exp()
+    return 0.5 * (torch.log(var_p) - log_var_q + (var_q + (mu_q - mu_p) ** 2) / var_p - 1.0).sum(-1)
+
+
+def soft_kl(mu: torch.Tensor, log_var: torch.Tensor, resp: torch.Tensor, means: torch.Tensor,
+            variances: torch.Tensor) -> torch.Tensor:
+    """Soft-assignment KL of eq. 11: L_KL,i = sum_k p_ik KL(q(z_i) || N(mu_k, Sigma_k)).
+
+    Args:
+        mu, log_var: (B,Z) encoder posterior. resp: (B,K) responsibilities p_ik (rows sum to 1).
+        means, variances: (K,Z) component means and diagonal variances of the knowledge space.
+
+    Returns:
+        (B,) per-sample KL.
+    """
+    kl = gaussian_kl(mu[:, None, :], log_var[:, None, :], means[None], variances[None])  # (B,K)
+    return (resp * kl).sum(-1)
+
+
+class LegionAgent(nn.Module):
+    """LEGION: encoder, knowledge space, language/dynamics decoders, SAC actor and twin critics.
+
+    Args:
+        config: :class:`AgentConfig`.
+        seed: seeds torch and the knowledge space.
+
+    Attributes:
+        knowledge_space: the fitted DPMM, or ``None`` before the first :meth:`fit_knowledge_space`.
+    """
+
+    def __init__(self, config: AgentConfig | None = None, seed: int = 0):
+        super().__init__()
+        self.config = c = config or AgentConfig()
+        self.seed = seed
+        torch.manual_seed(seed)
+        self.normalizer = InputNormalizer(c.obs_dim, c.embed_dim)
+        self.encoder = TaskEncoder(c.obs_dim, c.embed_dim, c.latent_dim, c.hidden)
+        self.language_decoder = LanguageDecoder(c.latent_dim, c.embed_dim, c.hidden)
+        self.dynamics_decoder = DynamicsDecoder(c.obs_dim, c.action_dim, c.latent_dim, c.hidden)
+        self.actor = Actor(c.obs_dim, c.latent_dim, c.action_dim, c.hidden)
+        self.critic = TwinCritic(c.obs_dim, c.latent_dim, c.action_dim, c.hidden)
+        self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
+        self.log_alpha = nn.Parameter(torch.full((c.max_tasks,), float(np.log(c.init_alpha))))
+        self.target_entropy = -float(c.action_dim)
+        self.knowledge_space = None
+        self.reset_optimizers()
+
+    # ----------------------------------------------------------------------------------------- setup
+    def reset_optimizers(self) -> None:
+        """Fresh Adam optimisers (paper: optimiser state is reset at the start of every task)."""
+        lr = self.config.lr
+        upstream = [*self.encoder.parameters(), *self.language_decoder.parameters(),
+                    *self.dynamics_decoder.parameters()]
+        self.upstream_optimizer = torch.optim.Adam(upstream, lr=lr)
+        self.actor_optimizer = torch.optim.Adam(self.actor.parameters(), lr=lr)
+        self.critic_optimizer = torch.optim.Adam(self.critic.parameters(), lr=lr)
+        self.alpha_optimizer = torch.optim.Adam([self.log_alpha], lr=lr)
+
+    def _new_knowledge_space(self):
+        from legion_policy.knowledge_space import KnowledgeSpace
+
+        c = self.config
+        return KnowledgeSpace(c.latent_dim, gamma0=c.dpmm_gamma0, sF=c.dpmm_sF, n_batches=c.dpmm_n_batches,
+                              n_laps=c.dpmm_n_laps, seed=self.seed)
+
+    # ------------------------------------------------------------------------------------- inference
+    def posterior(self, obs: torch.Tensor, embed: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """q(z | s, l): raw obs (B,S) m and unit-norm embeddings (B,L) -> (mu (B,Z), log_var (B,Z))."""
+        return self.encoder(self.normalizer.obs(obs), self.normalizer.embed(embed))
+
+    @torch.no_grad()
+    def latent(self, obs: torch.Tensor, embed: torch.Tensor) -> torch.Tensor:
+        """The z the RL side sees: posterior mean mu(s, l), (B,Z), without gradient."""
+        return self.posterior(obs, embed)[0]
+
+    @torch.no_grad()
+    def act(self, obs: np.ndarray, embed: np.ndarray, deterministic: bool = False) -> np.ndarray:
+        """Action for one observation.
+
+        Args:
+            obs: (S,) sim-frame observation, m. embed: (L,) unit-norm language embedding.
+            deterministic: tanh(mean) instead of a sample from pi.
+
+        Returns:
+            (A,) float32 action in [-1, 1].
+        """
+        o = torch.as_tensor(obs, dtype=torch.float32)[None]
+        e = torch.as_tensor(embed, dtype=torch.float32)[None]
+        s_n, z = self.normalizer.obs(o), self.latent(o, e)
+        a = self.actor.deterministic(s_n, z) if deterministic else self.actor.sample(s_n, z)[0]
+        return a[0].numpy().astype(np.float32)
+
+    # -------------------------------------------------------------------------------------- upstream
+    def upstream_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        """Eq. 12: zeta * L_dyn + eta * L_embed + xi * L_KL on a batch (means over the batch).
+
+        L_embed: sum of squared errors of the language decoder's reconstruction of l.
+        L_dyn: sum of squared errors of the predicted normalised s_{t+1}.
+        L_KL: eq. 11 with the current knowledge space (responsibilities of the sampled z, held fixed),
+        or KL(q(z|s,l) || N(0, I)) before its first fit.
+        """
+        c = self.config
+        s_n = self.normalizer.obs(batch["obs"])
+        mu, log_var = self.encoder(s_n, self.normalizer.embed(batch["embed"]))
+        z = TaskEncoder.sample(mu, log_var)
+        l_embed = ((self.language_decoder(z) - batch["embed"]) ** 2).sum(-1).mean()
+        next_n = self.normalizer.obs(batch["next_obs"])
+        l_dyn = ((self.dynamics_decoder(s_n, batch["action"], z) - next_n) ** 2).sum(-1).mean()
+        ks = self.knowledge_space
+        if ks is not None and ks.fitted:
+            resp = torch.as_tensor(ks.responsibilities(z.detach().double().numpy()), dtype=torch.float32)
+            means = torch.as_tensor(ks.means, dtype=torch.float32)
+            variances = torch.as_tensor(ks.variances, dtype=torch.float32)
+            l_kl = soft_kl(mu, log_var, resp, means, variances).mean()
+        else:
+            l_kl = gaussian_kl(mu, log_var, torch.zeros_like(mu), torch.ones_like(mu)).mean()
+        loss = c.zeta * l_dyn + c.eta * l_embed + c.xi * l_kl
+        return loss, {"loss/upstream": loss.item(), "loss/dyn": l_dyn.item(), "loss/embed": l_embed.item(),
+                      "loss/kl": l_kl.item()}
+
+    def update_encoder(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
+        """One Adam step on the upstream loss (encoder + decoders; the DPMM is held fixed)."""
+        loss, info = self.upstream_loss(batch)
+        self.upstream_optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.upstream_optimizer.step()
+        return info
+
+    @torch.no_grad()
+    def fit_knowledge_space(self, obs: np.ndarray | torch.Tensor, embed: np.ndarray | torch.Tensor):
+        """Refit the DPMM (warm start) on encoder means of the given states (alternating optimisation).
+
+        Args:
+            obs: (N,S) observations, e.g. 3000 states drawn from the replay buffer. embed: (N,L).
+
+        Returns:
+            The knowledge space's ``FitReport``.
+        """
+        mu = self.latent(torch.as_tensor(obs, dtype=torch.float32), torch.as_tensor(embed, dtype=torch.float32))
+        if self.knowledge_space is None:
+            self.knowledge_space = self._new_knowledge_space()
+        return self.knowledge_space.fit(mu.double().numpy())
+
+    # ------------------------------------------------------------------------------------------- SAC
+    def _sac_inputs(self, batch: dict[str, torch.Tensor]):
+        """Normalised s, s' and detached z = mu(s, l), z' = mu(s', l) for a batch (one encoder pass)."""
+        n = batch["obs"].shape[0]
+        z_both = self.latent(torch.cat([batch["obs"], batch["next_obs"]]), batch["embed"].repeat(2, 1))
+        return self.normalizer.obs(batch["obs"]), self.normalizer.obs(batch["next_obs"]), z_both[:n], z_both[n:]
+
+    def critic_loss(self, batch: dict[str, torch.Tensor], inputs=None) -> tuple[torch.Tensor, dict[str, float]]:
+        """Soft Bellman residual of both critics against the clipped double-Q target (SAC, eq. 5 of Haarnoja 2018)."""
+        s_n, next_n, z, z_next = inputs or self._sac_inputs(batch)
+        with torch.no_grad():
+            alpha = self.log_alpha[batch["task"]].exp()
+            a_next, logp_next = self.actor.sample(next_n, z_next)
+            q1_t, q2_t = self.critic_target(next_n, a_next, z_next)
+            soft_v = torch.min(q1_t, q2_t) - alpha * logp_next
+            target = batch["reward"] + self.config.gamma * (1.0 - batch["done"]) * soft_v
+        q1, q2 = self.critic(s_n, batch["action"], z)
+        loss = ((q1 - target) ** 2).mean() + ((q2 - target) ** 2).mean()
+        return loss, {"loss/critic": loss.item(), "q": q1.mean().item()}
+
+    def actor_alpha_loss(self, batch: dict[str, torch.Tensor], inputs=None):
+        """(actor_loss, alpha_loss, info): E[alpha log pi - min Q] and the temperature loss with target -|A|.
+
+        alpha is the log-alpha entry of each sample's task; the critics are not updated by the actor loss.
+        """
+        s_n, _, z, _ = inputs or self._sac_inputs(batch)
+        alpha = self.log_alpha[batch["task"]].exp()
+        a_pi, logp = self.actor.sample(s_n, z)
+        self.critic.requires_grad_(False)  # gradient flows through Q to the action only
+        q1_pi, q2_pi = self.critic(s_n, a_pi, z)
+        self.critic.requires_grad_(True)
+        actor_loss = (alpha.detach() * logp - torch.min(q1_pi, q2_pi)).mean()
+        alpha_loss = (-alpha * (logp.detach() + self.target_entropy)).mean()
+        info = {"loss/actor": actor_loss.item(), "loss/alpha": alpha_loss.item(), "alpha": alpha.mean().item(),
+                "entropy": -logp.mean().item()}
+        return actor_loss, alpha_loss, info
+
+    def update_sac(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
+        """One SAC update: critics, then actor and temperature, then Polyak averaging of the target critics."""
+        inputs = self._sac_inputs(batch)
+        critic_loss, info = self.critic_loss(batch, inputs)
+        self.critic_optimizer.zero_grad(set_to_none=True)
+        critic_loss.backward()
+        self.critic_optimizer.step()
+        actor_loss, alpha_loss, info_pi = self.actor_alpha_loss(batch, inputs)
+        self.actor_optimizer.zero_grad(set_to_none=True)
+        self.alpha_optimizer.zero_grad(set_to_none=True)
+        (actor_loss + alpha_loss).backward()  # disjoint parameters: one backward pass for both
+        self.actor_optimizer.step()
+        self.alpha_optimizer.step()
+        with torch.no_grad():
+            for p, p_t in zip(self.critic.parameters(), self.critic_target.parameters()):
+                p_t.lerp_(p, self.config.tau)
+        return {**info, **info_pi}
+
+    # -------------------------------------------------------------------------------------- persist
+    def tensors(self) -> dict[str, torch.Tensor]:
+        """Every weight and buffer as a flat name -> tensor dict (safetensors-ready, contiguous copies)."""
+        return {k: v.detach().clone().contiguous() for k, v in self.state_dict().items()}
+
+    def load_tensors(self, tensors: dict[str, torch.Tensor], strict: bool = True) -> None:
+        """Inverse of :meth:`tensors`. ``strict=False`` loads a deployment subset (encoder, actor, normalizer)."""
+        self.load_state_dict(tensors, strict=strict)

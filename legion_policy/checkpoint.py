@@ -1,0 +1,308 @@
+"""LEGION checkpoints: a folder of safetensors weights + ``manifest.json``, and the frozen deployment policy.
+
+Layout of a checkpoint folder::
+
+    manifest.json                 format_version, observation layout, action scale, embedding model + dim,
+                                  agent config, knowledge-space summary, task library, provenance,
+                                  sha256 of every other file
+    weights.safetensors           every agent tensor (normalizer, encoder, decoders, actor, critics, log_alpha)
+    knowledge_space.safetensors   the DPMM state (``KnowledgeSpace.state_dict()``)
+
+:func:`save_checkpoint` writes into a temporary sibling folder and renames it into place, so a reader
+never sees a half-written checkpoint. :func:`load_checkpoint` checks every file against its hash and
+raises :class:`CheckpointError` with a message that names the problem. :class:`LegionPolicy` is what
+the runner deploys: frozen encoder + DPMM + actor, deterministic action tanh(mean).
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.numpy import load_file as load_numpy, save_file as save_numpy
+from safetensors.torch import load_file as load_torch, save_file as save_torch
+
+from legion_policy.agent import AgentConfig, LegionAgent
+from sim2real.observation import ACTION_DIM, ACTION_SCALE_M, OBS_DIM, OBS_LAYOUT
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+WEIGHTS = "weights.safetensors"
+KNOWLEDGE_SPACE = "knowledge_space.safetensors"
+#: Tensor-name prefixes a deployable checkpoint must contain.
+DEPLOYMENT_PREFIXES = ("normalizer.", "encoder.", "actor.")
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint folder is missing, incomplete, corrupt, tampered with, or of an unknown format."""
+
+
+class EmbeddingMismatchError(ValueError):
+    """The language embedder in use is not the one the checkpoint was trained with."""
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def git_commit(repo: Path | None = None) -> str | None:
+    """The current git commit of ``repo`` (default: this package's repository), or None outside git."""
+    import subprocess
+
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo or Path(__file__).resolve().parent,
+                             capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def save_checkpoint(path: str | Path, agent: LegionAgent, *, embedding_model: str, embedding_dim: int,
+                    task_library: dict, provenance: dict) -> Path:
+    """Write ``agent`` as a checkpoint folder at ``path`` (atomically; replaces an existing checkpoint).
+
+    Args:
+        path: destination folder.
+        agent: the agent; its knowledge space must be fitted (deployment needs the DPMM).
+        embedding_model: :attr:`TextEmbedder.name` of the language model used in training.
+        embedding_dim: its embedding size L (must equal ``agent.config.embed_dim``).
+        task_library: ``TaskLibrary.to_dict()``.
+        provenance: training facts (tasks, steps, seeds, per-task success...); date and git commit
+            are added here.
+
+    Returns:
+        The checkpoint folder.
+
+    Raises:
+        ValueError: the knowledge space is not fitted or the embedding size disagrees with the agent.
+    """
+    path = Path(path)
+    ks = agent.knowledge_space
+    if ks is None or not ks.fitted:
+        raise ValueError("fit the knowledge space (agent.fit_knowledge_space) before saving a checkpoint")
+    if int(embedding_dim) != agent.config.embed_dim:
+        raise ValueError(f"embedding_dim {embedding_dim} != agent's embed_dim {agent.config.embed_dim}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+    try:
+        save_torch(agent.tensors(), str(tmp / WEIGHTS), metadata={"format": "legion-agent"})
+        ks_state = {k: np.array(v, order="C") for k, v in ks.state_dict().items()}  # keeps 0-d arrays 0-d
+        save_numpy(ks_state, str(tmp / KNOWLEDGE_SPACE), metadata={"format": "legion-knowledge-space"})
+        provenance = dict(provenance)
+        provenance.setdefault("date", _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+        provenance.setdefault("git_commit", git_commit())
+        manifest = {
+            "format_version": FORMAT_VERSION,
+            "observation": {"dim": OBS_DIM, "layout": OBS_LAYOUT, "frame": "sim", "unit": "m", "dtype": "float32"},
+            "action": {"dim": ACTION_DIM, "low": -1.0, "high": 1.0, "scale_m_per_unit": ACTION_SCALE_M,
+                       "layout": ["dx", "dy", "dz", "gripper"], "deterministic": "tanh(mean)"},
+            "embedding": {"model": embedding_model, "dim": int(embedding_dim),
+                          "pooling": "attention-masked mean, L2-normalised"},
+            "agent_config": agent.config.to_dict(),
+            "knowledge_space": {"K": int(ks.K), "weights": np.asarray(ks.weights).tolist(),
+                                "gamma0": agent.config.dpmm_gamma0, "sF": agent.config.dpmm_sF,
+                                "n_batches": agent.config.dpmm_n_batches, "n_laps": agent.config.dpmm_n_laps,
+                                "latent_dim": agent.config.latent_dim},
+            "task_library": task_library,
+            "provenance": provenance,
+            "files": {name: sha256_file(tmp / name) for name in (WEIGHTS, KNOWLEDGE_SPACE)},
+        }
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, default=_json_default))
+        for f in tmp.iterdir():  # mkdtemp creates 0700; checkpoints are shared artefacts
+            f.chmod(0o644)
+        tmp.chmod(0o755)
+        old = None
+        if path.exists():
+            old = path.parent / f".{path.name}.old-{os.getpid()}"
+            os.replace(path, old)
+        os.replace(tmp, path)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return path
+
+
+def _json_default(o):
+    if isinstance(o, (np.integer, np.floating)):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+@dataclass
+class Checkpoint:
+    """A validated checkpoint: ``manifest`` (dict), ``tensors`` (name -> torch.Tensor), ``knowledge_space``
+    (name -> np.ndarray), ``path``."""
+
+    path: Path
+    manifest: dict
+    tensors: dict[str, torch.Tensor]
+    knowledge_space: dict[str, np.ndarray]
+
+
+def resolve_checkpoint_dir(path: str | Path) -> Path:
+    """The checkpoint folder for ``path``: the folder itself, or its ``checkpoint/`` child (a training run folder)."""
+    path = Path(path)
+    if not (path / MANIFEST).exists() and (path / "checkpoint" / MANIFEST).exists():
+        return path / "checkpoint"
+    return path
+
+
+def load_checkpoint(path: str | Path) -> Checkpoint:
+    """Read and validate a checkpoint folder (or a training run folder holding ``checkpoint/``).
+
+    Raises:
+        CheckpointError: the folder or a file is missing, the manifest is not valid JSON or lacks a
+            key, the format version is unknown, a file's sha256 differs from the manifest, a
+            safetensors file is corrupt, or deployment tensors are missing.
+    """
+    path = resolve_checkpoint_dir(path)
+    if not path.is_dir():
+        raise CheckpointError(f"no checkpoint folder at {path}; train one with `legion train --out {path}`")
+    mpath = path / MANIFEST
+    if not mpath.is_file():
+        raise CheckpointError(f"{path} is not a LEGION checkpoint: {MANIFEST} is missing")
+    try:
+        manifest = json.loads(mpath.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{mpath} is not valid JSON ({exc}); the checkpoint is corrupt") from exc
+    if not isinstance(manifest, dict):
+        raise CheckpointError(f"{mpath} must hold a JSON object")
+    version = manifest.get("format_version")
+    if version != FORMAT_VERSION:
+        raise CheckpointError(f"{mpath}: unknown checkpoint format_version {version!r}; this code reads "
+                              f"version {FORMAT_VERSION} (retrain or use the matching software version)")
+    for key in ("observation", "action", "embedding", "agent_config", "knowledge_space", "task_library",
+                "provenance", "files"):
+        if key not in manifest:
+            raise CheckpointError(f"{mpath}: required key {key!r} is missing")
+    files = manifest["files"]
+    for name in (WEIGHTS, KNOWLEDGE_SPACE):
+        if name not in files:
+            raise CheckpointError(f"{mpath}: no hash recorded for {name}")
+    for name, digest in files.items():
+        fpath = path / name
+        if not fpath.is_file():
+            raise CheckpointError(f"checkpoint file {fpath} is missing")
+        actual = sha256_file(fpath)
+        if actual != digest:
+            raise CheckpointError(f"checkpoint file {fpath} has sha256 {actual[:16]}..., the manifest says "
+                                  f"{str(digest)[:16]}...: the file was modified or corrupted")
+    try:
+        tensors = load_torch(str(path / WEIGHTS))
+        ks_state = load_numpy(str(path / KNOWLEDGE_SPACE))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"cannot read the safetensors files in {path}: {exc}") from exc
+    for prefix in DEPLOYMENT_PREFIXES:
+        if not any(k.startswith(prefix) for k in tensors):
+            raise CheckpointError(f"{path / WEIGHTS} holds no '{prefix}*' tensors; the policy cannot be deployed")
+    return Checkpoint(path=path, manifest=manifest, tensors=tensors, knowledge_space=ks_state)
+
+
+def load_agent(path: str | Path) -> tuple[LegionAgent, dict]:
+    """Rebuild the full :class:`LegionAgent` (weights + knowledge space) from a checkpoint.
+
+    Returns:
+        (agent, manifest).
+
+    Raises:
+        CheckpointError: as :func:`load_checkpoint`, or the tensors do not fit the recorded config.
+    """
+    from legion_policy.knowledge_space import KnowledgeSpace
+
+    ckpt = load_checkpoint(path)
+    try:
+        config = AgentConfig(**ckpt.manifest["agent_config"])
+    except TypeError as exc:
+        raise CheckpointError(f"{ckpt.path / MANIFEST}: agent_config does not match this code ({exc})") from exc
+    agent = LegionAgent(config)
+    try:
+        agent.load_tensors(ckpt.tensors, strict=False)
+    except RuntimeError as exc:
+        raise CheckpointError(f"{ckpt.path / WEIGHTS} does not fit the manifest's agent_config: {exc}") from exc
+    try:
+        agent.knowledge_space = KnowledgeSpace.from_state_dict(ckpt.knowledge_space)
+    except (KeyError, ValueError, TypeError) as exc:
+        raise CheckpointError(f"{ckpt.path / KNOWLEDGE_SPACE} is not a valid knowledge-space state: {exc}") from exc
+    agent.eval()
+    return agent, ckpt.manifest
+
+
+class LegionPolicy:
+    """The frozen deployment policy: encoder q(z|s,l) + knowledge space + actor, deterministic tanh(mean).
+
+    Attributes:
+        manifest: the checkpoint manifest (dict).
+        embedding_model: name of the language model the policy was trained with.
+        embedding_dim: its embedding size L.
+        task_library: ``TaskLibrary.to_dict()`` recorded at training time.
+    """
+
+    def __init__(self, agent: LegionAgent, manifest: dict):
+        self.agent = agent.eval().requires_grad_(False)
+        self.manifest = manifest
+        self.embedding_model = str(manifest["embedding"]["model"])
+        self.embedding_dim = int(manifest["embedding"]["dim"])
+        self.task_library = manifest["task_library"]
+
+    @classmethod
+    def load(cls, path: str | Path) -> "LegionPolicy":
+        """Load a checkpoint folder (or a run folder holding ``checkpoint/``). Raises :class:`CheckpointError`."""
+        torch.set_num_threads(1)
+        agent, manifest = load_agent(path)
+        return cls(agent, manifest)
+
+    def check_embedder(self, name: str, dim: int) -> None:
+        """Raise :class:`EmbeddingMismatchError` unless (name, dim) is the embedder the policy was trained with."""
+        if name != self.embedding_model or int(dim) != self.embedding_dim:
+            raise EmbeddingMismatchError(
+                f"the policy was trained with language model {self.embedding_model!r} ({self.embedding_dim}-d), "
+                f"but the embedder in use is {name!r} ({dim}-d); load the same model (see the checkpoint "
+                f"manifest's 'embedding') or retrain with `legion train --embedding-model`")
+
+    @torch.no_grad()
+    def act(self, obs: np.ndarray, embedding: np.ndarray) -> tuple[np.ndarray, int]:
+        """Deterministic action and knowledge-space component for one observation.
+
+        Args:
+            obs: (12,) float32 sim-frame observation (:data:`sim2real.observation.OBS_LAYOUT`), m.
+            embedding: (embedding_dim,) float32 unit-norm language embedding of the subtask phrase.
+
+        Returns:
+            (action (4,) float32 in [-1, 1], index of the DPMM component most responsible for z = mu(s, l)).
+
+        Raises:
+            ValueError: wrong shapes or non-finite values (the message names the expected model/dim).
+        """
+        obs = np.asarray(obs, dtype=np.float32).reshape(-1)
+        embedding = np.asarray(embedding, dtype=np.float32).reshape(-1)
+        if obs.shape != (OBS_DIM,):
+            raise ValueError(f"obs must have shape ({OBS_DIM},) (layout {list(OBS_LAYOUT)}), got {obs.shape}")
+        if embedding.shape != (self.embedding_dim,):
+            raise ValueError(f"embedding must have shape ({self.embedding_dim},) from language model "
+                             f"{self.embedding_model!r}, got {embedding.shape}")
+        if not (np.all(np.isfinite(obs)) and np.all(np.isfinite(embedding))):
+            raise ValueError("obs and embedding must be finite (got NaN or inf)")
+        o, e = torch.from_numpy(obs)[None], torch.from_numpy(embedding)[None]
+        z = self.agent.latent(o, e)
+        action = self.agent.actor.deterministic(self.agent.normalizer.obs(o), z)[0].numpy().astype(np.float32)
+        component = int(self.agent.knowledge_space.predict(z.double().numpy())[0])
+        return action, component

@@ -1,0 +1,161 @@
+"""LEGION's neural modules: input normalisation, task encoder, decoders, SAC actor and twin critic.
+
+Shapes use B for the batch size; S = 12 (observation, :mod:`sim2real.observation`), A = 4 (action),
+L = language-embedding size (384 for all-MiniLM-L6-v2, 768 for RoBERTa), Z = latent size (10).
+All tensors are float32.
+
+Sizes: the paper's official code uses 400-unit encoder layers and 300-unit SAC layers with batch
+512; this project defaults to 256-unit layers and batch 256 (see :class:`~legion_policy.agent.AgentConfig`),
+which learns the same tasks at about twice the update rate on a CPU.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import nn
+
+#: Per-dimension bounds used to normalise the 12-d observation: Meta-World's hand workspace
+#: (``SawyerXYZEnv._HAND_SPACE``: x -0.525..0.525, y 0.348..1.025, z -0.0525..0.7 m) for the
+#: end-effector, object and goal positions; the zero-padded orientation slot (6:9) is left as is.
+_HAND_LOW = np.array([-0.525, 0.348, -0.0525])
+_HAND_HIGH = np.array([0.525, 1.025, 0.7])
+OBS_LOC = np.concatenate([(_HAND_LOW + _HAND_HIGH) / 2] * 2 + [np.zeros(3)] + [(_HAND_LOW + _HAND_HIGH) / 2])
+OBS_SCALE = np.concatenate([(_HAND_HIGH - _HAND_LOW) / 2] * 2 + [np.ones(3)] + [(_HAND_HIGH - _HAND_LOW) / 2])
+
+LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0  # SAC actor log-std range (CleanRL / SB3 convention)
+
+
+def mlp(in_dim: int, hidden: int, out_dim: int, n_hidden: int = 2) -> nn.Sequential:
+    """ReLU multilayer perceptron ``in_dim -> hidden (x n_hidden) -> out_dim`` (linear output)."""
+    layers: list[nn.Module] = []
+    d = in_dim
+    for _ in range(n_hidden):
+        layers += [nn.Linear(d, hidden), nn.ReLU()]
+        d = hidden
+    layers.append(nn.Linear(d, out_dim))
+    return nn.Sequential(*layers)
+
+
+class InputNormalizer(nn.Module):
+    """Fixed per-dimension affine normalisation of (s, l).
+
+    s_n = (s - loc) / scale with the workspace bounds :data:`OBS_LOC`, :data:`OBS_SCALE` (so positions in
+    the hand workspace map to [-1, 1]); l_n = sqrt(L) * l, so a unit-norm sentence embedding has
+    entries of unit scale. Fixed rather than running statistics so that inputs of earlier tasks do
+    not drift while later tasks are learned (lifelong setting). Buffers are saved with checkpoints.
+
+    Args:
+        obs_dim: S (12).
+        embed_dim: L.
+    """
+
+    def __init__(self, obs_dim: int, embed_dim: int):
+        super().__init__()
+        if obs_dim != OBS_LOC.shape[0]:
+            raise ValueError(f"InputNormalizer expects the {OBS_LOC.shape[0]}-d observation, got obs_dim={obs_dim}")
+        self.register_buffer("obs_loc", torch.as_tensor(OBS_LOC, dtype=torch.float32))
+        self.register_buffer("obs_scale", torch.as_tensor(OBS_SCALE, dtype=torch.float32))
+        self.register_buffer("embed_gain", torch.tensor(math.sqrt(embed_dim), dtype=torch.float32))
+
+    def obs(self, s: torch.Tensor) -> torch.Tensor:
+        """(B, S) raw sim-frame observation (m) -> (B, S) normalised."""
+        return (s - self.obs_loc) / self.obs_scale
+
+    def embed(self, l: torch.Tensor) -> torch.Tensor:
+        """(B, L) unit-norm embedding -> (B, L) unit-scale entries."""
+        return l * self.embed_gain
+
+
+class TaskEncoder(nn.Module):
+    """Task encoder q(z | s, l) = N(mu, diag(sigma^2)) (paper Methods; official code 780->400x3->10).
+
+    Args:
+        obs_dim: S; embed_dim: L; latent_dim: Z; hidden: width of the 2 hidden layers.
+
+    forward(s_n (B,S), l_n (B,L)) -> (mu (B,Z), log_var (B,Z)), both normalised inputs.
+    """
+
+    def __init__(self, obs_dim: int, embed_dim: int, latent_dim: int = 10, hidden: int = 256):
+        super().__init__()
+        self.trunk = mlp(obs_dim + embed_dim, hidden, 2 * latent_dim)
+        self.latent_dim = latent_dim
+
+    def forward(self, s_n: torch.Tensor, l_n: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mu, log_var = self.trunk(torch.cat([s_n, l_n], -1)).chunk(2, -1)
+        return mu, log_var.clamp(-10.0, 4.0)
+
+    @staticmethod
+    def sample(mu: torch.Tensor, log_var: torch.Tensor) -> torch.Tensor:
+        """Reparameterised z = mu + eps * sigma, eps ~ N(0, I) (Kingma & Welling 2014). (B,Z) -> (B,Z)."""
+        return mu + torch.randn_like(mu) * (0.5 * log_var).exp()
+
+
+class LanguageDecoder(nn.Module):
+    """Language decoder p(l | z): (B,Z) -> (B,L) reconstruction of the (unit-norm) embedding."""
+
+    def __init__(self, latent_dim: int, embed_dim: int, hidden: int = 256):
+        super().__init__()
+        self.net = mlp(latent_dim, hidden, embed_dim, n_hidden=1)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z)
+
+
+class DynamicsDecoder(nn.Module):
+    """Dynamics decoder p(s' | s, a, z): (B,S),(B,A),(B,Z) -> (B,S) prediction of the normalised s'."""
+
+    def __init__(self, obs_dim: int, action_dim: int, latent_dim: int, hidden: int = 256):
+        super().__init__()
+        self.net = mlp(obs_dim + action_dim + latent_dim, hidden, obs_dim)
+
+    def forward(self, s_n: torch.Tensor, a: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        # Predict the change: s' = s + f(s, a, z), which is small for one 12.5 ms step.
+        return s_n + self.net(torch.cat([s_n, a, z], -1))
+
+
+class Actor(nn.Module):
+    """SAC squashed-Gaussian actor pi(a | s, z) (Haarnoja et al. 2018; CleanRL's layout).
+
+    forward(s_n (B,S), z (B,Z)) -> (mean (B,A), log_std (B,A)), log_std in [LOG_STD_MIN, LOG_STD_MAX].
+    """
+
+    def __init__(self, obs_dim: int, latent_dim: int, action_dim: int, hidden: int = 256):
+        super().__init__()
+        self.net = mlp(obs_dim + latent_dim, hidden, 2 * action_dim)
+
+    def forward(self, s_n: torch.Tensor, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mean, log_std = self.net(torch.cat([s_n, z], -1)).chunk(2, -1)
+        log_std = LOG_STD_MIN + 0.5 * (LOG_STD_MAX - LOG_STD_MIN) * (torch.tanh(log_std) + 1)
+        return mean, log_std
+
+    def sample(self, s_n: torch.Tensor, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Reparameterised a = tanh(u), u ~ N(mean, std); returns (a (B,A) in (-1,1), log pi(a|s,z) (B,))."""
+        mean, log_std = self(s_n, z)
+        normal = torch.distributions.Normal(mean, log_std.exp())
+        u = normal.rsample()
+        a = torch.tanh(u)
+        # Change of variables for tanh (SAC paper appendix C), numerically stable form.
+        log_prob = normal.log_prob(u).sum(-1) - (2 * (math.log(2) - u - nn.functional.softplus(-2 * u))).sum(-1)
+        return a, log_prob
+
+    def deterministic(self, s_n: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """Deterministic action tanh(mean): (B,A) in (-1, 1)."""
+        return torch.tanh(self(s_n, z)[0])
+
+
+class TwinCritic(nn.Module):
+    """Twin soft Q-functions Q1, Q2(s, a, z) (clipped double Q, Fujimoto et al. 2018).
+
+    forward(s_n (B,S), a (B,A), z (B,Z)) -> (q1 (B,), q2 (B,)).
+    """
+
+    def __init__(self, obs_dim: int, latent_dim: int, action_dim: int, hidden: int = 256):
+        super().__init__()
+        self.q1 = mlp(obs_dim + latent_dim + action_dim, hidden, 1)
+        self.q2 = mlp(obs_dim + latent_dim + action_dim, hidden, 1)
+
+    def forward(self, s_n: torch.Tensor, a: torch.Tensor, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = torch.cat([s_n, z, a], -1)
+        return self.q1(x).squeeze(-1), self.q2(x).squeeze(-1)

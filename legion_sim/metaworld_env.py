@@ -1,0 +1,142 @@
+"""Meta-World v3 tasks as Gymnasium environments with the project's 12-d observation.
+
+:class:`MetaWorldTaskEnv` wraps one Meta-World v3 environment (e.g. ``reach-v3``) so that
+
+* observations are the 12-d sim-frame vector of :mod:`sim2real.observation` (float32, metres);
+* actions are Meta-World's 4-d Box(-1, 1): end-effector displacement (1 unit = 1 cm per step) and
+  gripper command;
+* an episode is truncated after ``max_episode_steps`` (150, the paper's episode length);
+* the object/goal placement is re-drawn at every reset from the task's random-reset space;
+* ``info["success"]`` is a bool.
+
+Meta-World's task API is used as documented: the environment is configured with a task from the
+MT1 benchmark (``set_task``), which switches the goal to visible and rebuilds the cached
+observation space; setting ``_partially_observable`` by hand would leave a cached space that clips
+the goal to zero (see docs/environment.md). After ``set_task`` the random vector is unfrozen and
+drawn from the environment's seeded generator, so placements differ every episode but are
+reproducible from ``seed``.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from sim2real.observation import ACTION_DIM, OBS_DIM, from_metaworld
+
+#: The paper's episode length (steps of 12.5 ms simulated time each).
+EPISODE_STEPS = 150
+
+
+def metaworld_env_ids() -> list[str]:
+    """All Meta-World v3 environment names (e.g. ``"reach-v3"``)."""
+    import metaworld
+
+    return sorted(metaworld.MT1.ENV_NAMES)
+
+
+class MetaWorldTaskEnv(gym.Env):
+    """One Meta-World v3 task with randomised placements, 12-d observations and 150-step episodes.
+
+    Args:
+        env_id: Meta-World v3 name, e.g. ``"reach-v3"`` or ``"drawer-close-v3"``.
+        seed: seeds the placement generator (and the action space); same seed -> same placements.
+        max_episode_steps: truncation horizon (default 150, the paper's).
+        render_mode: passed to Meta-World (``"rgb_array"`` needs ``MUJOCO_GL=egl`` headless).
+
+    Observation: Box(-inf, inf, (12,), float32), layout :data:`sim2real.observation.OBS_LAYOUT`.
+    Action: Box(-1, 1, (4,), float32).
+
+    Raises:
+        ValueError: ``env_id`` is not a Meta-World v3 environment (the message lists them).
+    """
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 80}
+
+    def __init__(self, env_id: str, seed: int = 0, max_episode_steps: int = EPISODE_STEPS,
+                 render_mode: str | None = None):
+        import metaworld
+
+        if env_id not in metaworld.MT1.ENV_NAMES:
+            raise ValueError(f"unknown Meta-World task {env_id!r}; use a v3 name such as 'reach-v3'. "
+                             f"Known: {', '.join(sorted(metaworld.MT1.ENV_NAMES))}")
+        if max_episode_steps <= 0:
+            raise ValueError(f"max_episode_steps must be positive, got {max_episode_steps}")
+        self.env_id = env_id
+        self.max_episode_steps = int(max_episode_steps)
+        benchmark = metaworld.MT1(env_id, seed=seed)
+        self._env = benchmark.train_classes[env_id](render_mode=render_mode)
+        # MT1 tasks carry partially_observable=False: set_task makes the goal visible properly.
+        self._env.set_task(benchmark.train_tasks[0])
+        # Then draw a fresh placement at every reset from the env's own seeded generator.
+        self._env._freeze_rand_vec = False
+        self._env.seeded_rand_vec = True
+        self._env.seed(seed)
+        # Meta-World raises if stepped past max_path_length; make it our horizon.
+        self._env.max_path_length = self.max_episode_steps
+        self.render_mode = render_mode
+        self.observation_space = gym.spaces.Box(-np.inf, np.inf, (OBS_DIM,), np.float32)
+        self.action_space = gym.spaces.Box(-1.0, 1.0, (ACTION_DIM,), np.float32)
+        self.action_space.seed(seed)
+        self._steps = 0
+
+    @property
+    def unwrapped_metaworld(self):
+        """The underlying Meta-World ``SawyerXYZEnv`` (for scripted expert policies and tests)."""
+        return self._env
+
+    @property
+    def last_obs39(self) -> np.ndarray:
+        """Meta-World's full 39-d observation from the last reset/step (float64)."""
+        return self._obs39
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        """Start an episode with a new random object/goal placement.
+
+        Args:
+            seed: if given, reseeds the placement generator first (Gymnasium convention).
+
+        Returns:
+            (obs (12,) float32, info dict with ``"obs39"``).
+        """
+        super().reset(seed=seed)
+        if seed is not None:
+            self._env.seed(seed)
+            self.action_space.seed(seed)
+        obs39, _ = self._env.reset()
+        self._obs39 = obs39
+        self._steps = 0
+        return from_metaworld(obs39), {"obs39": obs39}
+
+    def step(self, action: np.ndarray):
+        """Apply one 4-d action (clipped to [-1, 1]) for one Meta-World step.
+
+        Returns:
+            (obs (12,) float32, reward float (Meta-World v3 dense reward, 0..10), terminated False,
+            truncated (True at ``max_episode_steps``), info with ``"success"`` bool and Meta-World's
+            reward terms).
+
+        Raises:
+            ValueError: the action is not 4 finite numbers.
+            RuntimeError: stepped after truncation without reset.
+        """
+        action = np.asarray(action, dtype=np.float32).reshape(-1)
+        if action.shape != (ACTION_DIM,) or not np.all(np.isfinite(action)):
+            raise ValueError(f"action must be {ACTION_DIM} finite numbers in [-1, 1], got {action!r}")
+        if self._steps >= self.max_episode_steps:
+            raise RuntimeError("episode is over (truncated); call reset() before step()")
+        obs39, reward, _, truncated, info = self._env.step(np.clip(action, -1.0, 1.0))
+        self._obs39 = obs39
+        self._steps += 1
+        info = dict(info)
+        info["success"] = bool(info.get("success", 0.0))
+        truncated = bool(truncated) or self._steps >= self.max_episode_steps
+        return from_metaworld(obs39), float(reward), False, truncated, info
+
+    def render(self):
+        """RGB frame from Meta-World (upside down under EGL: flip with ``np.flipud``)."""
+        return self._env.render()
+
+    def close(self):
+        self._env.close()

@@ -1,0 +1,150 @@
+"""LEGION agent: module shapes, the soft-assignment KL (eq. 11), gradient isolation, and that each loss learns."""
+import numpy as np
+import pytest
+import torch
+
+from legion_policy.agent import AgentConfig, LegionAgent, gaussian_kl, soft_kl
+from legion_policy.networks import Actor, DynamicsDecoder, InputNormalizer, LanguageDecoder, TaskEncoder, TwinCritic
+
+torch.set_num_threads(1)
+B, S, A, L, Z = 16, 12, 4, 384, 10
+
+
+def make_batch(n=B, seed=0, n_tasks=2):
+    g = torch.Generator().manual_seed(seed)
+    obs = torch.tensor([0.0, 0.6, 0.2] * 4) + 0.1 * torch.randn(n, S, generator=g)
+    obs[:, 6:9] = 0
+    embed = torch.nn.functional.normalize(torch.randn(n_tasks, L, generator=g), dim=-1)
+    task = torch.arange(n) % n_tasks
+    return {"obs": obs, "next_obs": obs + 0.01 * torch.randn(n, S, generator=g),
+            "action": torch.rand(n, A, generator=g) * 2 - 1, "reward": torch.rand(n, generator=g) * 10,
+            "done": torch.zeros(n), "embed": embed[task], "task": task}
+
+
+@pytest.fixture
+def agent():
+    return LegionAgent(AgentConfig(hidden=64, batch_size=B), seed=0)
+
+
+def test_module_shapes_and_dtypes():
+    s, l, a, z = torch.randn(B, S), torch.randn(B, L), torch.rand(B, A) * 2 - 1, torch.randn(B, Z)
+    mu, log_var = TaskEncoder(S, L, Z, 32)(s, l)
+    assert mu.shape == log_var.shape == (B, Z) and mu.dtype == torch.float32
+    assert TaskEncoder.sample(mu, log_var).shape == (B, Z)
+    assert LanguageDecoder(Z, L, 32)(z).shape == (B, L)
+    assert DynamicsDecoder(S, A, Z, 32)(s, a, z).shape == (B, S)
+    actor = Actor(S, Z, A, 32)
+    act, logp = actor.sample(s, z)
+    assert act.shape == (B, A) and logp.shape == (B,) and act.abs().max() < 1
+    assert actor.deterministic(s, z).shape == (B, A)
+    q1, q2 = TwinCritic(S, Z, A, 32)(s, a, z)
+    assert q1.shape == q2.shape == (B,)
+
+
+def test_normalizer_maps_workspace_to_unit_box():
+    norm = InputNormalizer(S, L)
+    corners = torch.tensor([[-0.525, 0.348, -0.0525] * 2 + [0, 0, 0] + [-0.525, 0.348, -0.0525],
+                            [0.525, 1.025, 0.7] * 2 + [0, 0, 0] + [0.525, 1.025, 0.7]])
+    out = norm.obs(corners)
+    np.testing.assert_allclose(out[0, [0, 1, 2, 3, 4, 5, 9, 10, 11]], -1, atol=1e-6)
+    np.testing.assert_allclose(out[1, [0, 1, 2, 3, 4, 5, 9, 10, 11]], 1, atol=1e-6)
+    unit = torch.nn.functional.normalize(torch.randn(3, L), dim=-1)
+    np.testing.assert_allclose(norm.embed(unit).pow(2).sum(-1), L, rtol=1e-5)
+    with pytest.raises(ValueError, match="12-d"):
+        InputNormalizer(10, L)
+
+
+def test_soft_kl_equals_weighted_torch_distributions_kl():
+    g = torch.Generator().manual_seed(1)
+    K = 3
+    mu, log_var = torch.randn(B, Z, generator=g), torch.randn(B, Z, generator=g) * 0.5
+    means, variances = torch.randn(K, Z, generator=g), torch.rand(K, Z, generator=g) + 0.1
+    resp = torch.softmax(torch.randn(B, K, generator=g), -1)
+    q = torch.distributions.Normal(mu, (0.5 * log_var).exp())
+    expected = torch.zeros(B)
+    for k in range(K):
+        p = torch.distributions.Normal(means[k], variances[k].sqrt())
+        expected += resp[:, k] * torch.distributions.kl_divergence(q, p).sum(-1)
+    torch.testing.assert_close(soft_kl(mu, log_var, resp, means, variances), expected, rtol=1e-5, atol=1e-5)
+    # Before the first DPMM fit the prior is N(0, I).
+    std = torch.distributions.kl_divergence(q, torch.distributions.Normal(0.0, 1.0)).sum(-1)
+    torch.testing.assert_close(gaussian_kl(mu, log_var, torch.zeros(Z), torch.ones(Z)), std, rtol=1e-5, atol=1e-5)
+
+
+def test_no_rl_gradient_reaches_the_encoder(agent):
+    batch = make_batch()
+    critic_loss, _ = agent.critic_loss(batch)
+    actor_loss, alpha_loss, _ = agent.actor_alpha_loss(batch)
+    (critic_loss + actor_loss + alpha_loss).backward()
+    assert all(p.grad is None for p in agent.encoder.parameters())
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in agent.critic.parameters())
+    assert all(p.grad is not None for p in agent.actor.parameters())
+    # The actor loss must not train the critics.
+    agent.zero_grad(set_to_none=True)
+    agent.actor_alpha_loss(batch)[0].backward()
+    assert all(p.grad is None for p in agent.critic.parameters())
+    # The upstream loss does train the encoder.
+    agent.upstream_loss(batch)[0].backward()
+    assert all(p.grad is not None for p in agent.encoder.parameters())
+
+
+def _loss_after_one_step(agent, batch, loss_fn, optimizer):
+    torch.manual_seed(5)
+    before = loss_fn()
+    optimizer.zero_grad(set_to_none=True)
+    before.backward()
+    optimizer.step()
+    torch.manual_seed(5)  # same reparameterisation noise
+    return before.item(), loss_fn().item()
+
+
+@pytest.mark.parametrize("which", ["critic", "actor", "alpha", "upstream"])
+def test_one_update_lowers_each_loss_on_a_fixed_batch(agent, which):
+    batch = make_batch(n=64)
+    fns = {"critic": (lambda: agent.critic_loss(batch)[0], agent.critic_optimizer),
+           "actor": (lambda: agent.actor_alpha_loss(batch)[0], agent.actor_optimizer),
+           "alpha": (lambda: agent.actor_alpha_loss(batch)[1], agent.alpha_optimizer),
+           "upstream": (lambda: agent.upstream_loss(batch)[0], agent.upstream_optimizer)}
+    before, after = _loss_after_one_step(agent, batch, *fns[which])
+    assert after < before, f"{which} loss did not decrease: {before} -> {after}"
+
+
+def test_update_sac_moves_targets_by_polyak_rate(agent):
+    before = [p.clone() for p in agent.critic_target.parameters()]
+    info = agent.update_sac(make_batch())
+    assert {"loss/critic", "loss/actor", "loss/alpha", "alpha", "entropy"} <= set(info)
+    for p_old, p_t, p in zip(before, agent.critic_target.parameters(), agent.critic.parameters()):
+        torch.testing.assert_close(p_t, p_old + agent.config.tau * (p - p_old), rtol=1e-5, atol=1e-6)
+
+
+def test_reset_optimizers_clears_adam_state(agent):
+    agent.update_sac(make_batch())
+    assert len(agent.critic_optimizer.state) > 0
+    agent.reset_optimizers()
+    assert len(agent.critic_optimizer.state) == 0 and len(agent.upstream_optimizer.state) == 0
+
+
+def test_act_returns_bounded_float32_action(agent):
+    obs, emb = make_batch()["obs"][0].numpy(), make_batch()["embed"][0].numpy()
+    a = agent.act(obs, emb)
+    assert a.shape == (A,) and a.dtype == np.float32 and np.all(np.abs(a) <= 1)
+    np.testing.assert_array_equal(agent.act(obs, emb, deterministic=True), agent.act(obs, emb, deterministic=True))
+
+
+def test_knowledge_space_fit_switches_kl_to_soft_assignment(agent):
+    pytest.importorskip("legion_policy.knowledge_space")
+    batch = make_batch(n=300)
+    assert agent.upstream_loss(batch)[1]["loss/kl"] > 0
+    agent.fit_knowledge_space(batch["obs"].numpy(), batch["embed"].numpy())
+    ks = agent.knowledge_space
+    assert ks.fitted and ks.K >= 1 and ks.means.shape == (ks.K, Z)
+    torch.manual_seed(0)
+    loss, info = agent.upstream_loss(batch)
+    # Recompute eq. 11 by hand from the fitted mixture with the same noise.
+    torch.manual_seed(0)
+    mu, log_var = agent.posterior(batch["obs"], batch["embed"])
+    z = TaskEncoder.sample(mu, log_var)
+    resp = torch.as_tensor(ks.responsibilities(z.detach().double().numpy()), dtype=torch.float32)
+    expected = soft_kl(mu, log_var, resp, torch.as_tensor(ks.means, dtype=torch.float32),
+                       torch.as_tensor(ks.variances, dtype=torch.float32)).mean()
+    assert info["loss/kl"] == pytest.approx(expected.item(), rel=1e-4)
