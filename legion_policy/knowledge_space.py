@@ -447,16 +447,55 @@ class KnowledgeSpace:
             R[rows, target[labels[start:start + len(rows)]]] = 1.0
             start += len(rows)
             new.R[b], new.SS[b], new.H[b] = R, _stats(new.X[b], R), _entropy(R)
-        post = self._global(new.total())
-        among = [k, *range(K, K + n_children - 1)]
-        new, post, among = self._merge_among(new, post, among)  # cheap: most pieces merge back here
-        if len(among) == 1:
+        # Merges among the hard-assigned children change no entropy, so statistics alone score them.
+        groups = self._hard_merge_groups(new.total(), [k, *range(K, K + n_children - 1)])
+        if len(groups) == 1:
             return None
+        dropped = sorted(c for g in groups for c in g[1:])
+        to_new = np.delete(np.arange(K + n_children - 1), dropped)  # surviving columns, in order
+        M = np.zeros((K + n_children - 1, len(to_new)))  # column map old -> new
+        for g in groups:
+            M[g, np.searchsorted(to_new, g[0])] = 1.0
+        M[to_new, np.arange(len(to_new))] = 1.0
+        new.memory = M.T @ new.memory
+        for b in range(len(new.X)):
+            new.R[b] = new.R[b] @ M
+            new.SS[b], new.H[b] = M.T @ new.SS[b], _entropy(new.R[b])
+        post = self._global(new.total())
         for _ in range(BIRTH_REFINE_LAPS):
             for b in range(len(new.X)):
                 post = self._visit(new, b, post)
-        new, post, among = self._merge_among(new, post, among)
+        new, post, among = self._merge_among(new, post, [k, *range(K, K + len(groups) - 1)])
         return (new, post, self._elbo(new, post)) if len(among) > 1 else None
+
+    def _hard_merge_groups(self, S: np.ndarray, among: list[int]) -> list[list[int]]:
+        """Greedy merges within ``among`` scored by data + allocation terms of statistics S (K, 2D+1).
+
+        Returns the groups of original indices (each led by its lowest index) that remain.
+        """
+        S, among, groups = S.copy(), list(among), [[i] for i in among]
+        log_z0 = self._log_z0()
+        while len(among) > 1:
+            post = self._global(S)
+            log_z, d_alloc = self._log_z(post), self._merge_alloc_gains(post.N)
+            best_gain, best = 0.0, None
+            for a, j in enumerate(among[:-1]):
+                ks = np.array(among[a + 1:])
+                gains = (self._log_z(self._global(S[j] + S[ks])) - log_z[j] - log_z[ks] + log_z0
+                         + d_alloc[j, ks])
+                i = int(np.argmax(gains))
+                if gains[i] > best_gain:
+                    best_gain, best = gains[i], (a, a + 1 + i)
+            if best is None:
+                break
+            a, c = best
+            j, k = among[a], among[c]
+            S[j] += S[k]
+            S = np.delete(S, k, axis=0)
+            groups[a] += groups.pop(c)
+            among.pop(c)
+            among = [i - (i > k) for i in among]
+        return groups
 
     def _merge_among(self, state: _FitState, post: _Posterior, among: list[int]):
         """Greedy ELBO-improving merges within ``among`` = [k, K, K+1, ...] (a birth's children)."""
@@ -554,8 +593,10 @@ def _kmeans(X: np.ndarray, k: int, rng: np.random.Generator, max_iter: int = 20)
     """Lloyd's k-means from k-means++ seeds: labels (N,) in 0..k'-1, k' <= k (empty clusters dropped)."""
     labels = _nearest(X, _kmeans_pp(X, k, rng))
     for _ in range(max_iter):
-        centers = np.stack([X[labels == c].mean(0) for c in np.unique(labels)])
-        new = _nearest(X, centers)
+        labels = np.unique(labels, return_inverse=True)[1]
+        onehot = np.zeros((len(X), labels.max() + 1))
+        onehot[np.arange(len(X)), labels] = 1.0
+        new = _nearest(X, (onehot.T @ X) / onehot.sum(0)[:, None])
         if np.array_equal(new, labels):
             break
         labels = new
