@@ -26,10 +26,15 @@ visit replaces them (subtract old, add new) before the global step, so every rec
 full-data ELBO and never decreases.
 
 Moves (accepted only when the full ELBO increases):
-- birth (from lap 1): for each component, 2-means (k-means++ seeding) splits the data assigned to it;
-  one half becomes a fresh component, then two memoized laps refine the proposal.
+- birth (from lap 1): for each component k, k-means (k-means++ seeds, up to BIRTH_K_FRESH = 10
+  children, bnpy's Kfresh) splits the latents assigned to k; the child nearest k's mean stays in k
+  (with k's memory), the others become fresh components. Children that do not pay for themselves
+  are merged back (scored on statistics alone while assignments are hard), two memoized laps refine
+  the rest, and a final exact merge pass cleans up. A component whose birth failed is not retried in
+  the same fit unless its mass N_k changed by > 10 %.
 - merge (from lap 2): every pair (j, k) is scored exactly from the stored statistics and
   responsibilities; the best improving pair is merged into the older index, repeated while any helps.
+No delete move: a merge absorbs an emptied component when that raises the ELBO.
 
 Knowledge preservation across fits (streaming variational Bayes, Broderick et al., NeurIPS 2013): at
 the end of a fit the total statistics (memory + this fit's data) become the "memory", a fixed extra
@@ -513,13 +518,11 @@ class KnowledgeSpace:
         """
         A = np.maximum(np.cumsum(N[::-1])[::-1] - N, 0.0)
         b_old = betaln(1.0 + N, self.gamma0 + A)
-        upper = np.triu(np.ones((len(N), len(N)), dtype=bool), 1)  # i < k
-        shifted = np.where(upper, self.gamma0 + A[:, None] - N[None, :], self.gamma0 + A[:, None])
-        T = np.where(upper, betaln(1.0 + N[:, None], np.maximum(shifted, self.gamma0)) - b_old[:, None], 0.0)
-        C = np.cumsum(T, axis=0)  # C[i, k] = sum_{i' <= i} T[i', k]
+        u0_less = np.maximum(self.gamma0 + A[:, None] - N[None, :], self.gamma0)  # [i, k]: u_i0 - N_k
+        T = np.triu(betaln(1.0 + N[:, None], u0_less) - b_old[:, None], 1)  # [i, k], i < k
+        C = np.cumsum(T, axis=0)
         middle = np.concatenate([[0.0], np.diagonal(C, offset=1)])[None, :] - C  # sum_{j<i<k} T[i, k]
-        first = (betaln(1.0 + N[:, None] + N[None, :], np.maximum(self.gamma0 + A[:, None] - N[None, :], self.gamma0))
-                 - b_old[:, None])
+        first = betaln(1.0 + N[:, None] + N[None, :], u0_less) - b_old[:, None]
         last = b_old - betaln(1.0, self.gamma0)
         return first + middle - last[None, :]
 
