@@ -5,6 +5,10 @@ mocap), at 20 Hz: one :meth:`KukaPlant.step` is 50 ms of physics (20 steps of Me
 Objects and goals are placed per reset with the task's own Meta-World distribution
 (``_random_reset_space`` read from the Meta-World env class), seeded; success is Meta-World's test.
 
+Two points of the hand (see :mod:`sim2real.transforms`): the TCP, midpoint of the fingertip pads,
+plays Meta-World's ``tcp_center`` (success tests); the ee point, 4.5 cm behind it on the gripper
+body, plays the Sawyer's ``hand`` (observation[0:3] and the start posture at ``hand_init_pos``).
+
 Headless rendering needs ``MUJOCO_GL=egl`` set before MuJoCo is first imported; this module sets
 it when unset, so import it before anything else that imports ``mujoco`` (or export the variable).
 """
@@ -306,7 +310,13 @@ class KukaPlant:
         return renderer.render().copy()
 
     def close(self) -> None:
-        """Free the renderers' GL contexts."""
+        """Free the renderers' GL contexts (do it before exit: EGL may be torn down before the GC runs)."""
         for renderer in self._renderers.values():
             renderer.close()
         self._renderers.clear()
+
+    def __enter__(self) -> "KukaPlant":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -9,7 +9,7 @@ import warnings
 import numpy as np
 import pytest
 
-from legion_sim.kuka_scene import GRIPPER_CLOSED_RAD
+from legion_sim.kuka_scene import GRIPPER_CLOSED_RAD, ServoGains, build_kuka_scene
 from legion_sim.plant import TASKS, KukaPlant
 from sim2real.kinematics import JOINT_LIMITS_RAD
 from sim2real.transforms import METAWORLD_EE_OFFSET_M, Real2Sim, Sim2Real
@@ -17,12 +17,14 @@ from sim2real.transforms import METAWORLD_EE_OFFSET_M, Real2Sim, Sim2Real
 
 @pytest.fixture(scope="module")
 def reach():
-    return KukaPlant("reach-v3", seed=0)
+    with KukaPlant("reach-v3", seed=0) as plant:
+        yield plant
 
 
 @pytest.fixture(scope="module")
 def drawer():
-    return KukaPlant("drawer-close-v3", seed=0)
+    with KukaPlant("drawer-close-v3", seed=0) as plant:
+        yield plant
 
 
 def metaworld_env(task: str):
@@ -188,6 +190,15 @@ def test_step_rejects_bad_commands(reach):
             reach.step(q0, g)
     with pytest.raises(ValueError, match="unknown task"):
         KukaPlant("push-v3")
+
+
+def test_scene_builder_rejects_bad_input(tmp_path):
+    xml = tmp_path / "empty.xml"
+    xml.write_text("<mujoco><worldbody/></mujoco>")
+    with pytest.raises(ValueError, match="Sawyer"):
+        build_kuka_scene(str(xml))
+    with pytest.raises(ValueError, match="kp"):
+        ServoGains(kp=(1.0,) * 6)
 
 
 def test_metaworld_observation_layout(drawer):
