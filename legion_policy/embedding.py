@@ -57,6 +57,9 @@ class TextEmbedder:
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         import torch
         from transformers import AutoModel, AutoTokenizer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # no "Loading weights" bar on every start of the main job
 
         path = Path(model_path) if model_path else default_model_path()
         if not (path / "config.json").is_file():

@@ -1,0 +1,97 @@
+"""The ``legion`` command: ``legion run`` (the main job), ``legion train``, ``legion evaluate``, ``legion commands``."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from legion_policy.trainer import cli_train
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="LEGION lifelong RL on a (simulated) KUKA iiwa 14 + Robotiq 2F-85.")
+app.command("train")(cli_train)
+console = Console()
+
+DEFAULT_CHECKPOINT = Path("models/legion-reach-drawer")
+
+# Exit statuses of `legion run` (documented in the README).
+EXIT_FAILED_SUBTASK, EXIT_BAD_INPUT, EXIT_UNKNOWN_COMMAND = 1, 2, 3
+
+
+def _fail(message: str, code: int = EXIT_BAD_INPUT) -> None:
+    console.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+@app.command()
+def run(
+    wav: Annotated[Optional[Path], typer.Option(help="spoken command, 16 kHz mono 16-bit WAV")] = None,
+    text: Annotated[Optional[str], typer.Option(help="typed command instead of --wav")] = None,
+    checkpoint: Annotated[Path, typer.Option(help="checkpoint folder written by `legion train`")] = DEFAULT_CHECKPOINT,
+    speech_backend: Annotated[str, typer.Option(help="pocketsphinx (embedded default) or vosk")] = "pocketsphinx",
+    vosk_model: Annotated[Optional[Path], typer.Option(help="vosk model folder (for --speech-backend vosk)")] = None,
+    embedding_model: Annotated[Optional[Path], typer.Option(
+        help="transformers model folder; default: the packaged all-MiniLM-L6-v2")] = None,
+    seed: Annotated[int, typer.Option(help="seed of the object and goal placement")] = 0,
+    max_steps: Annotated[int, typer.Option(help="control steps per subtask (20 Hz)")] = 150,
+    out: Annotated[Path, typer.Option(help="folder that receives the run folder")] = Path("runs"),
+    video: Annotated[bool, typer.Option(help="render video.mp4 and frames.png")] = True,
+) -> None:
+    """Speak (or type) a command and watch the simulated KUKA iiwa carry it out with the LEGION policy."""
+    from legion_runtime.main_job import BadInput, run_main_job
+    from legion_policy.tasks import UnknownCommandError
+
+    if (wav is None) == (text is None):
+        _fail("give exactly one of --wav PATH or --text \"...\"")
+    try:
+        result = run_main_job(wav=wav, text=text, checkpoint=checkpoint, speech_backend=speech_backend,
+                              vosk_model=vosk_model, embedding_model=embedding_model, seed=seed,
+                              max_steps=max_steps, out_dir=out, video=video, console=console)
+    except UnknownCommandError as exc:
+        _fail(str(exc), EXIT_UNKNOWN_COMMAND)
+    except BadInput as exc:
+        _fail(str(exc))
+    if not all(o.success for o in result.outcomes):
+        raise typer.Exit(EXIT_FAILED_SUBTASK)
+
+
+@app.command()
+def evaluate(
+    task: Annotated[str, typer.Option(help="Meta-World task of the subtask, e.g. reach-v3")] = "reach-v3",
+    episodes: Annotated[int, typer.Option(help="randomised episodes")] = 20,
+    checkpoint: Annotated[Path, typer.Option(help="checkpoint folder")] = DEFAULT_CHECKPOINT,
+    seed: Annotated[int, typer.Option(help="seed of the first episode; episode i uses seed + i")] = 1000,
+    plant: Annotated[str, typer.Option(help="kuka (whole chain, joint targets) or metaworld (Sawyer, mocap)")] = "kuka",
+) -> None:
+    """Success rate of the shipped policy on one subtask, through the whole chain (kuka) or on Meta-World."""
+    from legion_runtime.main_job import BadInput, evaluate_policy
+
+    try:
+        rate, n = evaluate_policy(task=task, episodes=episodes, checkpoint=checkpoint, seed=seed, plant=plant,
+                                  console=console)
+    except BadInput as exc:
+        _fail(str(exc))
+    console.print(f"{task} on {plant}: success {rate:.2f} ({round(rate * n)}/{n} episodes)")
+
+
+@app.command()
+def commands(
+    checkpoint: Annotated[Path, typer.Option(help="checkpoint folder whose task library to list")] = DEFAULT_CHECKPOINT,
+) -> None:
+    """List the commands the shipped policy understands."""
+    from legion_runtime.main_job import BadInput, load_policy
+
+    try:
+        policy = load_policy(checkpoint)
+    except BadInput as exc:
+        _fail(str(exc))
+    from legion_policy.tasks import library_from_dict
+
+    for phrase in library_from_dict(policy.task_library).phrasings():
+        console.print(f"  {phrase}")
+
+
+if __name__ == "__main__":
+    app()

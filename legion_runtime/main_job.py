@@ -1,0 +1,212 @@
+"""The main job: a spoken (or typed) command → LEGION policy → simulated KUKA iiwa 14, with a run folder.
+
+Order matters for safety: every input is checked (checkpoint, audio, command, embedding model) before
+the plant is built, so bad input never moves anything.
+"""
+from __future__ import annotations
+
+import json
+import re
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+
+from legion_runtime.graph import MAX_STEPS_PER_SUBTASK, TOPICS, recorded_topics
+from legion_runtime.runner import ControlLoop, SubtaskOutcome
+from legion_policy.tasks import Plan, library_from_dict
+
+
+class BadInput(RuntimeError):
+    """An input of the main job is unusable (checkpoint, WAV, speech model, embedding model); the message says why."""
+
+
+@dataclass
+class RunResult:
+    """What ``legion run`` did: the text heard, each subtask's outcome, and the run folder."""
+
+    text: str
+    outcomes: list[SubtaskOutcome]
+    run_dir: Path | None
+
+
+def load_policy(checkpoint: Path):
+    """Load the frozen policy, turning checkpoint errors into :class:`BadInput`."""
+    from legion_policy.checkpoint import CheckpointError, LegionPolicy
+
+    try:
+        return LegionPolicy.load(checkpoint)
+    except CheckpointError as exc:
+        raise BadInput(f"cannot use checkpoint {checkpoint}: {exc}") from exc
+
+
+def recognise(wav: Path, phrases: list[str], backend: str, vosk_model: Path | None) -> tuple[str, float]:
+    """Speech → text with a grammar of ``phrases``. Returns (text, seconds). Raises :class:`BadInput`."""
+    from legion_policy.speech import SpeechError, make_recognizer, read_wav
+
+    try:
+        pcm = read_wav(wav)
+        recognizer = make_recognizer(backend, phrases=phrases, model_path=vosk_model)
+        result = recognizer.transcribe(pcm)
+    except SpeechError as exc:
+        raise BadInput(str(exc)) from exc
+    return result.text, result.seconds
+
+
+def make_chain(frame=None):
+    """Real2Sim, Sim2Real and the safety filter with the default frames and limits of the KUKA scene."""
+    from sim2real.safety import SafetyFilter, SafetyLimits
+    from sim2real.transforms import METAWORLD_HAND_HIGH, METAWORLD_HAND_LOW, FrameTransform, Real2Sim, Sim2Real
+
+    frame = frame or FrameTransform.default()
+    # Workspace box (base frame): Meta-World's hand bounds plus 2 cm, so Sim2Real's own clipping keeps the
+    # policy inside and the filter catches anything that is not.
+    corners = np.array([frame.to_base(np.array([x, y, z])) for x in (METAWORLD_HAND_LOW[0], METAWORLD_HAND_HIGH[0])
+                        for y in (METAWORLD_HAND_LOW[1], METAWORLD_HAND_HIGH[1])
+                        for z in (METAWORLD_HAND_LOW[2], METAWORLD_HAND_HIGH[2])])
+    limits = SafetyLimits.iiwa14(corners.min(0) - 0.02, corners.max(0) + 0.02)
+    return Real2Sim(frame), Sim2Real(frame), SafetyFilter(limits)
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:40] or "command"
+
+
+def run_main_job(*, wav: Path | None, text: str | None, checkpoint: Path, speech_backend: str = "pocketsphinx",
+                 vosk_model: Path | None = None, embedding_model: Path | None = None, seed: int = 0,
+                 max_steps: int = MAX_STEPS_PER_SUBTASK, out_dir: Path = Path("runs"), video: bool = True,
+                 console: Console | None = None) -> RunResult:
+    """Run a command end to end and write the run folder.
+
+    Raises:
+        BadInput: unusable checkpoint, audio, speech model or embedding model.
+        legion_policy.tasks.UnknownCommandError: the command is not in the checkpoint's task library.
+    """
+    console = console or Console()
+    policy = load_policy(checkpoint)
+    library = library_from_dict(policy.task_library)
+
+    if wav is not None:
+        heard, seconds = recognise(wav, library.phrasings(), speech_backend, vosk_model)
+        console.print(f"[bold]heard[/] {heard!r} ({speech_backend}, {seconds * 1e3:.0f} ms)")
+    else:
+        heard = text
+    plan: Plan = library.plan(heard)  # UnknownCommandError lists the known commands
+
+    from legion_policy.embedding import EmbeddingModelError, TextEmbedder
+    try:
+        embedder = TextEmbedder(embedding_model)
+    except EmbeddingModelError as exc:
+        raise BadInput(str(exc)) from exc
+    try:
+        policy.check_embedder(embedder.name, embedder.dim)
+    except ValueError as exc:
+        raise BadInput(str(exc)) from exc
+
+    run_dir = out_dir / f"{time.strftime('%Y%m%d-%H%M%S')}-{_slug(plan.text)}"
+    run_dir.mkdir(parents=True, exist_ok=False)
+    from legion_runtime import messages as m
+    from legion_runtime.bag import BagRecorder
+    from legion_sim.plant import KukaPlant
+
+    outcomes: list[SubtaskOutcome] = []
+    frames: list[np.ndarray] = []
+    t_ns = time.time_ns()
+    with BagRecorder(run_dir / "bag", recorded_topics()) as bag:
+        def publish(key: str, msg, stamp_ns: int) -> None:
+            bag.write(TOPICS[key].name, msg, stamp_ns)
+
+        publish("command_text", m.command_to_msg(plan.text), t_ns)
+        real2sim, sim2real, safety = make_chain()
+        loop = ControlLoop(policy, real2sim, sim2real, safety, publish)
+        for i, subtask in enumerate(plan.subtasks):
+            embedding = embedder.embed(subtask.description)
+            publish("subtask", m.command_to_msg(subtask.description), t_ns)
+            publish("embedding", m.embedding_to_msg(embedding), t_ns)
+            plant = KukaPlant(subtask.env_id, seed=seed + i, render=video)
+            plant.reset(seed + i)
+            on_step = None
+            if video:
+                frames.append(plant.render())
+
+                def on_step(step: int, plant=plant) -> None:  # 10 frames/s: every other 20 Hz step
+                    if step % 2 == 1:
+                        frames.append(plant.render())
+            outcome = loop.run_subtask(plant, subtask.name, embedding, max_steps, t0_ns=t_ns, on_step=on_step)
+            t_ns += outcome.steps * int(plant.dt * 1e9)
+            outcomes.append(outcome)
+            status = "[green]success[/]" if outcome.success else "[red]failed[/]"
+            console.print(f"subtask {i + 1}/{len(plan.subtasks)} {subtask.name!r} ({subtask.env_id}): {status} "
+                          f"in {outcome.steps} steps ({outcome.steps * plant.dt:.2f} s), "
+                          f"DPMM component {max(set(outcome.components), key=outcome.components.count)}, "
+                          f"safety interventions {outcome.interventions or 'none'}, holds {outcome.holds}")
+    if video and frames:
+        _write_video(run_dir, frames)
+    summary = {"command": plan.text, "checkpoint": str(checkpoint), "seed": seed,
+               "outcomes": [{k: v for k, v in asdict(o).items() if k != "components"} for o in outcomes],
+               "topics": recorded_topics()}
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    ok = sum(o.success for o in outcomes)
+    console.print(f"[bold]{ok}/{len(outcomes)} subtasks succeeded[/]; run folder: {run_dir}")
+    return RunResult(plan.text, outcomes, run_dir)
+
+
+def _write_video(run_dir: Path, frames: list[np.ndarray]) -> None:
+    """video.mp4 at 10 frames/s (every other 20 Hz step) and frames.png, a strip of 6 evenly spaced frames."""
+    import imageio.v3 as iio
+
+    iio.imwrite(run_dir / "video.mp4", np.stack(frames), fps=10, codec="libx264", macro_block_size=8)
+    pick = np.linspace(0, len(frames) - 1, 6).round().astype(int)
+    iio.imwrite(run_dir / "frames.png", np.concatenate([frames[i] for i in pick], axis=1))
+
+
+def evaluate_policy(*, task: str, episodes: int, checkpoint: Path, seed: int = 1000, plant: str = "kuka",
+                    console: Console | None = None) -> tuple[float, int]:
+    """Success rate of the checkpoint's policy on one subtask over randomised episodes.
+
+    Args:
+        task: Meta-World environment of the subtask (``reach-v3``).
+        plant: ``"kuka"``: the whole deployment chain on the KUKA plant; ``"metaworld"``: the Sawyer
+            environment with Meta-World's mocap control (what the policy was trained on).
+
+    Returns:
+        (success rate in [0, 1], number of episodes).
+    """
+    from legion_policy.embedding import TextEmbedder
+
+    policy = load_policy(checkpoint)
+    library = library_from_dict(policy.task_library)
+    try:
+        subtask = library.by_env_id(task)
+    except KeyError as exc:
+        raise BadInput(str(exc)) from exc
+    embedder = TextEmbedder()
+    policy.check_embedder(embedder.name, embedder.dim)
+    embedding = embedder.embed(subtask.description)
+    successes = 0
+    if plant == "kuka":
+        from legion_sim.plant import KukaPlant
+
+        loop = ControlLoop(policy, *make_chain())
+        kuka = KukaPlant(task, seed=seed)
+        for i in range(episodes):
+            kuka.reset(seed + i)
+            successes += loop.run_subtask(kuka, subtask.name, embedding).success
+    elif plant == "metaworld":
+        from legion_sim.metaworld_env import MetaWorldTaskEnv
+
+        env = MetaWorldTaskEnv(task, seed=seed)
+        for i in range(episodes):
+            obs, _ = env.reset(seed=seed + i)
+            done, success = False, False
+            while not done:
+                action, _ = policy.act(obs, embedding)
+                obs, _, terminated, truncated, info = env.step(action)
+                success |= bool(info["success"])
+                done = terminated or truncated or success
+            successes += success
+    else:
+        raise BadInput(f"plant must be 'kuka' or 'metaworld', got {plant!r}")
+    return successes / episodes, episodes

@@ -1,0 +1,153 @@
+"""The deployment graph's control loop in one process, in lockstep with a MuJoCo plant at 20 Hz.
+
+One cycle (50 ms of plant time), the same chain the ROS 2 nodes run on the robot:
+
+    joint states ─► Real2Sim (FK → TCP, + object, goal) ─► s_t (12-d, sim frame)
+    s_t, l ─► frozen LEGION policy ─► a_t (4-d), DPMM component k
+    a_t ─► Sim2Real (accumulated TCP target, base frame) ─► safety filter (Cartesian)
+        ─► IK ─► safety filter (joints) ─► plant (joint targets + gripper)
+
+A rejected command (HOLD) is never sent: the plant is given the measured joint positions and the
+last accepted gripper command instead. Every message of the graph can be handed to a ``publish``
+callback (the rosbag2 recorder of the main job); the evaluation loops pass none and skip the
+message conversions.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Protocol
+
+import numpy as np
+
+from legion_runtime import messages as m
+from sim2real.safety import SafetyFilter
+from sim2real.transforms import Real2Sim, Sim2Real
+
+#: 2F-85 knuckle joint at "closed", rad (PickNikRobotics/ros2_robotiq_gripper; robot.md).
+GRIPPER_CLOSED_RAD = m.GRIPPER_CLOSED_RAD
+
+Publish = Callable[[str, object, int], None]  # (topic key of legion_runtime.graph.TOPICS, message, stamp ns)
+
+
+class Plant(Protocol):
+    """What the loop needs of a plant (``legion_sim.plant.KukaPlant``; a real driver adapter later)."""
+
+    joint_names: list[str]
+    dt: float
+
+    def joint_state(self) -> tuple[np.ndarray, np.ndarray]: ...
+    def object_position(self) -> np.ndarray: ...
+    def goal_position(self) -> np.ndarray: ...
+    def step(self, q_target: np.ndarray, gripper: float) -> None: ...
+    def success(self) -> bool: ...
+
+
+class Policy(Protocol):
+    def act(self, obs: np.ndarray, embedding: np.ndarray) -> tuple[np.ndarray, int]: ...
+
+
+@dataclass
+class SubtaskOutcome:
+    """Result of one subtask.
+
+    Attributes:
+        subtask: library name, e.g. ``"reach"``.
+        success: the plant's success test held at some step (Meta-World: success if any step succeeds).
+        steps: control steps executed (<= max_steps; the loop stops at the first success).
+        holds: cycles in which the safety filter rejected the command (nothing sent).
+        interventions: safety interventions by reason during this subtask.
+        components: DPMM component inferred at each step.
+    """
+
+    subtask: str
+    success: bool
+    steps: int
+    holds: int = 0
+    interventions: dict[str, int] = field(default_factory=dict)
+    components: list[int] = field(default_factory=list)
+
+
+class ControlLoop:
+    """Runs subtasks on a plant through Real2Sim → policy → Sim2Real → safety → IK → safety → plant.
+
+    Args:
+        policy: frozen policy with ``act(obs (12,), embedding (D,)) -> (action (4,), component)``.
+        real2sim: observation builder (its FK must model the plant's arm).
+        sim2real: action → Cartesian command and IK.
+        safety: the safety filter; its limits are in the robot base frame.
+        publish: optional callback receiving every graph message with its stamp (ns).
+    """
+
+    def __init__(self, policy: Policy, real2sim: Real2Sim, sim2real: Sim2Real, safety: SafetyFilter,
+                 publish: Publish | None = None):
+        self.policy, self.real2sim, self.sim2real, self.safety = policy, real2sim, sim2real, safety
+        self.publish = publish
+
+    def run_subtask(self, plant: Plant, name: str, embedding: np.ndarray, max_steps: int = 150,
+                    t0_ns: int = 0, on_step: Callable[[int], None] | None = None) -> SubtaskOutcome:
+        """Run one subtask until the plant reports success or ``max_steps`` control steps have passed.
+
+        Args:
+            plant: a reset plant.
+            name: subtask name (for the outcome).
+            embedding: (D,) float32 language embedding of the subtask description.
+            max_steps: step limit (paper: 150).
+            t0_ns: stamp of the first cycle, ns (the plant's clock then advances by ``plant.dt``).
+            on_step: called after each plant step with the step index (video frames).
+
+        Returns:
+            :class:`SubtaskOutcome`.
+        """
+        before = dict(self.safety.counters)
+        q, _ = plant.joint_state()
+        self.sim2real.reset(self.real2sim.tcp_position(q))
+        gripper = 0.0  # last accepted gripper command (fraction closed); starts open
+        outcome = SubtaskOutcome(subtask=name, success=False, steps=0)
+        dt_ns = int(round(plant.dt * 1e9))
+        for step in range(max_steps):
+            stamp = t0_ns + step * dt_ns
+            q, qd = plant.joint_state()
+            obs = self.real2sim.observation(q, plant.object_position(), plant.goal_position())
+            action, component = self.policy.act(obs, embedding)
+            outcome.components.append(int(component))
+            tcp_base = self.real2sim.kinematics.forward_kinematics(q)[0]
+            if np.all(np.isfinite(action)):
+                cmd = self.sim2real.command(action, stamp=stamp * 1e-9)
+                verdict = self.safety.filter_cartesian(cmd.position_base, tcp_base, cmd.gripper)
+            else:  # a non-finite action is a HOLD, decided by the safety filter like any other
+                verdict = self.safety.filter_cartesian(np.full(3, np.nan), tcp_base, gripper)
+            q_cmd = None
+            if verdict.accepted:
+                ik = self.sim2real.kinematics.solve_ik(verdict.position, q, self.sim2real.target_rot_base,
+                                                       max_iterations=self.sim2real.ik_iterations)
+                joint_verdict = self.safety.filter_joints(ik.q, q, plant.dt)
+                if joint_verdict.accepted:
+                    q_cmd, gripper = joint_verdict.q, verdict.gripper
+            if q_cmd is None:  # HOLD: keep the measured posture, re-anchor the target on the measured TCP
+                outcome.holds += 1
+                self.sim2real.reset(self.real2sim.frame.to_sim(tcp_base))
+                q_cmd = q
+            if self.publish is not None:
+                self._publish(stamp, plant, q, qd, obs, action, component,
+                              verdict.position if verdict.accepted else tcp_base, q_cmd, gripper)
+            plant.step(q_cmd, gripper)
+            outcome.steps = step + 1
+            if on_step is not None:
+                on_step(step)
+            if plant.success():
+                outcome.success = True
+                break
+        outcome.interventions = {k: v - before.get(k, 0) for k, v in self.safety.counters.items()
+                                 if v - before.get(k, 0)}
+        return outcome
+
+    def _publish(self, stamp, plant, q, qd, obs, action, component, target_base, q_cmd, gripper) -> None:
+        pub = self.publish
+        pub("joint_states", m.joint_state_to_msg(plant.joint_names, q, qd, stamp=stamp * 1e-9), stamp)
+        pub("observation", m.observation_to_msg(obs), stamp)
+        if np.all(np.isfinite(action)):
+            pub("action", m.action_to_msg(action), stamp)
+        pub("component", m.component_to_msg(int(component)), stamp)
+        pub("cartesian_target", m.cartesian_target_to_msg(target_base, stamp * 1e-9), stamp)
+        pub("joint_targets", m.joint_trajectory_to_msg(q_cmd, plant.joint_names, stamp * 1e-9, plant.dt), stamp)
+        pub("gripper_command", m.gripper_command_to_msg(gripper * GRIPPER_CLOSED_RAD), stamp)
