@@ -48,7 +48,7 @@ def main() -> None:
         plant.reset(seed=ep)
         t_reset.append(time.perf_counter() - t)
         q_cmd, _ = plant.joint_state()
-        s2r.reset(r2s.ee_position(q_cmd))
+        s2r.reset(r2s.tcp_position(q_cmd))
         success = False
         for _ in range(args.steps):
             t0 = time.perf_counter()

@@ -161,8 +161,9 @@ class Sim2Real:
         ik_iterations: DLS iteration budget per command (warm-started).
         ee_offset_m: ee point behind the TCP along the approach axis, m (default Meta-World's hand, 0.045).
 
-    The accumulated target is the ee point (what the policy observes). Call :meth:`reset` with the
-    measured ee point (``Real2Sim.ee_position``, observation[0:3]) before the first :meth:`command`.
+    Inputs and outputs are TCP positions (the measured TCP for :meth:`reset`, the TCP target in each
+    command); the accumulated target inside is the ee point, as Meta-World's mocap holds the hand.
+    Call :meth:`reset` with the measured TCP (``Real2Sim.tcp_position``) before the first :meth:`command`.
     """
 
     def __init__(self, frame: FrameTransform | None = None, action_scale_m: float = ACTION_SCALE_M,
@@ -186,6 +187,7 @@ class Sim2Real:
         self.target_rot_base = self.frame.rotation_to_base(target_rot_sim)
         # ee point -> TCP: ee_offset_m further along the approach axis (the TCP's z axis)
         self._ee_to_tcp_base = float(ee_offset_m) * self.target_rot_base[:, 2]
+        self._ee_to_tcp_sim = self.frame.rotation @ self._ee_to_tcp_base
         self.kinematics = kinematics or default_kinematics()
         self.ik_iterations = int(ik_iterations)
         self._target_sim: np.ndarray | None = None
@@ -198,11 +200,15 @@ class Sim2Real:
 
     def _require_reset(self) -> None:
         if self._target_sim is None:
-            raise RuntimeError("Sim2Real.reset(ee_position_sim) must be called before the first command")
+            raise RuntimeError("Sim2Real.reset(tcp_position_sim) must be called before the first command")
 
-    def reset(self, ee_position_sim) -> None:
-        """Start accumulating from the measured ee point (sim frame, m), as Meta-World's mocap starts at the hand."""
-        self._target_sim = self._clip(_vec3(ee_position_sim, "ee_position_sim"))
+    def reset(self, tcp_position_sim) -> None:
+        """Start from the measured TCP (sim frame, m; ``Real2Sim.tcp_position`` of the measured joints).
+
+        The accumulated target starts at the ee point above it, as Meta-World's mocap starts at the hand.
+        Call it at every episode start and after a HOLD (re-anchors the target on the robot).
+        """
+        self._target_sim = self._clip(_vec3(tcp_position_sim, "tcp_position_sim") - self._ee_to_tcp_sim)
 
     def _clip(self, p: np.ndarray) -> np.ndarray:
         return p if self.workspace_low is None else np.clip(p, self.workspace_low, self.workspace_high)

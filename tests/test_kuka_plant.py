@@ -49,7 +49,7 @@ def run_expert(plant: KukaPlant, policy, episodes: int, max_steps: int = 150) ->
     for ep in range(episodes):
         plant.reset(seed=100 + ep)
         q, _ = plant.joint_state()
-        s2r.reset(r2s.ee_position(q))
+        s2r.reset(r2s.tcp_position(q))
         q_cmd, done = q, None
         for t in range(max_steps):
             q, _ = plant.joint_state()

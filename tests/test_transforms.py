@@ -75,7 +75,8 @@ def test_target_accumulates_exactly_like_metaworld_mocap(metaworld_reach):
     # [-1, 1] and some that push into the mocap bounds)
     env = metaworld_reach
     s2r = Sim2Real(frame=FrameTransform.default())
-    s2r.reset(env.data.mocap_pos[0].copy())
+    s2r.reset(env.data.mocap_pos[0] - [0.0, 0.0, METAWORLD_EE_OFFSET_M])  # the TCP below the hand
+    np.testing.assert_allclose(s2r.target_sim, env.data.mocap_pos[0], atol=1e-12)
     rng = np.random.default_rng(0)
     for k in range(300):
         a = rng.uniform(-1.5, 1.5, 4) + (np.array([0.0, 0.0, 1.2, 0.0]) if k < 60 else 0.0)
@@ -100,10 +101,10 @@ def test_gripper_sign_follows_metaworld(metaworld_reach):
 
 def test_command_is_the_tcp_target_in_the_base_frame():
     s2r = Sim2Real(frame=TILTED, workspace_low_sim=None, workspace_high_sim=None)
-    s2r.reset([0.1, 0.6, 0.3])
+    s2r.reset([0.1, 0.6, 0.3])  # measured TCP; the ee point is METAWORLD_EE_OFFSET_M above it
     cmd = s2r.command([1.0, 0.0, -1.0, 0.2], stamp=12.5)
     assert isinstance(cmd, CartesianCommand) and cmd.stamp == 12.5
-    ee_sim = np.array([0.11, 0.6, 0.29])
+    ee_sim = np.array([0.11, 0.6, 0.29 + METAWORLD_EE_OFFSET_M])
     np.testing.assert_allclose(s2r.target_sim, ee_sim)
     # the TCP lies METAWORLD_EE_OFFSET_M below the ee point (top-down in the sim frame)
     np.testing.assert_allclose(TILTED.to_sim(cmd.position_base), ee_sim - [0.0, 0.0, METAWORLD_EE_OFFSET_M],
@@ -157,14 +158,15 @@ def test_observation_layout_from_joint_state():
 
 
 def test_sim2real_after_real2sim_closes_the_loop():
-    # start Sim2Real at the measured ee point, command zero motion: IK returns (nearly) the same joints
+    # start Sim2Real at the measured TCP, command zero motion: IK returns (nearly) the same joints, and
+    # the target Sim2Real accumulates is the ee point the policy observes
     r2s, s2r = Real2Sim(), Sim2Real()
-    q0 = s2r.kinematics.solve_ik(s2r.frame.to_base([0.05, 0.65, 0.25]) + [0, 0, -METAWORLD_EE_OFFSET_M],
-                                 Q_NOMINAL).q
-    s2r.reset(r2s.ee_position(q0))
+    q0 = s2r.kinematics.solve_ik(s2r.frame.to_base([0.05, 0.65, 0.2]), Q_NOMINAL).q
+    s2r.reset(r2s.tcp_position(q0))
+    np.testing.assert_allclose(s2r.target_sim, r2s.ee_position(q0), atol=1e-3)
     res = s2r.joint_targets(s2r.command(np.zeros(4)), q0)
     assert res.converged
-    np.testing.assert_allclose(r2s.ee_position(res.q), r2s.ee_position(q0), atol=1e-3)
+    np.testing.assert_allclose(r2s.tcp_position(res.q), r2s.tcp_position(q0), atol=1e-3)
 
 
 def test_joint_state_reordering():
