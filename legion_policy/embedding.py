@@ -72,7 +72,8 @@ class TextEmbedder:
             raise EmbeddingModelError(f"cannot load the language model in {path}: {exc}") from exc
         self._torch = torch
         self.path = path
-        self.name = name or (DEFAULT_MODEL_NAME if model_path is None else path.name)
+        is_default = model_path is None or path.resolve() == default_model_path().resolve()
+        self.name = name or (DEFAULT_MODEL_NAME if is_default else path.name)
         self.dim = int(self._model.config.hidden_size)
 
     def embed(self, texts: str | Sequence[str]) -> np.ndarray:

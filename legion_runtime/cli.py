@@ -12,7 +12,7 @@ from legion_policy.trainer import cli_train
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="LEGION lifelong RL on a (simulated) KUKA iiwa 14 + Robotiq 2F-85.")
 app.command("train")(cli_train)
-console = Console()
+console = Console(soft_wrap=True)  # long paths and messages stay on one line (greppable)
 
 DEFAULT_CHECKPOINT = Path("models/legion-reach-drawer")
 

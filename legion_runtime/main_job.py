@@ -16,7 +16,7 @@ from rich.console import Console
 
 from legion_runtime.graph import MAX_STEPS_PER_SUBTASK, TOPICS, recorded_topics
 from legion_runtime.runner import ControlLoop, SubtaskOutcome
-from legion_policy.tasks import Plan, library_from_dict
+from legion_policy.tasks import Plan, UnknownCommandError, library_from_dict
 
 
 class BadInput(RuntimeError):
@@ -91,6 +91,8 @@ def run_main_job(*, wav: Path | None, text: str | None, checkpoint: Path, speech
     if wav is not None:
         heard, seconds = recognise(wav, library.phrasings(), speech_backend, vosk_model)
         console.print(f"[bold]heard[/] {heard!r} ({speech_backend}, {seconds * 1e3:.0f} ms)")
+        if not heard:
+            raise UnknownCommandError(f"<no command recognised in {wav}>", library.phrasings())
     else:
         heard = text
     plan: Plan = library.plan(heard)  # UnknownCommandError lists the known commands

@@ -2,7 +2,7 @@
 
 One cycle (50 ms of plant time), the same chain the ROS 2 nodes run on the robot:
 
-    joint states ─► Real2Sim (FK → TCP, + object, goal) ─► s_t (12-d, sim frame)
+    joint states ─► Real2Sim (FK → end-effector point, + object, goal) ─► s_t (12-d, sim frame)
     s_t, l ─► frozen LEGION policy ─► a_t (4-d), DPMM component k
     a_t ─► Sim2Real (accumulated TCP target, base frame) ─► safety filter (Cartesian)
         ─► IK ─► safety filter (joints) ─► plant (joint targets + gripper)

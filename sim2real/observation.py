@@ -5,7 +5,7 @@ Layout (paper, Methods; official code), all in the ``sim`` frame (Meta-World wor
 ====== ===== ==========================================================
 index  size  content
 ====== ===== ==========================================================
-0:3    3     end-effector (TCP) position, m
+0:3    3     end-effector point, m: Meta-World's ``hand`` (4.5 cm behind the 2F-85 TCP)
 3:6    3     object position, m
 6:9    3     object orientation slot: zeros, as in the official code
 9:12   3     goal position, m
@@ -23,7 +23,7 @@ ACTION_DIM = 4
 #: One action unit moves the end effector 1 cm per control step (Meta-World's action_scale 1/100).
 ACTION_SCALE_M = 0.01
 OBS_LAYOUT = {
-    "ee_position": {"slice": [0, 3], "unit": "m", "frame": "sim"},
+    "ee_position": {"slice": [0, 3], "unit": "m", "frame": "sim", "point": "Meta-World hand, 0.045 m behind the TCP"},
     "object_position": {"slice": [3, 6], "unit": "m", "frame": "sim"},
     "object_orientation": {"slice": [6, 9], "unit": "zero padding (official code)", "frame": "sim"},
     "goal_position": {"slice": [9, 12], "unit": "m", "frame": "sim"},
@@ -34,7 +34,7 @@ def build_observation(ee_position: np.ndarray, object_position: np.ndarray, goal
     """Assemble s_t.
 
     Args:
-        ee_position: (3,) TCP position in the sim frame, m.
+        ee_position: (3,) end-effector point (Meta-World's hand, 4.5 cm behind the TCP) in the sim frame, m.
         object_position: (3,) object position in the sim frame, m.
         goal_position: (3,) goal position in the sim frame, m.
 
