@@ -247,9 +247,11 @@ class SafetyFilter:
 
         Steps: (1) anything non-finite -> HOLD ("non_finite"); (2) clamp the target onto the workspace
         box ("workspace_clamped"); (3) shorten the step from ``current_pos`` to ``max_step_m`` along its
-        direction ("step_capped"); (4) clamp the gripper ("gripper_clamped"). Clamping before capping
-        keeps the output inside the box whenever ``current_pos`` is: the box is convex. If
-        ``current_pos`` is outside the box, the output moves towards the box and never away from it.
+        direction ("step_capped"); (4) clamp the gripper ("gripper_clamped"); (5) re-check the step length
+        in floating point and HOLD if rounding broke it ("numerical_guard": only reachable with
+        ``|current_pos|`` beyond ~1e13 m, i.e. a corrupt state). Clamping before capping keeps the output
+        inside the box whenever ``current_pos`` is: the box is convex. If ``current_pos`` is outside the
+        box, the output moves towards the box and, per axis, never away from it.
 
         Args:
             target_pos: (3,) desired TCP position, base frame, m.
@@ -299,8 +301,9 @@ class SafetyFilter:
         silently puts the TCP somewhere IK did not plan. A joint already outside the band may still move
         back towards it (or stay), never further out. (3) If some joint would exceed its speed limit,
         ``|q_target - q_current| / dt > joint_velocity_max``, the whole motion is scaled down by one
-        factor so the slowest-allowed joint is exactly at its limit and the direction in joint space is
-        kept ("velocity_scaled").
+        factor so the most constrained joint moves exactly at its limit and the direction in joint space is
+        kept ("velocity_scaled"); (4) re-check the speeds in floating point and HOLD if rounding broke
+        them ("numerical_guard": only reachable with a corrupt ``q_current`` of ~1e13 rad or more).
 
         Args:
             q_target: (7,) joint targets A1..A7 from IK, rad.
