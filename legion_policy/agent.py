@@ -50,7 +50,7 @@ class AgentConfig:
     embed_dim: int = 384
     latent_dim: int = 10
     hidden: int = 256
-    batch_size: int = 256
+    batch_size: int = 128
     lr: float = 3e-4
     gamma: float = 0.99
     tau: float = 0.005

@@ -52,7 +52,8 @@ class TrainConfig:
         out: run folder.
         embedding_model: local transformers folder of the language model (None: all-MiniLM-L6-v2).
         random_steps: uniform-random actions at the start of every task (official code: 1500).
-        updates_per_step: SAC updates per env step once random_steps are done (official: 1).
+        updates_per_step: SAC updates per env step (update-to-data ratio) once random_steps are done;
+            fractions update every 1/ratio steps (official: 1; default 0.5 halves the CPU cost).
         encoder_every: one upstream (encoder + decoders) update every this many env steps (official: 50).
         dpmm_first, dpmm_every, dpmm_samples: refit the knowledge space at local step ``dpmm_first`` of
             each task and every ``dpmm_every`` steps after, on encoder means of ``dpmm_samples`` replay
@@ -70,7 +71,7 @@ class TrainConfig:
     out: str = "models/legion-run"
     embedding_model: str | None = None
     random_steps: int = 1500
-    updates_per_step: int = 1
+    updates_per_step: float = 0.5
     encoder_every: int = 50
     dpmm_first: int = 10_000
     dpmm_every: int = 50_000
@@ -224,7 +225,7 @@ def train(cfg: TrainConfig) -> dict:
             agent.reset_optimizers()
             obs, _ = env.reset()
             phrase = int(rng.choice(phrase_rows[k]))
-            t0, losses = time.time(), {}
+            t0, losses, credit = time.time(), {}, 0.0
             for local in range(1, cfg.steps_per_task + 1):
                 if local <= cfg.random_steps:
                     action = env.action_space.sample()
@@ -238,8 +239,10 @@ def train(cfg: TrainConfig) -> dict:
                     phrase = int(rng.choice(phrase_rows[k]))
                 total += 1
                 if local > cfg.random_steps or k > 0:
-                    for _ in range(cfg.updates_per_step):
+                    credit += cfg.updates_per_step
+                    while credit >= 1.0:
                         losses = agent.update_sac(replay.sample(agent.config.batch_size, rng))
+                        credit -= 1.0
                     if local % cfg.encoder_every == 0:
                         losses.update(agent.update_encoder(replay.sample(agent.config.batch_size, rng)))
                 if local == cfg.dpmm_first or (local > cfg.dpmm_first and (local - cfg.dpmm_first) % cfg.dpmm_every == 0):
@@ -324,15 +327,16 @@ def cli_train(
     dpmm_first: Annotated[int, typer.Option(help="Local step of each task at which the knowledge space is first refitted.")] = 10_000,
     dpmm_every: Annotated[int, typer.Option(help="Refit the knowledge space every N steps after that.")] = 50_000,
     encoder_every: Annotated[int, typer.Option(help="One encoder/decoder update every N env steps.")] = 50,
-    batch_size: Annotated[int, typer.Option(help="SAC and encoder batch size (paper: 512).")] = 256,
+    batch_size: Annotated[int, typer.Option(help="SAC and encoder batch size (paper: 512).")] = 128,
     hidden: Annotated[int, typer.Option(help="Hidden-layer width of every network (paper: 300/400).")] = 256,
+    utd: Annotated[float, typer.Option(help="SAC updates per env step (0.5: one update every 2 steps; paper: 1).")] = 0.5,
 ) -> None:
     """Train LEGION on a stream of Meta-World v3 tasks, one after another, and write a checkpoint."""
     cfg = TrainConfig(tasks=[t.strip() for t in tasks.split(",") if t.strip()], steps_per_task=steps_per_task,
                       eval_every=eval_every, eval_episodes=eval_episodes, seed=seed, out=str(out),
                       embedding_model=str(embedding_model) if embedding_model else None, random_steps=random_steps,
                       dpmm_first=dpmm_first, dpmm_every=dpmm_every, encoder_every=encoder_every,
-                      agent=AgentConfig(batch_size=batch_size, hidden=hidden))
+                      updates_per_step=utd, agent=AgentConfig(batch_size=batch_size, hidden=hidden))
     try:
         metrics = train(cfg)
     except TrainConfigError as exc:

@@ -1,0 +1,183 @@
+"""Checkpoints: bit-exact round trip, deployment policy API, and refusal of missing/corrupt/tampered files."""
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from legion_policy.agent import AgentConfig, LegionAgent
+from legion_policy.checkpoint import (
+    KNOWLEDGE_SPACE, MANIFEST, WEIGHTS, CheckpointError, EmbeddingMismatchError, LegionPolicy, load_checkpoint,
+    save_checkpoint,
+)
+from legion_policy.tasks import load_task_library
+from sim2real.observation import OBS_LAYOUT
+
+torch.set_num_threads(1)
+L = 384
+MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+def _obs(n, seed):
+    rng = np.random.default_rng(seed)
+    obs = np.tile(np.array([0.0, 0.6, 0.2] * 4, np.float32), (n, 1)) + rng.normal(0, 0.1, (n, 12)).astype(np.float32)
+    obs[:, 6:9] = 0
+    return obs
+
+
+def _embeds(n, seed):
+    e = np.random.default_rng(seed).normal(size=(n, L)).astype(np.float32)
+    return e / np.linalg.norm(e, axis=1, keepdims=True)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A small agent with a fitted knowledge space, saved once for the whole module."""
+    agent = LegionAgent(AgentConfig(hidden=32, embed_dim=L), seed=3)
+    # Two "tasks" = two embeddings, so the mixture has structure to find.
+    emb = np.repeat(_embeds(2, 1), 150, axis=0)
+    agent.fit_knowledge_space(_obs(300, 2), emb)
+    path = tmp_path_factory.mktemp("ckpt") / "checkpoint"
+    save_checkpoint(path, agent, embedding_model=MODEL, embedding_dim=L,
+                    task_library=load_task_library().to_dict(),
+                    provenance={"tasks": ["reach-v3"], "steps_per_task": 0, "seed": 3})
+    return agent, path
+
+
+def _copy(trained, tmp_path):
+    dst = tmp_path / "copy"
+    shutil.copytree(trained[1], dst)
+    return dst
+
+
+def test_manifest_records_what_deployment_needs(trained):
+    _, path = trained
+    m = json.loads((path / MANIFEST).read_text())
+    assert m["format_version"] == 1
+    assert m["observation"]["layout"] == OBS_LAYOUT and m["action"]["scale_m_per_unit"] == 0.01
+    assert m["embedding"] == {"model": MODEL, "dim": L, "pooling": "attention-masked mean, L2-normalised"}
+    assert m["task_library"] == load_task_library().to_dict()
+    assert m["knowledge_space"]["K"] >= 1 and len(m["knowledge_space"]["weights"]) == m["knowledge_space"]["K"]
+    assert {"date", "git_commit", "tasks", "seed"} <= set(m["provenance"])
+    assert set(m["files"]) == {WEIGHTS, KNOWLEDGE_SPACE} and all(len(h) == 64 for h in m["files"].values())
+    assert not list(path.parent.glob(".*tmp-*")), "temporary folder left behind"
+
+
+def test_round_trip_is_bit_exact(trained):
+    agent, path = trained
+    policy = LegionPolicy.load(path)
+    for name, t in agent.tensors().items():
+        assert torch.equal(policy.agent.state_dict()[name], t), name
+    ks, ks2 = agent.knowledge_space, policy.agent.knowledge_space
+    assert ks2.K == ks.K
+    np.testing.assert_array_equal(ks2.means, ks.means)
+    np.testing.assert_array_equal(ks2.variances, ks.variances)
+    obs, emb = _obs(20, 7), _embeds(20, 8)
+    for o, e in zip(obs, emb):
+        action, component = policy.act(o, e)
+        assert action.dtype == np.float32 and action.shape == (4,) and np.all(np.abs(action) <= 1)
+        np.testing.assert_array_equal(action, agent.act(o, e, deterministic=True))
+        z = agent.latent(torch.from_numpy(o)[None], torch.from_numpy(e)[None])
+        assert component == int(ks.predict(z.double().numpy())[0])
+        assert 0 <= component < ks.K
+    assert policy.embedding_model == MODEL and policy.embedding_dim == L
+    assert policy.task_library["subtasks"]["reach"]["env_id"] == "reach-v3"
+
+
+def test_saving_again_replaces_the_checkpoint_atomically(trained, tmp_path):
+    agent, _ = trained
+    path = tmp_path / "ck"
+    for seed in (0, 1):
+        save_checkpoint(path, agent, embedding_model=MODEL, embedding_dim=L, task_library={},
+                        provenance={"seed": seed})
+    assert load_checkpoint(path).manifest["provenance"]["seed"] == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ck"]
+
+
+def test_save_refuses_unfitted_knowledge_space_and_wrong_dim(trained, tmp_path):
+    with pytest.raises(ValueError, match="fit the knowledge space"):
+        save_checkpoint(tmp_path / "x", LegionAgent(AgentConfig(hidden=8)), embedding_model=MODEL,
+                        embedding_dim=L, task_library={}, provenance={})
+    with pytest.raises(ValueError, match="embedding_dim 768"):
+        save_checkpoint(tmp_path / "x", trained[0], embedding_model=MODEL, embedding_dim=768,
+                        task_library={}, provenance={})
+
+
+def test_run_folder_resolves_to_its_checkpoint(trained):
+    _, path = trained  # .../checkpoint inside a run folder
+    assert load_checkpoint(path.parent).path == path
+
+
+def test_missing_folder_is_refused(tmp_path):
+    with pytest.raises(CheckpointError, match="no checkpoint folder"):
+        LegionPolicy.load(tmp_path / "nothing-here")
+
+
+@pytest.mark.parametrize("name", [MANIFEST, WEIGHTS, KNOWLEDGE_SPACE])
+def test_missing_file_is_refused(trained, tmp_path, name):
+    path = _copy(trained, tmp_path)
+    (path / name).unlink()
+    with pytest.raises(CheckpointError, match="missing"):
+        load_checkpoint(path)
+
+
+@pytest.mark.parametrize("name", [WEIGHTS, KNOWLEDGE_SPACE])
+def test_tampered_file_is_refused(trained, tmp_path, name):
+    path = _copy(trained, tmp_path)
+    data = bytearray((path / name).read_bytes())
+    data[-1] ^= 0xFF  # flip bits in the last tensor's payload
+    (path / name).write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="sha256"):
+        LegionPolicy.load(path)
+
+
+def test_corrupt_weights_with_matching_hash_are_refused(trained, tmp_path):
+    path = _copy(trained, tmp_path)
+    (path / WEIGHTS).write_bytes(b"not a safetensors file")
+    m = json.loads((path / MANIFEST).read_text())
+    from legion_policy.checkpoint import sha256_file
+    m["files"][WEIGHTS] = sha256_file(path / WEIGHTS)
+    (path / MANIFEST).write_text(json.dumps(m))
+    with pytest.raises(CheckpointError, match="cannot read the safetensors"):
+        load_checkpoint(path)
+
+
+def test_corrupt_manifest_and_unknown_version_are_refused(trained, tmp_path):
+    path = _copy(trained, tmp_path)
+    good = (path / MANIFEST).read_text()
+    (path / MANIFEST).write_text(good[: len(good) // 2])
+    with pytest.raises(CheckpointError, match="not valid JSON"):
+        load_checkpoint(path)
+    m = json.loads(good)
+    m["format_version"] = 99
+    (path / MANIFEST).write_text(json.dumps(m))
+    with pytest.raises(CheckpointError, match="unknown checkpoint format_version 99"):
+        load_checkpoint(path)
+    m["format_version"] = 1
+    del m["embedding"]
+    (path / MANIFEST).write_text(json.dumps(m))
+    with pytest.raises(CheckpointError, match="'embedding' is missing"):
+        load_checkpoint(path)
+
+
+def test_act_rejects_bad_inputs_with_clear_messages(trained):
+    policy = LegionPolicy.load(trained[1])
+    obs, emb = _obs(1, 0)[0], _embeds(1, 0)[0]
+    with pytest.raises(ValueError, match=r"\(384,\) from language model 'sentence-transformers/all-MiniLM-L6-v2'"):
+        policy.act(obs, np.zeros(768, np.float32))
+    with pytest.raises(ValueError, match=r"obs must have shape \(12,\)"):
+        policy.act(obs[:9], emb)
+    bad = obs.copy()
+    bad[0] = np.nan
+    with pytest.raises(ValueError, match="finite"):
+        policy.act(bad, emb)
+
+
+def test_check_embedder(trained):
+    policy = LegionPolicy.load(trained[1])
+    policy.check_embedder(MODEL, L)
+    with pytest.raises(EmbeddingMismatchError, match="trained with language model .*384-d.*roberta-base.*768-d"):
+        policy.check_embedder("roberta-base", 768)
+    with pytest.raises(EmbeddingMismatchError):
+        policy.check_embedder(MODEL, 768)

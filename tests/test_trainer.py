@@ -1,0 +1,137 @@
+"""Meta-World wrapper on the real Meta-World scenes, the replay buffer, and a tiny end-to-end training run."""
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from legion_policy.agent import AgentConfig
+from legion_policy.checkpoint import LegionPolicy, load_checkpoint
+from legion_policy.trainer import ReplayBuffer, TrainConfig, TrainConfigError, train
+from legion_sim.metaworld_env import MetaWorldTaskEnv
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def reach():
+    return MetaWorldTaskEnv("reach-v3", seed=0)
+
+
+def test_observation_is_12d_with_visible_randomised_goal(reach):
+    goals = []
+    for _ in range(3):
+        obs, info = reach.reset()
+        assert obs.shape == (12,) and obs.dtype == np.float32 and reach.observation_space.contains(obs)
+        goal = obs[9:12]
+        assert np.linalg.norm(goal) > 0.5, "goal must be visible (non-zero)"
+        np.testing.assert_allclose(goal, reach.unwrapped_metaworld._target_pos, atol=1e-6)
+        np.testing.assert_allclose(obs[0:3], info["obs39"][0:3], atol=1e-6)
+        np.testing.assert_array_equal(obs[6:9], 0)
+        goals.append(goal)
+    assert len({tuple(g) for g in goals}) == 3, "placement must change every episode"
+    obs, *_ = reach.step(np.zeros(4, np.float32))
+    assert np.linalg.norm(obs[9:12]) > 0.5, "goal must stay visible after a step"
+
+
+def test_same_seed_same_placements():
+    a, b = MetaWorldTaskEnv("drawer-close-v3", seed=7), MetaWorldTaskEnv("drawer-close-v3", seed=7)
+    for _ in range(2):
+        np.testing.assert_array_equal(a.reset()[0], b.reset()[0])
+
+
+def test_episode_truncates_at_150_steps(reach):
+    reach.reset()
+    for t in range(1, 151):
+        _, reward, terminated, truncated, info = reach.step(reach.action_space.sample())
+        assert not terminated and isinstance(info["success"], bool) and 0 <= reward <= 10
+        assert truncated == (t == 150)
+    with pytest.raises(RuntimeError, match="reset"):
+        reach.step(np.zeros(4))
+
+
+def test_scripted_expert_succeeds_through_the_wrapper(reach):
+    from metaworld.policies import SawyerReachV3Policy
+
+    expert = SawyerReachV3Policy()
+    for _ in range(3):
+        reach.reset()
+        success = False
+        for _ in range(150):
+            *_, info = reach.step(expert.get_action(reach.last_obs39))
+            success |= info["success"]
+        assert success
+
+
+def test_wrapper_rejects_bad_input(reach):
+    with pytest.raises(ValueError, match="unknown Meta-World task 'reach-v9'"):
+        MetaWorldTaskEnv("reach-v9")
+    reach.reset()
+    with pytest.raises(ValueError, match="4 finite numbers"):
+        reach.step(np.zeros(3))
+    with pytest.raises(ValueError, match="4 finite numbers"):
+        reach.step(np.array([np.nan, 0, 0, 0]))
+
+
+def test_replay_buffer_samples_every_task():
+    table = np.eye(3, 384, dtype=np.float32)
+    buf = ReplayBuffer(10, 12, 4, table)
+    for i in range(10):
+        buf.add(np.full(12, i), np.zeros(4), float(i), np.full(12, i + 1), 0.0, phrase=i % 3, task=i % 2)
+    batch = buf.sample(256, np.random.default_rng(0))
+    assert batch["obs"].shape == (256, 12) and batch["embed"].shape == (256, 384) and batch["task"].dtype == torch.int64
+    np.testing.assert_array_equal(batch["next_obs"][:, 0] - batch["obs"][:, 0], 1)
+    np.testing.assert_array_equal(batch["reward"], batch["obs"][:, 0])
+    idx = batch["obs"][:, 0].long()
+    torch.testing.assert_close(batch["embed"], torch.from_numpy(table)[idx % 3])
+    assert set(batch["task"].tolist()) == {0, 1}
+    with pytest.raises(RuntimeError, match="full"):
+        buf.add(np.zeros(12), np.zeros(4), 0.0, np.zeros(12), 0.0, 0, 0)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"tasks": []}, "tasks is empty"),
+    ({"steps_per_task": 0}, "steps_per_task must be positive"),
+    ({"tasks": ["reach-v3", "reach-v3"]}, "distinct"),
+])
+def test_train_config_errors(kwargs, match):
+    with pytest.raises(TrainConfigError, match=match):
+        TrainConfig(**kwargs).validate()
+
+
+def test_unknown_task_is_refused(tmp_path):
+    with pytest.raises(TrainConfigError, match="no subtask of the task library uses 'push-v3'"):
+        train(TrainConfig(tasks=["push-v3"], out=str(tmp_path)))
+
+
+def test_tiny_two_task_run_writes_loadable_checkpoint_and_metrics(tmp_path):
+    cfg = TrainConfig(tasks=["reach-v3", "drawer-close-v3"], steps_per_task=300, eval_every=200, eval_episodes=1,
+                      random_steps=100, dpmm_first=150, dpmm_every=1000, dpmm_samples=200, encoder_every=10,
+                      log_every=100, seed=1, out=str(tmp_path / "run"), agent=AgentConfig(hidden=32, batch_size=32))
+    metrics = train(cfg)
+    run = tmp_path / "run"
+    saved = json.loads((run / "metrics.json").read_text())
+    assert saved["success_matrix"]["columns_trained_after"] == ["reach-v3", "drawer-close-v3"]
+    assert np.array(saved["success_matrix"]["values"]).shape == (2, 2)
+    assert saved["final_success"] == metrics["final_success"] and set(saved["forgetting"]) == {"reach-v3"}
+    steps = [row["step"] for row in saved["curve"]]
+    assert steps == [200, 300, 400, 600], steps  # every eval_every steps plus the end of each task
+    rows = list(csv.DictReader(open(run / "metrics.csv")))
+    assert [int(r["step"]) for r in rows] == steps and "drawer-close-v3" in rows[0]
+    events = [json.loads(line)["event"] for line in open(run / "train_log.jsonl")]
+    assert {"train", "eval", "dpmm_fit"} <= set(events)
+
+    ckpt = load_checkpoint(run)
+    prov = ckpt.manifest["provenance"]
+    assert prov["tasks_trained"] == ["reach-v3", "drawer-close-v3"] and prov["total_steps"] == 600
+    assert set(prov["metaworld_success"]) == {"reach-v3", "drawer-close-v3"}
+    policy = LegionPolicy.load(run)
+    env = MetaWorldTaskEnv("reach-v3", seed=5)
+    obs, _ = env.reset()
+    from legion_policy.embedding import TextEmbedder
+
+    embedder = TextEmbedder()
+    policy.check_embedder(embedder.name, embedder.dim)
+    action, component = policy.act(obs, embedder.embed("reach the goal"))
+    assert action.shape == (4,) and 0 <= component < policy.agent.knowledge_space.K
