@@ -18,6 +18,7 @@ REP-103 units (m, rad). No ROS and no torch here.
 from __future__ import annotations
 
 import os
+import re
 from functools import lru_cache
 from typing import NamedTuple
 
@@ -62,9 +63,14 @@ def iiwa14_urdf_path() -> str:
 
 @lru_cache(maxsize=1)
 def _parsed_iiwa14_spec() -> mujoco.MjSpec:
-    # parsed once per process: MuJoCo's URDF parser warns about the URDF's unnamed geoms on stderr
+    # Parsed once per process. The URDF's <visual>/<collision> elements are unnamed, which makes MuJoCo's
+    # parser warn once per geom; naming them first keeps the console clean without hiding other warnings.
     path = iiwa14_urdf_path()
-    spec = mujoco.MjSpec.from_file(path)
+    with open(path) as f:
+        urdf = f.read()
+    count = iter(range(10_000))
+    urdf = re.sub(r"<(visual|collision)>", lambda m: f'<{m.group(1)} name="{m.group(1)}_{next(count)}">', urdf)
+    spec = mujoco.MjSpec.from_string(urdf)
     spec.meshdir = os.path.join(os.path.dirname(path), "meshes")
     return spec
 
