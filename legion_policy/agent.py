@@ -14,7 +14,11 @@ Method (docs/method.md section 3; paper Methods, eqs. 11-12):
 
 Batches are dicts of float32 tensors: ``obs`` (B,12) and ``next_obs`` (B,12) in metres (sim frame),
 ``action`` (B,4) in [-1,1], ``reward`` (B,), ``done`` (B,) 1.0 on termination (not truncation),
-``embed`` (B,L) unit-norm language embeddings, and ``task`` (B,) int64 stream index of the task.
+``embed`` (B,L) unit-norm language embeddings of the phrasing heard, ``task`` (B,) int64 stream index
+of the task, and optionally ``embed_target`` (B,L): the embedding of the task's canonical description,
+which the language decoder reconstructs (default: ``embed``). Reconstructing the task's description
+rather than the phrasing keeps z a task code: every phrasing of a task is mapped to the same region
+of the latent space, so the actor does not have to learn one skill per phrasing.
 """
 from __future__ import annotations
 
@@ -169,7 +173,8 @@ class LegionAgent(nn.Module):
     def upstream_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
         """Eq. 12: zeta * L_dyn + eta * L_embed + xi * L_KL on a batch (means over the batch).
 
-        L_embed: sum of squared errors of the language decoder's reconstruction of l.
+        L_embed: sum of squared errors of the language decoder's reconstruction of l (``embed_target``
+        if the batch has it, else ``embed``).
         L_dyn: sum of squared errors of the predicted normalised s_{t+1}.
         L_KL: eq. 11 with the current knowledge space (responsibilities of the sampled z, held fixed),
         or KL(q(z|s,l) || N(0, I)) before its first fit.
@@ -178,7 +183,8 @@ class LegionAgent(nn.Module):
         s_n = self.normalizer.obs(batch["obs"])
         mu, log_var = self.encoder(s_n, self.normalizer.embed(batch["embed"]))
         z = TaskEncoder.sample(mu, log_var)
-        l_embed = ((self.language_decoder(z) - batch["embed"]) ** 2).sum(-1).mean()
+        target = batch.get("embed_target", batch["embed"])
+        l_embed = ((self.language_decoder(z) - target) ** 2).sum(-1).mean()
         next_n = self.normalizer.obs(batch["next_obs"])
         l_dyn = ((self.dynamics_decoder(s_n, batch["action"], z) - next_n) ** 2).sum(-1).mean()
         ks = self.knowledge_space

@@ -5,9 +5,8 @@ L = language-embedding size (384 for all-MiniLM-L6-v2, 768 for RoBERTa), Z = lat
 All tensors are float32.
 
 Sizes: the paper's official code uses 400-unit encoder layers and 300-unit SAC layers with batch
-512; this project defaults to 256-unit layers, batch 128 and one SAC update every 2 env steps (see
-:class:`~legion_policy.agent.AgentConfig` and :class:`~legion_policy.trainer.TrainConfig`), which fits a
-two-task run into about an hour on a shared 2-core CPU.
+512; this project defaults to 256-unit layers and batch 128 (see :class:`~legion_policy.agent.AgentConfig`),
+which fits a two-task run into about an hour on a shared 2-core CPU.
 """
 from __future__ import annotations
 

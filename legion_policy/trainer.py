@@ -6,7 +6,8 @@ fixed number of environment steps; the replay buffer keeps every transition of e
 ``eval_every`` steps and at the end of each task every task of the stream is evaluated with
 deterministic actions (``eval_episodes`` episodes, success if any step succeeds, placements
 randomised). The language input of an episode is the embedding of one phrasing of the task, drawn
-from the task library, so any phrasing works at deployment.
+from the task library, so any phrasing works at deployment; the language decoder reconstructs the
+task's canonical description (its first phrasing), so all phrasings share one task code z.
 
 Outputs in ``out``: ``checkpoint/`` (see :mod:`legion_policy.checkpoint`; rewritten after each task),
 ``metrics.json`` and ``metrics.csv`` (evaluation curve and success matrix), ``train_log.jsonl``
@@ -53,7 +54,7 @@ class TrainConfig:
         embedding_model: local transformers folder of the language model (None: all-MiniLM-L6-v2).
         random_steps: uniform-random actions at the start of every task (official code: 1500).
         updates_per_step: SAC updates per env step (update-to-data ratio) once random_steps are done;
-            fractions update every 1/ratio steps (official: 1; default 0.5 halves the CPU cost).
+            fractions update every 1/ratio steps (official: 1; 0.5 halves the CPU cost).
         encoder_every: one upstream (encoder + decoders) update every this many env steps (official: 50).
         dpmm_first, dpmm_every, dpmm_samples: refit the knowledge space at local step ``dpmm_first`` of
             each task and every ``dpmm_every`` steps after, on encoder means of ``dpmm_samples`` replay
@@ -71,7 +72,7 @@ class TrainConfig:
     out: str = "models/legion-run"
     embedding_model: str | None = None
     random_steps: int = 1500
-    updates_per_step: float = 0.5
+    updates_per_step: float = 1.0
     encoder_every: int = 50
     dpmm_first: int = 10_000
     dpmm_every: int = 50_000
@@ -102,9 +103,12 @@ class ReplayBuffer:
     Args:
         capacity: number of transitions. obs_dim: S. action_dim: A.
         embeddings: (P, L) float32 table of phrase embeddings; transitions refer to rows of it.
+        canonical: (P,) row of the canonical description of each phrase's task (the language
+            decoder's target); default: each phrase is its own target.
     """
 
-    def __init__(self, capacity: int, obs_dim: int, action_dim: int, embeddings: np.ndarray):
+    def __init__(self, capacity: int, obs_dim: int, action_dim: int, embeddings: np.ndarray,
+                 canonical: np.ndarray | None = None):
         self.obs = np.zeros((capacity, obs_dim), np.float32)
         self.next_obs = np.zeros((capacity, obs_dim), np.float32)
         self.action = np.zeros((capacity, action_dim), np.float32)
@@ -113,6 +117,7 @@ class ReplayBuffer:
         self.phrase = np.zeros(capacity, np.int64)
         self.task = np.zeros(capacity, np.int64)
         self.embeddings = torch.as_tensor(embeddings, dtype=torch.float32)
+        self.canonical = torch.as_tensor(np.arange(len(embeddings)) if canonical is None else canonical)
         self.capacity, self.size = capacity, 0
 
     def add(self, obs, action, reward, next_obs, done, phrase: int, task: int) -> None:
@@ -126,11 +131,12 @@ class ReplayBuffer:
     def sample(self, batch_size: int, rng: np.random.Generator) -> dict[str, torch.Tensor]:
         """Uniform sample over every stored transition of every task (the agent's batch format)."""
         idx = rng.integers(0, self.size, batch_size)
+        phrase = torch.from_numpy(self.phrase[idx])
         return {
             "obs": torch.from_numpy(self.obs[idx]), "next_obs": torch.from_numpy(self.next_obs[idx]),
             "action": torch.from_numpy(self.action[idx]), "reward": torch.from_numpy(self.reward[idx]),
             "done": torch.from_numpy(self.done[idx]), "task": torch.from_numpy(self.task[idx]),
-            "embed": self.embeddings[torch.from_numpy(self.phrase[idx])],
+            "embed": self.embeddings[phrase], "embed_target": self.embeddings[self.canonical[phrase]],
         }
 
 
@@ -192,7 +198,9 @@ def train(cfg: TrainConfig) -> dict:
             for i, t in enumerate(cfg.tasks)]
     eval_envs = [MetaWorldTaskEnv(t, seed=cfg.seed + 1000 * i + 500, max_episode_steps=cfg.episode_steps)
                  for i, t in enumerate(cfg.tasks)]
-    replay = ReplayBuffer(cfg.steps_per_task * len(cfg.tasks), agent.config.obs_dim, agent.config.action_dim, table)
+    canonical = np.array([rows[0] for rows in phrase_rows for _ in rows])  # phrasings[0] = the description
+    replay = ReplayBuffer(cfg.steps_per_task * len(cfg.tasks), agent.config.obs_dim, agent.config.action_dim, table,
+                          canonical)
 
     log = open(out / "train_log.jsonl", "a")
     curve: list[dict] = []
@@ -329,7 +337,7 @@ def cli_train(
     encoder_every: Annotated[int, typer.Option(help="One encoder/decoder update every N env steps.")] = 50,
     batch_size: Annotated[int, typer.Option(help="SAC and encoder batch size (paper: 512).")] = 128,
     hidden: Annotated[int, typer.Option(help="Hidden-layer width of every network (paper: 300/400).")] = 256,
-    utd: Annotated[float, typer.Option(help="SAC updates per env step (0.5: one update every 2 steps; paper: 1).")] = 0.5,
+    utd: Annotated[float, typer.Option(help="SAC updates per env step (0.5: one update every 2 steps; paper: 1).")] = 1.0,
 ) -> None:
     """Train LEGION on a stream of Meta-World v3 tasks, one after another, and write a checkpoint."""
     cfg = TrainConfig(tasks=[t.strip() for t in tasks.split(",") if t.strip()], steps_per_task=steps_per_task,

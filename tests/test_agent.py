@@ -148,3 +148,37 @@ def test_knowledge_space_fit_switches_kl_to_soft_assignment(agent):
     expected = soft_kl(mu, log_var, resp, torch.as_tensor(ks.means, dtype=torch.float32),
                        torch.as_tensor(ks.variances, dtype=torch.float32)).mean()
     assert info["loss/kl"] == pytest.approx(expected.item(), rel=1e-4)
+
+
+def test_language_decoder_reconstructs_the_task_description(agent):
+    """L_embed is measured against ``embed_target`` (the task's canonical description) when given."""
+    batch = make_batch()
+    torch.manual_seed(0)
+    own = agent.upstream_loss(batch)[1]["loss/embed"]
+    torch.manual_seed(0)
+    mu, log_var = agent.posterior(batch["obs"], batch["embed"])
+    target = torch.nn.functional.normalize(torch.ones(B, L), dim=-1)
+    expected = ((agent.language_decoder(TaskEncoder.sample(mu, log_var)) - target) ** 2).sum(-1).mean()
+    torch.manual_seed(0)
+    other = agent.upstream_loss({**batch, "embed_target": target})[1]["loss/embed"]
+    assert other == pytest.approx(expected.item(), rel=1e-5) and other != pytest.approx(own)
+
+
+def test_phrasings_of_one_task_converge_to_one_task_code():
+    """With the description as decoder target, two phrasings of a task get (nearly) the same z."""
+    g = torch.Generator().manual_seed(0)
+    base = torch.nn.functional.normalize(torch.randn(2, L, generator=g), dim=-1)
+    # phrasings 0, 1 -> task 0; phrasings 2, 3 -> task 1; each phrasing has cosine ~0.7 to its description
+    noise = torch.nn.functional.normalize(torch.randn(4, L, generator=g), dim=-1)
+    table = torch.nn.functional.normalize(base[[0, 0, 1, 1]] + noise, dim=-1)
+    canonical = torch.tensor([0, 0, 2, 2])
+    agent = LegionAgent(AgentConfig(hidden=64, batch_size=64), seed=0)
+    for i in range(300):
+        batch = make_batch(n=64, seed=i)
+        phrase = torch.randint(0, 4, (64,), generator=g)
+        batch.update(embed=table[phrase], embed_target=table[canonical[phrase]])
+        agent.update_encoder(batch)
+    obs = make_batch(n=1)["obs"].repeat(4, 1)
+    d = torch.cdist(agent.latent(obs, table), agent.latent(obs, table))
+    within, between = max(d[0, 1], d[2, 3]), d[:2, 2:].min()
+    assert within < 0.2 * between, f"within-task distance {within:.3f}, between-task {between:.3f}"

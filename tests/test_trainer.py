@@ -76,7 +76,7 @@ def test_wrapper_rejects_bad_input(reach):
 
 def test_replay_buffer_samples_every_task():
     table = np.eye(3, 384, dtype=np.float32)
-    buf = ReplayBuffer(10, 12, 4, table)
+    buf = ReplayBuffer(10, 12, 4, table, canonical=np.array([0, 0, 2]))  # phrases 0, 1 share a task
     for i in range(10):
         buf.add(np.full(12, i), np.zeros(4), float(i), np.full(12, i + 1), 0.0, phrase=i % 3, task=i % 2)
     batch = buf.sample(256, np.random.default_rng(0))
@@ -85,6 +85,7 @@ def test_replay_buffer_samples_every_task():
     np.testing.assert_array_equal(batch["reward"], batch["obs"][:, 0])
     idx = batch["obs"][:, 0].long()
     torch.testing.assert_close(batch["embed"], torch.from_numpy(table)[idx % 3])
+    torch.testing.assert_close(batch["embed_target"], torch.from_numpy(table)[torch.tensor([0, 0, 2])[idx % 3]])
     assert set(batch["task"].tolist()) == {0, 1}
     with pytest.raises(RuntimeError, match="full"):
         buf.add(np.zeros(12), np.zeros(4), 0.0, np.zeros(12), 0.0, 0, 0)
