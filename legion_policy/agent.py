@@ -282,6 +282,10 @@ class LegionAgent(nn.Module):
         """Every weight and buffer as a flat name -> tensor dict (safetensors-ready, contiguous copies)."""
         return {k: v.detach().clone().contiguous() for k, v in self.state_dict().items()}
 
-    def load_tensors(self, tensors: dict[str, torch.Tensor], strict: bool = True) -> None:
-        """Inverse of :meth:`tensors`. ``strict=False`` loads a deployment subset (encoder, actor, normalizer)."""
-        self.load_state_dict(tensors, strict=strict)
+    def load_tensors(self, tensors: dict[str, torch.Tensor], strict: bool = True) -> list[str]:
+        """Inverse of :meth:`tensors`; returns the names of tensors that were absent (``strict=False`` only,
+        e.g. a deployment subset without critics). Raises RuntimeError on unknown names or wrong shapes."""
+        result = self.load_state_dict(tensors, strict=strict)
+        if result.unexpected_keys:
+            raise RuntimeError(f"unexpected tensors {result.unexpected_keys[:5]}")
+        return list(result.missing_keys)

@@ -235,9 +235,12 @@ def load_agent(path: str | Path) -> tuple[LegionAgent, dict]:
         raise CheckpointError(f"{ckpt.path / MANIFEST}: agent_config does not match this code ({exc})") from exc
     agent = LegionAgent(config)
     try:
-        agent.load_tensors(ckpt.tensors, strict=False)
+        missing = agent.load_tensors(ckpt.tensors, strict=False)
     except RuntimeError as exc:
         raise CheckpointError(f"{ckpt.path / WEIGHTS} does not fit the manifest's agent_config: {exc}") from exc
+    needed = [k for k in missing if k.startswith(DEPLOYMENT_PREFIXES)]
+    if needed:
+        raise CheckpointError(f"{ckpt.path / WEIGHTS} lacks tensors the policy needs: {needed[:5]}")
     try:
         agent.knowledge_space = KnowledgeSpace.from_state_dict(ckpt.knowledge_space)
     except (KeyError, ValueError, TypeError) as exc:

@@ -181,3 +181,18 @@ def test_check_embedder(trained):
         policy.check_embedder("roberta-base", 768)
     with pytest.raises(EmbeddingMismatchError):
         policy.check_embedder(MODEL, 768)
+
+
+def test_weights_missing_a_deployment_tensor_are_refused(trained, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    from legion_policy.checkpoint import sha256_file
+    path = _copy(trained, tmp_path)
+    tensors = load_file(str(path / WEIGHTS))
+    del tensors["actor.net.0.weight"]
+    save_file(tensors, str(path / WEIGHTS))
+    m = json.loads((path / MANIFEST).read_text())
+    m["files"][WEIGHTS] = sha256_file(path / WEIGHTS)
+    (path / MANIFEST).write_text(json.dumps(m))
+    with pytest.raises(CheckpointError, match=r"lacks tensors the policy needs: \['actor.net.0.weight'\]"):
+        LegionPolicy.load(path)
