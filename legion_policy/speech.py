@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import math
 import time
+import warnings
 import wave
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,10 +32,9 @@ import numpy as np
 from legion_policy.tasks import normalise
 
 SAMPLE_RATE_HZ = 16000
-FRAME_S = 0.01  # pocketsphinx feature frame (frate 100 Hz)
-# Rejection threshold for PocketSphinxRecognizer, nats per frame. Chosen on espeak-ng audio
-# (4 English voices x 2 speeds): keeps 51/52 correctly decoded in-library phrasings while every
-# unrelated sentence, noise and silence is rejected; one-word near misses ("close the door") can pass.
+# Rejection threshold for PocketSphinxRecognizer, nats per frame, chosen on espeak-ng audio (4 English
+# voices x 2 speeds): keeps 53 of the 55 correctly decoded in-library clips; rejects all noise/silence and
+# every out-of-library sentence except some one-word substitutions ("close the door", "reach the drawer").
 DEFAULT_MIN_CONFIDENCE = -4.6
 _SENSCR_SHIFT = 10  # pocketsphinx reports allphone segment scores right-shifted by 10 bits (SENSCR_SHIFT)
 
@@ -148,10 +148,17 @@ class PocketSphinxRecognizer:
                               "command in the task library with dictionary words (spell out numbers)")
         self._decoder.add_fsg("commands", self._decoder.parse_jsgf(jsgf_grammar(self.phrases)))
         self._decoder.add_allphone_file("phone_loop")  # uniform phone loop: the rejection reference
+        self._initial_cmn = self._decoder.get_cmn()
 
     def _decode(self, search: str, data: bytes):
         d = self._decoder
         d.activate_search(search)
+        # forget the noise and cepstral-mean estimates of earlier audio: same audio -> same result
+        # (pocketsphinx 5 calls start_stream "deprecated and unnecessary", but it still resets the noise stats)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            d.start_stream()
+        d.set_cmn(self._initial_cmn)
         d.start_utt()
         d.process_raw(data, full_utt=True)
         d.end_utt()
@@ -169,10 +176,14 @@ class PocketSphinxRecognizer:
         Raises:
             SpeechError: ``pcm`` is not a 1-D int16 array.
         """
-        data = _check_pcm(pcm).tobytes()
+        pcm = _check_pcm(pcm)
         t0 = time.perf_counter()
-        if not data:
+        if pcm.size == 0:
             return Recognition("", None, 0.0)
+        # +-1 LSB dither from a fixed seed: digital silence (exact zeros, e.g. padded files) derails the
+        # decoder's noise and energy estimates; a fixed seed keeps results reproducible
+        dither = np.random.default_rng(0).integers(-1, 2, pcm.size, dtype=np.int16)
+        data = np.clip(pcm.astype(np.int32) + dither, -32768, 32767).astype("<i2").tobytes()
         hyp = self._decode("commands", data)
         # the FSG search reports the best partial path when no path reaches the final state
         text = normalise(hyp.hypstr) if hyp is not None else ""
@@ -205,8 +216,9 @@ class VoskRecognizer:
     Args:
         model_path: folder of an unpacked Vosk model (e.g. ``vosk-model-small-en-us-0.15``).
         phrases: if given, decoding is restricted to these phrases plus ``[unk]`` (a Vosk JSON
-            grammar; needs a model with a dynamic graph, ``graph/HCLr.fst`` + ``Gr.fst``), and any
-            result that is not exactly one phrase comes back as ``''``. ``None``: free decoding.
+            grammar; needs a model with a dynamic graph, ``graph/HCLr.fst`` + ``Gr.fst``, else Vosk
+            ignores it with a warning), and any result that is not exactly one phrase comes back as
+            ``''``. ``None``: free decoding.
         sample_rate: audio rate in Hz (16000 for the project's audio).
 
     Raises:

@@ -11,7 +11,7 @@ Usage::
     python scripts/make_command_wavs.py --out /tmp/x --phrase "open the window"   # any sentence
 
 Needs the Debian packages ``espeak-ng`` and ``sox`` on PATH. Output is deterministic for a given
-espeak-ng version, voice and speed.
+espeak-ng version, voice and speed (sox's dither, a realistic noise floor, runs with a fixed seed: -R).
 """
 from __future__ import annotations
 
@@ -57,7 +57,7 @@ def synthesise(text: str, path: Path, voice: str = "en-us", speed_wpm: int = 150
         raw = Path(tmp) / "espeak.wav"  # espeak-ng writes 22.05 kHz mono int16
         subprocess.run(["espeak-ng", "-v", voice, "-s", str(speed_wpm), "-w", str(raw), text],
                        check=True, capture_output=True)
-        subprocess.run(["sox", str(raw), "-r", str(SAMPLE_RATE_HZ), "-c", "1", "-b", "16", "-e", "signed-integer",
+        subprocess.run(["sox", "-R", str(raw), "-r", str(SAMPLE_RATE_HZ), "-c", "1", "-b", "16", "-e", "signed-integer",
                         str(path), "pad", str(PAD_S), str(PAD_S)], check=True, capture_output=True)
     return path
 
