@@ -51,6 +51,7 @@ def test_episode_truncates_at_150_steps(reach):
         reach.step(np.zeros(4))
 
 
+@pytest.mark.filterwarnings("ignore:Constant.*may be too high")
 def test_scripted_expert_succeeds_through_the_wrapper(reach):
     from metaworld.policies import SawyerReachV3Policy
 
