@@ -1,6 +1,6 @@
 """Trainer throughput: env-steps per second of `legion train` and the cost of its parts.
 
-Usage: .venv/bin/python benchmarks/bench_trainer.py [--steps 3000] [--hidden 256] [--batch-size 128] [--utd 0.5]
+Usage: .venv/bin/python benchmarks/bench_trainer.py [--steps 3000] [--hidden 256] [--batch-size 128] [--utd 1.0]
 
 Prints (one thread, as the trainer runs):
   * Meta-World reach-v3 wrapper steps/s with random actions;
@@ -40,7 +40,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=3000)
     ap.add_argument("--hidden", type=int, default=256)
     ap.add_argument("--batch-size", type=int, default=128)
-    ap.add_argument("--utd", type=float, default=0.5)
+    ap.add_argument("--utd", type=float, default=1.0)
     args = ap.parse_args()
     torch.set_num_threads(1)
 
