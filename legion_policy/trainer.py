@@ -60,6 +60,8 @@ class TrainConfig:
             each task and every ``dpmm_every`` steps after, on encoder means of ``dpmm_samples`` replay
             states (official: 10k, 100k, 3000); it is also refitted at the end of every task.
         episode_steps: episode length (150).
+        reward_v1_tasks: tasks trained on Meta-World's original v1 (dense) reward instead of v2
+            (:class:`legion_sim.metaworld_env.MetaWorldTaskEnv`); evaluation is unaffected (same success test).
         log_every: write training losses to the log every this many steps.
         agent: :class:`AgentConfig`.
     """
@@ -78,6 +80,7 @@ class TrainConfig:
     dpmm_every: int = 50_000
     dpmm_samples: int = 3000
     episode_steps: int = EPISODE_STEPS
+    reward_v1_tasks: list[str] = field(default_factory=list)
     log_every: int = 1000
     agent: AgentConfig = field(default_factory=AgentConfig)
 
@@ -93,6 +96,8 @@ class TrainConfig:
             raise TrainConfigError("random_steps and updates_per_step must be >= 0")
         if len(self.tasks) > self.agent.max_tasks:
             raise TrainConfigError(f"{len(self.tasks)} tasks exceed agent.max_tasks={self.agent.max_tasks}")
+        if not set(self.reward_v1_tasks) <= set(self.tasks):
+            raise TrainConfigError(f"reward_v1_tasks {self.reward_v1_tasks} must be tasks of the stream {self.tasks}")
         if len(set(self.tasks)) != len(self.tasks):
             raise TrainConfigError(f"tasks must be distinct, got {self.tasks}")
 
@@ -194,7 +199,8 @@ def train(cfg: TrainConfig) -> dict:
     table = embedder.embed(texts)  # cached once: (P, L)
 
     agent = LegionAgent(cfg.agent, seed=cfg.seed)
-    envs = [MetaWorldTaskEnv(t, seed=cfg.seed + 1000 * i, max_episode_steps=cfg.episode_steps)
+    envs = [MetaWorldTaskEnv(t, seed=cfg.seed + 1000 * i, max_episode_steps=cfg.episode_steps,
+                             reward_version="v1" if t in cfg.reward_v1_tasks else "v2")
             for i, t in enumerate(cfg.tasks)]
     eval_envs = [MetaWorldTaskEnv(t, seed=cfg.seed + 1000 * i + 500, max_episode_steps=cfg.episode_steps)
                  for i, t in enumerate(cfg.tasks)]
@@ -338,13 +344,16 @@ def cli_train(
     batch_size: Annotated[int, typer.Option(help="SAC and encoder batch size (paper: 512).")] = 128,
     hidden: Annotated[int, typer.Option(help="Hidden-layer width of every network (paper: 300/400).")] = 256,
     utd: Annotated[float, typer.Option(help="SAC updates per env step (0.5: one update every 2 steps; paper: 1).")] = 1.0,
+    reward_v1: Annotated[str, typer.Option(
+        help="Comma-separated tasks trained on Meta-World's dense v1 reward (x0.01) instead of v2, e.g. reach-v3.")] = "",
 ) -> None:
     """Train LEGION on a stream of Meta-World v3 tasks, one after another, and write a checkpoint."""
     cfg = TrainConfig(tasks=[t.strip() for t in tasks.split(",") if t.strip()], steps_per_task=steps_per_task,
                       eval_every=eval_every, eval_episodes=eval_episodes, seed=seed, out=str(out),
                       embedding_model=str(embedding_model) if embedding_model else None, random_steps=random_steps,
                       dpmm_first=dpmm_first, dpmm_every=dpmm_every, encoder_every=encoder_every,
-                      updates_per_step=utd, agent=AgentConfig(batch_size=batch_size, hidden=hidden))
+                      updates_per_step=utd, agent=AgentConfig(batch_size=batch_size, hidden=hidden),
+                      reward_v1_tasks=[t.strip() for t in reward_v1.split(",") if t.strip()])
     try:
         metrics = train(cfg)
     except TrainConfigError as exc:

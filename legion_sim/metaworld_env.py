@@ -27,6 +27,8 @@ from sim2real.observation import ACTION_DIM, OBS_DIM, from_metaworld
 
 #: The paper's episode length (steps of 12.5 ms simulated time each).
 EPISODE_STEPS = 150
+#: Meta-World's v1 rewards peak near 2,300 per step (reach); this brings them to v2's 0..10 range for SAC.
+V1_REWARD_SCALE = 0.01
 
 
 def metaworld_env_ids() -> list[str]:
@@ -44,6 +46,10 @@ class MetaWorldTaskEnv(gym.Env):
         seed: seeds the placement generator (and the action space); same seed -> same placements.
         max_episode_steps: truncation horizon (default 150, the paper's).
         render_mode: passed to Meta-World (``"rgb_array"`` needs ``MUJOCO_GL=egl`` headless).
+        reward_version: Meta-World's ``reward_function_version``: ``"v2"`` (default, the benchmark's) or
+            ``"v1"`` (the original dense rewards, times :data:`V1_REWARD_SCALE`). Reach-v3's v2 reward is
+            flat inside the 5 cm success radius, so policies trained on it stop at its edge; v1's keeps
+            rising to the goal. Success tests are the same for both.
 
     Observation: Box(-inf, inf, (12,), float32), layout :data:`sim2real.observation.OBS_LAYOUT`.
     Action: Box(-1, 1, (4,), float32).
@@ -55,7 +61,7 @@ class MetaWorldTaskEnv(gym.Env):
     metadata = {"render_modes": ["rgb_array"], "render_fps": 80}
 
     def __init__(self, env_id: str, seed: int = 0, max_episode_steps: int = EPISODE_STEPS,
-                 render_mode: str | None = None):
+                 render_mode: str | None = None, reward_version: str = "v2"):
         import metaworld
 
         if env_id not in metaworld.MT1.ENV_NAMES:
@@ -63,10 +69,14 @@ class MetaWorldTaskEnv(gym.Env):
                              f"Known: {', '.join(sorted(metaworld.MT1.ENV_NAMES))}")
         if max_episode_steps <= 0:
             raise ValueError(f"max_episode_steps must be positive, got {max_episode_steps}")
+        if reward_version not in ("v1", "v2"):
+            raise ValueError(f"reward_version must be 'v1' or 'v2', got {reward_version!r}")
         self.env_id = env_id
+        self.reward_version = reward_version
+        self._reward_scale = V1_REWARD_SCALE if reward_version == "v1" else 1.0
         self.max_episode_steps = int(max_episode_steps)
         benchmark = metaworld.MT1(env_id, seed=seed)
-        self._env = benchmark.train_classes[env_id](render_mode=render_mode)
+        self._env = benchmark.train_classes[env_id](render_mode=render_mode, reward_function_version=reward_version)
         # MT1 tasks carry partially_observable=False: set_task makes the goal visible properly.
         self._env.set_task(benchmark.train_tasks[0])
         # Then draw a fresh placement at every reset from the env's own seeded generator.
@@ -113,7 +123,7 @@ class MetaWorldTaskEnv(gym.Env):
         """Apply one 4-d action (clipped to [-1, 1]) for one Meta-World step.
 
         Returns:
-            (obs (12,) float32, reward float (Meta-World v3 dense reward, 0..10), terminated False,
+            (obs (12,) float32, reward float (Meta-World's v2 reward, 0..10, or scaled v1), terminated False,
             truncated (True at ``max_episode_steps``), info with ``"success"`` bool and Meta-World's
             reward terms).
 
@@ -132,7 +142,7 @@ class MetaWorldTaskEnv(gym.Env):
         info = dict(info)
         info["success"] = bool(info.get("success", 0.0))
         truncated = bool(truncated) or self._steps >= self.max_episode_steps
-        return from_metaworld(obs39), float(reward), False, truncated, info
+        return from_metaworld(obs39), float(reward) * self._reward_scale, False, truncated, info
 
     def render(self):
         """RGB frame from Meta-World (upside down under EGL: flip with ``np.flipud``)."""

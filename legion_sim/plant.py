@@ -250,7 +250,17 @@ class KukaPlant:
         return self._task.goal.copy()
 
     def tcp_position(self) -> np.ndarray:
-        """(3,) ground-truth TCP in the sim frame, m: midpoint of the two fingertip pads."""
+        """(3,) ground-truth TCP in the sim frame, m: the tool point fixed on the gripper body at the
+        closed-gripper fingertip midpoint (the usual fixed-TCP convention; FK's ``tcp`` site).
+
+        Meta-World's ``tcp_center`` stays 4.5 cm below the Sawyer's hand at any opening, because its pads
+        slide sideways; the 2F-85's pads rise up to 1.4 cm as they open (:meth:`pad_midpoint`). A fixed
+        TCP keeps Meta-World's hand → TCP geometry, and so its success tests, whatever the opening.
+        """
+        return self.data.xpos[self._hand] + GRIPPER_TCP_DEPTH_M * self.data.xmat[self._hand].reshape(3, 3)[:, 2]
+
+    def pad_midpoint(self) -> np.ndarray:
+        """(3,) midpoint of the two fingertip pads in the sim frame, m (moves with the opening)."""
         return 0.5 * (self.data.geom_xpos[self._pads[0]] + self.data.geom_xpos[self._pads[1]])
 
     def ee_position(self) -> np.ndarray:

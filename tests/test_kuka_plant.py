@@ -171,9 +171,10 @@ def test_gripper_closes_parallel_and_reopens(reach):
     hand_z = reach.data.xmat[reach.model.body("gripper/robotiq_85_adapter_link").id].reshape(3, 3)[:, 2]
     for g in pads:
         assert abs(reach.data.geom_xmat[g].reshape(3, 3)[:, 2] @ hand_z) > 0.999
-    # closed-gripper TCP equals FK's TCP
-    np.testing.assert_allclose(Real2Sim(reach.frame).tcp_position(reach.joint_state()[0]), reach.tcp_position(),
-                               atol=1e-3)
+    # the closed pads meet at the fixed TCP, which is FK's TCP
+    fk_tcp = Real2Sim(reach.frame).tcp_position(reach.joint_state()[0])
+    np.testing.assert_allclose(reach.pad_midpoint(), reach.tcp_position(), atol=1e-3)
+    np.testing.assert_allclose(fk_tcp, reach.tcp_position(), atol=1e-3)
     for _ in range(20):
         reach.step(q0, 0.0)
     assert reach.gripper_position() < 0.02
@@ -208,9 +209,11 @@ def test_metaworld_observation_layout(drawer):
     np.testing.assert_allclose(obs[0:3], drawer.ee_position())
     np.testing.assert_allclose(obs[4:7], drawer.object_position())
     np.testing.assert_allclose(obs[36:39], drawer.goal_position())
-    # open gripper: the pads sit 1.4 cm above the closed-gripper TCP, so 3.1 cm below the ee point
-    np.testing.assert_allclose(drawer.ee_position() - drawer.tcp_position(), [0, 0, METAWORLD_EE_OFFSET_M - 0.014],
+    # open gripper: the pads sit 1.4 cm above the closed-gripper TCP, so 3.1 cm below the ee point ...
+    np.testing.assert_allclose(drawer.ee_position() - drawer.pad_midpoint(), [0, 0, METAWORLD_EE_OFFSET_M - 0.014],
                                atol=2e-3)
+    # ... while the fixed TCP stays 4.5 cm below it at any opening, like Meta-World's tcp_center below the hand
+    np.testing.assert_allclose(drawer.ee_position() - drawer.tcp_position(), [0, 0, METAWORLD_EE_OFFSET_M], atol=1e-6)
 
 
 def test_render_is_an_upright_rgb_image(reach):

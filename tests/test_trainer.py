@@ -65,6 +65,30 @@ def test_scripted_expert_succeeds_through_the_wrapper(reach):
         assert success
 
 
+def test_v1_reward_keeps_rising_inside_the_success_radius():
+    """reach-v3's v2 reward is flat inside the 5 cm success radius; v1 (scaled) still rewards getting closer."""
+    rewards = {}
+    for version in ("v1", "v2"):
+        env = MetaWorldTaskEnv("reach-v3", seed=0, reward_version=version)
+        obs, _ = env.reset(seed=0)
+        trace = []
+        for _ in range(80):  # proportional controller that drives the TCP (4.5 cm below the hand) onto the goal
+            target = obs[9:12] + np.array([0.0, 0.0, 0.045])
+            obs, reward, *_ = env.step(np.r_[np.clip((target - obs[0:3]) * 50, -1, 1), 0.0])
+            trace.append((np.linalg.norm(env.unwrapped_metaworld.tcp_center - obs[9:12]), reward))
+        rewards[version] = trace
+    inside = {v: [r for d, r in t if d < 0.045] for v, t in rewards.items()}
+    assert min(inside["v2"]) == pytest.approx(10.0) and max(inside["v2"]) == pytest.approx(10.0)
+    edge = [r for d, r in rewards["v1"] if 0.035 < d < 0.045]
+    near = [r for d, r in rewards["v1"] if d < 0.015]
+    assert edge and near and min(near) > max(edge) + 3.0  # closer is better under v1
+    assert max(r for _, r in rewards["v1"]) < 30.0  # scaled into v2's range
+    with pytest.raises(ValueError, match="reward_version"):
+        MetaWorldTaskEnv("reach-v3", reward_version="v3")
+    with pytest.raises(TrainConfigError, match="reward_v1_tasks"):
+        TrainConfig(tasks=["reach-v3"], reward_v1_tasks=["push-v3"]).validate()
+
+
 def test_wrapper_rejects_bad_input(reach):
     with pytest.raises(ValueError, match="unknown Meta-World task 'reach-v9'"):
         MetaWorldTaskEnv("reach-v9")
