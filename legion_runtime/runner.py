@@ -101,6 +101,9 @@ class ControlLoop:
         before = dict(self.safety.counters)
         q, _ = plant.joint_state()
         self.sim2real.reset(self.real2sim.tcp_position(q))
+        # The per-cycle step cap applies to the command: each target may move at most max_step_m from the
+        # last one sent (re-anchored on the measured TCP at the start and after a HOLD).
+        last_sent = self.real2sim.kinematics.forward_kinematics(q)[0]
         gripper = 0.0  # last accepted gripper command (fraction closed); starts open
         outcome = SubtaskOutcome(subtask=name, success=False, steps=0)
         dt_ns = int(round(plant.dt * 1e9))
@@ -113,7 +116,7 @@ class ControlLoop:
             tcp_base = self.real2sim.kinematics.forward_kinematics(q)[0]
             if np.all(np.isfinite(action)):
                 cmd = self.sim2real.command(action, stamp=stamp * 1e-9)
-                verdict = self.safety.filter_cartesian(cmd.position_base, tcp_base, cmd.gripper)
+                verdict = self.safety.filter_cartesian(cmd.position_base, last_sent, cmd.gripper)
             else:  # a non-finite action is a HOLD, decided by the safety filter like any other
                 verdict = self.safety.filter_cartesian(np.full(3, np.nan), tcp_base, gripper)
             q_cmd = None
@@ -122,10 +125,11 @@ class ControlLoop:
                                                        max_iterations=self.sim2real.ik_iterations)
                 joint_verdict = self.safety.filter_joints(ik.q, q, plant.dt)
                 if joint_verdict.accepted:
-                    q_cmd, gripper = joint_verdict.q, verdict.gripper
+                    q_cmd, gripper, last_sent = joint_verdict.q, verdict.gripper, verdict.position
             if q_cmd is None:  # HOLD: keep the measured posture, re-anchor the target on the measured TCP
                 outcome.holds += 1
                 self.sim2real.reset(self.real2sim.frame.to_sim(tcp_base))
+                last_sent = tcp_base
                 q_cmd = q
             if self.publish is not None:
                 self._publish(stamp, plant, q, qd, obs, action, component,

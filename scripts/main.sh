@@ -5,5 +5,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export MUJOCO_GL=${MUJOCO_GL:-egl}
-if [ $# -eq 0 ]; then set -- --wav legion_policy/data/commands/tidy_the_desk.wav; fi
+if [ $# -eq 0 ]; then set -- --wav legion_policy/data/commands/reach_the_goal.wav; fi
 exec .venv/bin/legion run "$@"
