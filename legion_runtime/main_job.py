@@ -178,6 +178,8 @@ def evaluate_policy(*, task: str, episodes: int, checkpoint: Path, seed: int = 1
     """
     from legion_policy.embedding import TextEmbedder
 
+    if plant not in ("kuka", "metaworld"):
+        raise BadInput(f"plant must be 'kuka' or 'metaworld', got {plant!r}")
     policy = load_policy(checkpoint)
     library = library_from_dict(policy.task_library)
     try:
@@ -187,28 +189,18 @@ def evaluate_policy(*, task: str, episodes: int, checkpoint: Path, seed: int = 1
     embedder = TextEmbedder()
     policy.check_embedder(embedder.name, embedder.dim)
     embedding = embedder.embed(subtask.description)
-    successes = 0
-    if plant == "kuka":
-        from legion_sim.plant import KukaPlant
-
-        loop = ControlLoop(policy, *make_chain())
-        kuka = KukaPlant(task, seed=seed)
-        for i in range(episodes):
-            kuka.reset(seed + i)
-            successes += loop.run_subtask(kuka, subtask.name, embedding).success
-    elif plant == "metaworld":
+    if plant == "metaworld":  # the trainer's own evaluation: placements from one stream seeded by `seed`
+        from legion_policy.trainer import evaluate
         from legion_sim.metaworld_env import MetaWorldTaskEnv
 
-        env = MetaWorldTaskEnv(task, seed=seed)
-        for i in range(episodes):
-            obs, _ = env.reset(seed=seed + i)
-            done, success = False, False
-            while not done:
-                action, _ = policy.act(obs, embedding)
-                obs, _, terminated, truncated, info = env.step(action)
-                success |= bool(info["success"])
-                done = terminated or truncated or success
-            successes += success
-    else:
-        raise BadInput(f"plant must be 'kuka' or 'metaworld', got {plant!r}")
+        return evaluate(policy.agent, MetaWorldTaskEnv(task, seed=seed), embedding[None], episodes), episodes
+
+    from legion_sim.plant import KukaPlant
+
+    loop = ControlLoop(policy, *make_chain())
+    kuka = KukaPlant(task, seed=seed)
+    successes = 0
+    for i in range(episodes):
+        kuka.reset(seed + i)
+        successes += loop.run_subtask(kuka, subtask.name, embedding).success
     return successes / episodes, episodes
