@@ -166,6 +166,30 @@ def resolve_checkpoint_dir(path: str | Path) -> Path:
     return path
 
 
+def _check_interface(mpath: Path, manifest: dict) -> None:
+    """Refuse a policy whose observation or action interface differs from what this code builds and sends.
+
+    Compares the observation size and the slice of every field (:data:`sim2real.observation.OBS_LAYOUT`),
+    and the action size and metres per action unit; descriptive text is not compared.
+
+    Raises:
+        CheckpointError: naming the field, the checkpoint's value and this code's value.
+    """
+    obs, act = manifest["observation"], manifest["action"]
+    expected = {"observation dim": OBS_DIM, "action dim": ACTION_DIM, "action scale_m_per_unit": ACTION_SCALE_M}
+    found = {"observation dim": obs.get("dim"), "action dim": act.get("dim"),
+             "action scale_m_per_unit": act.get("scale_m_per_unit")}
+    layout = obs.get("layout") or {}
+    for name, spec in OBS_LAYOUT.items():
+        expected[f"observation field {name!r} slice"] = spec["slice"]
+        found[f"observation field {name!r} slice"] = (layout.get(name) or {}).get("slice")
+    for key, want in expected.items():
+        if found[key] != want:
+            raise CheckpointError(f"{mpath}: {key} is {found[key]!r} in the checkpoint but {want!r} in this code; "
+                                  "the policy was trained for a different interface: retrain it, or use the "
+                                  "software version it was trained with (manifest 'provenance.git_commit')")
+
+
 def load_checkpoint(path: str | Path) -> Checkpoint:
     """Read and validate a checkpoint folder (or a training run folder holding ``checkpoint/``).
 
@@ -194,6 +218,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
                 "provenance", "files"):
         if key not in manifest:
             raise CheckpointError(f"{mpath}: required key {key!r} is missing")
+    _check_interface(mpath, manifest)
     files = manifest["files"]
     for name in (WEIGHTS, KNOWLEDGE_SPACE):
         if name not in files:

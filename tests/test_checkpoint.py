@@ -196,3 +196,18 @@ def test_weights_missing_a_deployment_tensor_are_refused(trained, tmp_path):
     (path / MANIFEST).write_text(json.dumps(m))
     with pytest.raises(CheckpointError, match=r"lacks tensors the policy needs: \['actor.net.0.weight'\]"):
         LegionPolicy.load(path)
+
+
+@pytest.mark.parametrize("edit, match", [
+    (lambda m: m["observation"].update(dim=39), "observation dim is 39"),
+    (lambda m: m["observation"]["layout"]["goal_position"].update(slice=[36, 39]), "'goal_position' slice"),
+    (lambda m: m["action"].update(scale_m_per_unit=0.02), "scale_m_per_unit is 0.02"),
+])
+def test_interface_mismatch_is_refused(trained, tmp_path, edit, match):
+    """A manifest whose observation layout or action scale differs from this code's is refused, even with valid hashes."""
+    path = _copy(trained, tmp_path)
+    m = json.loads((path / MANIFEST).read_text())
+    edit(m)
+    (path / MANIFEST).write_text(json.dumps(m))
+    with pytest.raises(CheckpointError, match=match):
+        load_checkpoint(path)
