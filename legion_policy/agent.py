@@ -36,17 +36,28 @@ from legion_policy.networks import (
 
 @dataclass
 class AgentConfig:
-    """Hyper-parameters (defaults: official code where CPU allows; paper sizes in brackets).
+    """Hyper-parameters (defaults: official code where a 2-core CPU allows; :meth:`paper` gives all of it).
 
     Attributes:
         obs_dim: S = 12. action_dim: A = 4. embed_dim: L (384 MiniLM, 768 RoBERTa). latent_dim: Z = 10.
-        hidden: width of every hidden layer (paper: encoder 400, SAC 300).
+        hidden: width of every hidden layer not set below (default 256).
+        encoder_hidden, encoder_layers: task encoder width (None: ``hidden``) and depth (official: 400, 3).
+        sac_hidden, sac_layers: actor and critic width (None: ``hidden``) and depth (official: 300, 3).
+        sac_layer_norm: first actor/critic layer is Linear -> LayerNorm -> tanh (official: yes).
+        decoder_hidden: width of the language and dynamics decoders (None: ``hidden``).
         batch_size: SAC and encoder mini-batch (paper: 512).
         lr: Adam learning rate for all modules (3e-4). gamma: discount (0.99). tau: Polyak rate (0.005).
         zeta, eta, xi: weights of L_dyn, L_embed, L_KL in eq. 12 (official code: 0.5, 1.0, 0.001).
         max_tasks: size of the per-task log-alpha table (the paper's stream has 10 tasks).
         init_alpha: initial entropy temperature.
         dpmm_gamma0, dpmm_sF, dpmm_n_batches, dpmm_n_laps: knowledge-space parameters (bnpy names).
+        dpmm_deletes: enable the knowledge space's delete move (the official code: off).
+
+    Checkpoints written before a field existed load with that field's default, which reproduces the
+    network they were trained with (every default here is the earlier fixed behaviour).
+
+    Raises:
+        ValueError (from :meth:`validate`): a size or weight out of range.
     """
 
     obs_dim: int = 12
@@ -54,6 +65,12 @@ class AgentConfig:
     embed_dim: int = 384
     latent_dim: int = 10
     hidden: int = 256
+    encoder_hidden: int | None = None
+    encoder_layers: int = 2
+    sac_hidden: int | None = None
+    sac_layers: int = 2
+    sac_layer_norm: bool = False
+    decoder_hidden: int | None = None
     batch_size: int = 128
     lr: float = 3e-4
     gamma: float = 0.99
@@ -67,6 +84,37 @@ class AgentConfig:
     dpmm_sF: float = 0.1
     dpmm_n_batches: int = 5
     dpmm_n_laps: int = 10
+    dpmm_deletes: bool = False
+
+    @classmethod
+    def paper(cls, embed_dim: int = 768, **overrides) -> "AgentConfig":
+        """The paper's official configuration (Ghiara/LEGION configs; docs/method.md section 3).
+
+        Encoder 3 x 400, actor and critics 3 x 300 with a LayerNorm + tanh first layer, batch 512,
+        RoBERTa-size embeddings by default; ``overrides`` set any other field.
+        """
+        values = dict(embed_dim=embed_dim, encoder_hidden=400, encoder_layers=3, sac_hidden=300, sac_layers=3,
+                      sac_layer_norm=True, decoder_hidden=400, batch_size=512)
+        return cls(**{**values, **overrides})
+
+    def validate(self) -> None:
+        """Raise ValueError naming the field when a size, weight or rate is out of range."""
+        positive = ("obs_dim", "action_dim", "embed_dim", "latent_dim", "hidden", "encoder_layers", "sac_layers",
+                    "batch_size", "max_tasks", "dpmm_n_batches", "dpmm_n_laps")
+        for name in positive:
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"AgentConfig.{name} must be >= 1, got {getattr(self, name)!r}")
+        for name in ("encoder_hidden", "sac_hidden", "decoder_hidden"):
+            if getattr(self, name) is not None and int(getattr(self, name)) < 1:
+                raise ValueError(f"AgentConfig.{name} must be >= 1 or None (use `hidden`), got {getattr(self, name)!r}")
+        for name in ("lr", "init_alpha", "dpmm_gamma0", "dpmm_sF"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"AgentConfig.{name} must be > 0, got {getattr(self, name)!r}")
+        for name in ("zeta", "eta", "xi"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"AgentConfig.{name} (eq. 12 weight) must be >= 0, got {getattr(self, name)!r}")
+        if not (0 <= self.gamma < 1 and 0 < self.tau <= 1):
+            raise ValueError(f"need 0 <= gamma < 1 and 0 < tau <= 1, got gamma={self.gamma}, tau={self.tau}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -110,14 +158,16 @@ class LegionAgent(nn.Module):
     def __init__(self, config: AgentConfig | None = None, seed: int = 0):
         super().__init__()
         self.config = c = config or AgentConfig()
+        c.validate()
         self.seed = seed
         torch.manual_seed(seed)
+        enc_h, sac_h, dec_h = (c.encoder_hidden or c.hidden), (c.sac_hidden or c.hidden), (c.decoder_hidden or c.hidden)
         self.normalizer = InputNormalizer(c.obs_dim, c.embed_dim)
-        self.encoder = TaskEncoder(c.obs_dim, c.embed_dim, c.latent_dim, c.hidden)
-        self.language_decoder = LanguageDecoder(c.latent_dim, c.embed_dim, c.hidden)
-        self.dynamics_decoder = DynamicsDecoder(c.obs_dim, c.action_dim, c.latent_dim, c.hidden)
-        self.actor = Actor(c.obs_dim, c.latent_dim, c.action_dim, c.hidden)
-        self.critic = TwinCritic(c.obs_dim, c.latent_dim, c.action_dim, c.hidden)
+        self.encoder = TaskEncoder(c.obs_dim, c.embed_dim, c.latent_dim, enc_h, c.encoder_layers)
+        self.language_decoder = LanguageDecoder(c.latent_dim, c.embed_dim, dec_h)
+        self.dynamics_decoder = DynamicsDecoder(c.obs_dim, c.action_dim, c.latent_dim, dec_h)
+        self.actor = Actor(c.obs_dim, c.latent_dim, c.action_dim, sac_h, c.sac_layers, c.sac_layer_norm)
+        self.critic = TwinCritic(c.obs_dim, c.latent_dim, c.action_dim, sac_h, c.sac_layers, c.sac_layer_norm)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.log_alpha = nn.Parameter(torch.full((c.max_tasks,), float(np.log(c.init_alpha))))
         self.target_entropy = -float(c.action_dim)
@@ -140,7 +190,7 @@ class LegionAgent(nn.Module):
 
         c = self.config
         return KnowledgeSpace(c.latent_dim, gamma0=c.dpmm_gamma0, sF=c.dpmm_sF, n_batches=c.dpmm_n_batches,
-                              n_laps=c.dpmm_n_laps, seed=self.seed)
+                              n_laps=c.dpmm_n_laps, seed=self.seed, deletes=c.dpmm_deletes)
 
     # ------------------------------------------------------------------------------------- inference
     def posterior(self, obs: torch.Tensor, embed: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

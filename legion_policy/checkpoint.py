@@ -3,8 +3,9 @@
 Layout of a checkpoint folder::
 
     manifest.json                 format_version, observation layout, action scale, embedding model + dim,
-                                  agent config, knowledge-space summary, task library, provenance,
-                                  sha256 of every other file
+                                  agent config, knowledge-space summary (K, weights, means, variances),
+                                  task library, provenance, software versions, sha256 + size of every
+                                  other file
     weights.safetensors           every agent tensor (normalizer, encoder, decoders, actor, critics, log_alpha)
     knowledge_space.safetensors   the DPMM state (``KnowledgeSpace.state_dict()``)
 
@@ -12,6 +13,15 @@ Layout of a checkpoint folder::
 never sees a half-written checkpoint. :func:`load_checkpoint` checks every file against its hash and
 raises :class:`CheckpointError` with a message that names the problem. :class:`LegionPolicy` is what
 the runner deploys: frozen encoder + DPMM + actor, deterministic action tanh(mean).
+
+Format versions (``format_version`` in the manifest). Old checkpoints stay loadable: on load, a
+manifest is brought up to :data:`FORMAT_VERSION` by the chain of functions in :data:`MIGRATIONS`,
+and fields added to :class:`AgentConfig` or the knowledge-space state since a checkpoint was written
+take defaults that reproduce what it was trained with.
+
+* 1: first release.
+* 2: ``files`` entries are ``{"sha256", "bytes"}`` (was a bare sha256); the knowledge-space summary
+  adds component means, variances, ``n_fits``, ``deletes``; ``software`` records package versions.
 """
 from __future__ import annotations
 
@@ -33,7 +43,7 @@ from safetensors.torch import load_file as load_torch, save_file as save_torch
 from legion_policy.agent import AgentConfig, LegionAgent
 from sim2real.observation import ACTION_DIM, ACTION_SCALE_M, OBS_DIM, OBS_LAYOUT
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
 WEIGHTS = "weights.safetensors"
 KNOWLEDGE_SPACE = "knowledge_space.safetensors"
@@ -70,6 +80,20 @@ def git_commit(repo: Path | None = None) -> str | None:
     return out.stdout.strip() or None if out.returncode == 0 else None
 
 
+def software_versions() -> dict[str, str | None]:
+    """Versions of Python and of the packages a checkpoint's numbers depend on (None: not installed)."""
+    import platform
+    from importlib import metadata
+
+    versions: dict[str, str | None] = {"python": platform.python_version()}
+    for dist in ("legion-stack", "torch", "numpy", "safetensors", "transformers", "metaworld", "mujoco"):
+        try:
+            versions[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            versions[dist] = None
+    return versions
+
+
 def save_checkpoint(path: str | Path, agent: LegionAgent, *, embedding_model: str, embedding_dim: int,
                     task_library: dict, provenance: dict) -> Path:
     """Write ``agent`` as a checkpoint folder at ``path`` (atomically; replaces an existing checkpoint).
@@ -87,14 +111,21 @@ def save_checkpoint(path: str | Path, agent: LegionAgent, *, embedding_model: st
         The checkpoint folder.
 
     Raises:
-        ValueError: the knowledge space is not fitted or the embedding size disagrees with the agent.
+        ValueError: the knowledge space is not fitted, the embedding size disagrees with the agent, or
+            ``task_library`` is not a valid task library. Nothing is written then.
     """
+    from legion_policy.tasks import TaskLibraryError, library_from_dict
+
     path = Path(path)
     ks = agent.knowledge_space
     if ks is None or not ks.fitted:
         raise ValueError("fit the knowledge space (agent.fit_knowledge_space) before saving a checkpoint")
     if int(embedding_dim) != agent.config.embed_dim:
         raise ValueError(f"embedding_dim {embedding_dim} != agent's embed_dim {agent.config.embed_dim}")
+    try:
+        library_from_dict(task_library)
+    except TaskLibraryError as exc:
+        raise ValueError(f"task_library is not a valid task library ({exc}); pass TaskLibrary.to_dict()") from exc
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
     try:
@@ -112,13 +143,15 @@ def save_checkpoint(path: str | Path, agent: LegionAgent, *, embedding_model: st
             "embedding": {"model": embedding_model, "dim": int(embedding_dim),
                           "pooling": "attention-masked mean, L2-normalised"},
             "agent_config": agent.config.to_dict(),
-            "knowledge_space": {"K": int(ks.K), "weights": np.asarray(ks.weights).tolist(),
-                                "gamma0": agent.config.dpmm_gamma0, "sF": agent.config.dpmm_sF,
-                                "n_batches": agent.config.dpmm_n_batches, "n_laps": agent.config.dpmm_n_laps,
-                                "latent_dim": agent.config.latent_dim},
+            "knowledge_space": {"K": int(ks.K), "latent_dim": ks.dim, "gamma0": ks.gamma0, "sF": ks.sF,
+                                "n_batches": ks.n_batches, "n_laps": ks.n_laps, "deletes": ks.deletes,
+                                "n_fits": ks.n_fits, "weights": np.asarray(ks.weights).tolist(),
+                                "means": ks.means.tolist(), "variances": ks.variances.tolist()},
             "task_library": task_library,
             "provenance": provenance,
-            "files": {name: sha256_file(tmp / name) for name in (WEIGHTS, KNOWLEDGE_SPACE)},
+            "software": software_versions(),
+            "files": {name: {"sha256": sha256_file(tmp / name), "bytes": (tmp / name).stat().st_size}
+                      for name in (WEIGHTS, KNOWLEDGE_SPACE)},
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, default=_json_default))
         for f in tmp.iterdir():  # mkdtemp creates 0700; checkpoints are shared artefacts
@@ -190,13 +223,101 @@ def _check_interface(mpath: Path, manifest: dict) -> None:
                                   "software version it was trained with (manifest 'provenance.git_commit')")
 
 
+def _migrate_v1(manifest: dict) -> dict:
+    """Format 1 -> 2: hashes become {sha256, bytes}; the knowledge-space summary gains the new keys."""
+    manifest = dict(manifest)
+    manifest["files"] = {name: {"sha256": digest, "bytes": None} for name, digest in manifest["files"].items()}
+    ks = dict(manifest["knowledge_space"])
+    ks.setdefault("deletes", False)
+    manifest["knowledge_space"] = ks
+    manifest.setdefault("software", {})
+    manifest["format_version"] = 2
+    return manifest
+
+
+#: format_version -> function that turns a manifest of that version into the next version's.
+MIGRATIONS = {1: _migrate_v1}
+_REQUIRED = ("observation", "action", "embedding", "agent_config", "knowledge_space", "task_library",
+             "provenance", "files")
+
+
+def upgrade_manifest(manifest: dict, where: str | Path = "manifest") -> dict:
+    """Bring a manifest of any known format version up to :data:`FORMAT_VERSION` (a new dict).
+
+    Raises:
+        CheckpointError: the version is missing, newer than this code, or unknown; or a required
+            key of that version is missing.
+    """
+    version = manifest.get("format_version")
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise CheckpointError(f"{where}: format_version must be an integer, got {version!r}")
+    if version > FORMAT_VERSION:
+        raise CheckpointError(f"{where}: checkpoint format_version {version} was written by a newer version of "
+                              f"this software (this code reads up to {FORMAT_VERSION}); update the software")
+    if version != FORMAT_VERSION and version not in MIGRATIONS:
+        raise CheckpointError(f"{where}: unknown checkpoint format_version {version!r}; this code reads "
+                              f"versions {sorted(MIGRATIONS)} and {FORMAT_VERSION}")
+    for key in _REQUIRED:
+        if key not in manifest:
+            raise CheckpointError(f"{where}: required key {key!r} is missing")
+    while manifest["format_version"] != FORMAT_VERSION:
+        try:
+            manifest = MIGRATIONS[manifest["format_version"]](manifest)
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise CheckpointError(f"{where}: cannot upgrade format_version {manifest['format_version']} "
+                                  f"({exc!r}); the manifest is malformed") from exc
+    return manifest
+
+
+def _check_contents(path: Path, manifest: dict, tensors: dict, ks_state: dict) -> None:
+    """Cross-check the manifest against itself and the files: agent config, embedding size, DPMM, library.
+
+    Raises:
+        CheckpointError: naming the field and both values.
+    """
+    from legion_policy.tasks import TaskLibraryError, library_from_dict
+
+    mpath = path / MANIFEST
+    try:
+        config = AgentConfig(**manifest["agent_config"])
+        config.validate()
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"{mpath}: agent_config does not match this code ({exc})") from exc
+    emb = manifest["embedding"]
+    if not isinstance(emb.get("model"), str) or emb.get("dim") != config.embed_dim:
+        raise CheckpointError(f"{mpath}: embedding {emb!r} disagrees with agent_config.embed_dim {config.embed_dim}")
+    summary = manifest["knowledge_space"]
+    stats = ks_state.get("stats")
+    dims = {"knowledge_space.latent_dim": summary.get("latent_dim"),
+            "knowledge-space state dim": int(ks_state["dim"]) if "dim" in ks_state else None}
+    for name, value in dims.items():
+        if value != config.latent_dim:
+            raise CheckpointError(f"{path}: {name} is {value!r} but agent_config.latent_dim is {config.latent_dim}")
+    if stats is None or stats.ndim != 2 or summary.get("K") != stats.shape[0]:
+        raise CheckpointError(f"{path}: the manifest says K = {summary.get('K')!r} components but "
+                              f"{KNOWLEDGE_SPACE} holds {None if stats is None else stats.shape[0]}")
+    if not isinstance(manifest["provenance"], dict):
+        raise CheckpointError(f"{mpath}: provenance must be an object")
+    try:
+        library_from_dict(manifest["task_library"], mpath)
+    except TaskLibraryError as exc:
+        raise CheckpointError(f"{mpath}: the recorded task library is invalid: {exc}") from exc
+    for prefix in DEPLOYMENT_PREFIXES:
+        if not any(k.startswith(prefix) for k in tensors):
+            raise CheckpointError(f"{path / WEIGHTS} holds no '{prefix}*' tensors; the policy cannot be deployed")
+
+
 def load_checkpoint(path: str | Path) -> Checkpoint:
     """Read and validate a checkpoint folder (or a training run folder holding ``checkpoint/``).
 
+    The returned manifest is upgraded to :data:`FORMAT_VERSION` (:func:`upgrade_manifest`).
+
     Raises:
         CheckpointError: the folder or a file is missing, the manifest is not valid JSON or lacks a
-            key, the format version is unknown, a file's sha256 differs from the manifest, a
-            safetensors file is corrupt, or deployment tensors are missing.
+            key, the format version is unknown or newer, a file's size or sha256 differs from the
+            manifest, a safetensors file is corrupt, deployment tensors are missing, or the manifest
+            disagrees with the files (agent config, embedding size, latent size, number of components,
+            task library).
     """
     path = resolve_checkpoint_dir(path)
     if not path.is_dir():
@@ -210,35 +331,30 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         raise CheckpointError(f"{mpath} is not valid JSON ({exc}); the checkpoint is corrupt") from exc
     if not isinstance(manifest, dict):
         raise CheckpointError(f"{mpath} must hold a JSON object")
-    version = manifest.get("format_version")
-    if version != FORMAT_VERSION:
-        raise CheckpointError(f"{mpath}: unknown checkpoint format_version {version!r}; this code reads "
-                              f"version {FORMAT_VERSION} (retrain or use the matching software version)")
-    for key in ("observation", "action", "embedding", "agent_config", "knowledge_space", "task_library",
-                "provenance", "files"):
-        if key not in manifest:
-            raise CheckpointError(f"{mpath}: required key {key!r} is missing")
+    manifest = upgrade_manifest(manifest, mpath)
     _check_interface(mpath, manifest)
     files = manifest["files"]
     for name in (WEIGHTS, KNOWLEDGE_SPACE):
-        if name not in files:
+        if not isinstance(files.get(name), dict) or "sha256" not in files[name]:
             raise CheckpointError(f"{mpath}: no hash recorded for {name}")
-    for name, digest in files.items():
+    for name, entry in files.items():
         fpath = path / name
         if not fpath.is_file():
             raise CheckpointError(f"checkpoint file {fpath} is missing")
+        size = fpath.stat().st_size
+        if entry.get("bytes") is not None and size != entry["bytes"]:
+            raise CheckpointError(f"checkpoint file {fpath} has {size} bytes, the manifest says {entry['bytes']}: "
+                                  "the file was truncated, extended or replaced")
         actual = sha256_file(fpath)
-        if actual != digest:
+        if actual != entry["sha256"]:
             raise CheckpointError(f"checkpoint file {fpath} has sha256 {actual[:16]}..., the manifest says "
-                                  f"{str(digest)[:16]}...: the file was modified or corrupted")
+                                  f"{str(entry['sha256'])[:16]}...: the file was modified or corrupted")
     try:
         tensors = load_torch(str(path / WEIGHTS))
         ks_state = load_numpy(str(path / KNOWLEDGE_SPACE))
     except (SafetensorError, OSError, ValueError) as exc:
         raise CheckpointError(f"cannot read the safetensors files in {path}: {exc}") from exc
-    for prefix in DEPLOYMENT_PREFIXES:
-        if not any(k.startswith(prefix) for k in tensors):
-            raise CheckpointError(f"{path / WEIGHTS} holds no '{prefix}*' tensors; the policy cannot be deployed")
+    _check_contents(path, manifest, tensors, ks_state)
     return Checkpoint(path=path, manifest=manifest, tensors=tensors, knowledge_space=ks_state)
 
 
@@ -254,11 +370,7 @@ def load_agent(path: str | Path) -> tuple[LegionAgent, dict]:
     from legion_policy.knowledge_space import KnowledgeSpace
 
     ckpt = load_checkpoint(path)
-    try:
-        config = AgentConfig(**ckpt.manifest["agent_config"])
-    except TypeError as exc:
-        raise CheckpointError(f"{ckpt.path / MANIFEST}: agent_config does not match this code ({exc})") from exc
-    agent = LegionAgent(config)
+    agent = LegionAgent(AgentConfig(**ckpt.manifest["agent_config"]))  # validated by load_checkpoint
     try:
         missing = agent.load_tensors(ckpt.tensors, strict=False)
     except RuntimeError as exc:

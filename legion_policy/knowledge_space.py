@@ -34,7 +34,10 @@ Moves (accepted only when the full ELBO increases):
   the same fit unless its mass N_k changed by > 10 %.
 - merge (from lap 2): every pair (j, k) is scored exactly from the stored statistics and
   responsibilities; the best improving pair is merged into the older index, repeated while any helps.
-No delete move: a merge absorbs an emptied component when that raises the ELBO.
+- delete (optional, bnpy's delete move; off by default as in the paper's code): a component that
+  carries no memory from earlier fits is removed, its latents are re-assigned to the others by a local
+  step, two memoized laps refine the proposal, and it is kept if the full ELBO increases. Components
+  of earlier tasks (those with memory) are never deleted, so a delete cannot erase knowledge.
 
 Knowledge preservation across fits (streaming variational Bayes, Broderick et al., NeurIPS 2013): at
 the end of a fit the total statistics (memory + this fit's data) become the "memory", a fixed extra
@@ -57,6 +60,7 @@ BIRTH_REFINE_LAPS = 2  # memoized laps run on a birth proposal before its ELBO i
 BIRTH_K_FRESH = 10  # at most this many children per birth proposal (bnpy's Kfresh)
 MIN_BIRTH_POINTS = 10  # latents per child a birth needs (a target needs 2x this to be split)
 CONVERGED_RTOL = 1e-6  # stop when a lap without accepted moves raises the ELBO by less than this
+_EMPTY_MASS = 1e-8  # a component with less total mass N_k than this (no memory, no data) is dropped
 _ELBO_ATOL = 1e-9  # a move must raise the ELBO by more than this x max(1, |ELBO|) (round-off guard)
 _LOG_2PI = float(np.log(2.0 * np.pi))
 
@@ -88,6 +92,7 @@ class FitReport:
         elbo: final evidence lower bound (nats, eq. 10, memory batch included).
         n_births: accepted birth moves.
         n_merges: accepted merge moves.
+        n_deletes: accepted delete moves.
         laps: memoized passes over the data that were run (<= n_laps).
         seconds: wall-clock time of the fit (s).
     """
@@ -98,6 +103,7 @@ class FitReport:
     n_merges: int
     laps: int
     seconds: float
+    n_deletes: int = 0
 
 
 @dataclass
@@ -154,6 +160,7 @@ class KnowledgeSpace:
         seed: seeds batch splits and k-means++ (fit number i uses ``default_rng([seed, i])``).
         k_init: components of the first fit (bnpy ``K_init`` 1); > 1 seeds them by k-means++.
         births, merges: enable the moves (turn off for plain fixed-K coordinate ascent).
+        deletes: enable the delete move (from lap 2; only components without memory of earlier fits).
 
     Attributes:
         elbo_history: ELBO (nats) after every step of every fit: initialisation, each batch visit,
@@ -166,7 +173,7 @@ class KnowledgeSpace:
 
     def __init__(self, dim: int, gamma0: float = 5.0, sF: float = 0.1, n_batches: int = 5,
                  n_laps: int = 10, seed: int = 0, *, k_init: int = 1, births: bool = True,
-                 merges: bool = True):
+                 merges: bool = True, deletes: bool = False):
         if int(dim) != dim or dim < 1:
             raise ValueError(f"dim must be a positive integer (the latent size), got {dim!r}")
         for name, value in (("gamma0", gamma0), ("sF", sF)):
@@ -178,6 +185,7 @@ class KnowledgeSpace:
         self.dim, self.gamma0, self.sF = int(dim), float(gamma0), float(sF)
         self.n_batches, self.n_laps, self.seed = int(n_batches), int(n_laps), int(seed)
         self.k_init, self.births, self.merges = int(k_init), bool(births), bool(merges)
+        self.deletes = bool(deletes)
         self.nu0 = self.dim + 2.0
         self.beta0 = np.full(self.dim, self.sF * (self.nu0 - 2.0))
         self.m0 = np.zeros(self.dim)
@@ -266,7 +274,7 @@ class KnowledgeSpace:
         elbo = self._elbo(state, post)
         self.elbo_history.append(elbo)
 
-        n_births = n_merges = 0
+        n_births = n_merges = n_deletes = 0
         failed: dict[int, float] = {}  # component -> its N_k when a birth on it was last rejected
         lap = 0
         for lap in range(1, self.n_laps + 1):
@@ -295,24 +303,37 @@ class KnowledgeSpace:
                     n_merges += 1
                     moved = True
                     failed.clear()  # indices above the merged pair shift down
+            if self.deletes and lap >= 2:
+                while (deleted := self._best_delete(state, post, elbo)) is not None:
+                    state, post, elbo = deleted
+                    self.elbo_history.append(elbo)
+                    n_deletes += 1
+                    moved = True
+                    failed.clear()
             if lap >= 2 and not moved and elbo - elbo_lap_start <= CONVERGED_RTOL * abs(elbo):
                 break
 
+        empty = np.flatnonzero(state.total()[:, 0] < _EMPTY_MASS)
+        if len(empty) and len(empty) < post.N.shape[0]:  # local steps left these with no data
+            state = _drop_components(state, empty)
+            post = self._global(state.total())
+            elbo = self._elbo(state, post)  # unchanged (trailing) or higher (their stick cost is gone)
+            self.elbo_history.append(elbo)
         self._stats, self._post = state.total(), post
         self.n_fits += 1
         return FitReport(K=self.K, elbo=float(elbo), n_births=n_births, n_merges=n_merges, laps=lap,
-                         seconds=time.perf_counter() - t0)
+                         seconds=time.perf_counter() - t0, n_deletes=n_deletes)
 
     def state_dict(self) -> dict[str, np.ndarray]:
         """Everything needed to rebuild this knowledge space, as numpy arrays only (safetensors).
 
         Keys: hyper-parameters as 0-d arrays (dim, gamma0, sF, n_batches, n_laps, seed, k_init,
-        births, merges, n_fits); ``stats`` (K, 2*dim+1) float64 total summary statistics
+        births, merges, deletes, n_fits); ``stats`` (K, 2*dim+1) float64 total summary statistics
         [N_k, S_k(x), S_k(x^2)] from which the posterior is recomputed; ``elbo_history`` (T,).
         """
         scalars = dict(dim=self.dim, n_batches=self.n_batches, n_laps=self.n_laps, seed=self.seed,
                        k_init=self.k_init, births=int(self.births), merges=int(self.merges),
-                       n_fits=self.n_fits)
+                       deletes=int(self.deletes), n_fits=self.n_fits)
         state = {k: np.array(v, dtype=np.int64) for k, v in scalars.items()}
         state["gamma0"] = np.array(self.gamma0, dtype=np.float64)
         state["sF"] = np.array(self.sF, dtype=np.float64)
@@ -323,6 +344,8 @@ class KnowledgeSpace:
     @classmethod
     def from_state_dict(cls, state: dict[str, np.ndarray]) -> "KnowledgeSpace":
         """Rebuild a knowledge space saved by :meth:`state_dict` (exact round trip).
+
+        States saved before the delete move existed (no ``deletes`` key) load with deletes off.
 
         Raises:
             ValueError: a key is missing or ``stats`` has the wrong shape or non-finite values.
@@ -335,7 +358,7 @@ class KnowledgeSpace:
         ks = cls(int(state["dim"]), float(state["gamma0"]), float(state["sF"]),
                  int(state["n_batches"]), int(state["n_laps"]), int(state["seed"]),
                  k_init=int(state["k_init"]), births=bool(state["births"]),
-                 merges=bool(state["merges"]))
+                 merges=bool(state["merges"]), deletes=bool(state.get("deletes", 0)))
         stats = np.asarray(state["stats"], dtype=np.float64)
         if stats.ndim != 2 or stats.shape[1] != 2 * ks.dim + 1 or not np.isfinite(stats).all():
             raise ValueError(f"state['stats'] must be finite with shape (K, {2 * ks.dim + 1}), "
@@ -572,6 +595,39 @@ class KnowledgeSpace:
         post = self._global(new.total())
         new_elbo = self._elbo(new, post)
         return (new, post, new_elbo) if new_elbo > elbo + _ELBO_ATOL * max(1.0, abs(elbo)) else None
+
+    def _best_delete(self, state: _FitState, post: _Posterior, elbo: float):
+        """First ELBO-improving delete of a memory-free component (smallest N_k first), or None.
+
+        The candidate's column is dropped, every batch gets a local step under the remaining
+        components, BIRTH_REFINE_LAPS memoized laps refine the proposal, and the full ELBO decides.
+        Returns (state, post, elbo) of the accepted proposal.
+        """
+        K = post.N.shape[0]
+        if K < 2:
+            return None
+        no_memory = np.flatnonzero(state.memory[:, 0] <= 0.0)
+        for k in no_memory[np.argsort(post.N[no_memory], kind="stable")]:
+            new = _drop_components(state, [k])
+            rest = self._global(new.total())  # the other components as they are now
+            for b in range(len(new.X)):
+                new.R[b], new.H[b] = self._log_resp(new.X[b], rest)
+                new.SS[b] = _stats(new.X[b], new.R[b])
+            prop = self._global(new.total())
+            for _ in range(BIRTH_REFINE_LAPS):
+                for b in range(len(new.X)):
+                    prop = self._visit(new, b, prop)
+            new_elbo = self._elbo(new, prop)
+            if new_elbo > elbo + _ELBO_ATOL * max(1.0, abs(elbo)):
+                return new, prop, new_elbo
+        return None
+
+
+def _drop_components(state: _FitState, ks) -> _FitState:
+    """Copy of ``state`` without components ``ks`` (their columns, statistics and memory rows)."""
+    keep = np.delete(np.arange(state.memory.shape[0]), ks)
+    return _FitState(state.X, [r[:, keep] for r in state.R], [s[keep] for s in state.SS],
+                     [h[keep] for h in state.H], state.memory[keep])
 
 
 def _nearest(X: np.ndarray, centers: np.ndarray) -> np.ndarray:

@@ -4,9 +4,10 @@ Shapes use B for the batch size; S = 12 (observation, :mod:`sim2real.observation
 L = language-embedding size (384 for all-MiniLM-L6-v2, 768 for RoBERTa), Z = latent size (10).
 All tensors are float32.
 
-Sizes: the paper's official code uses 400-unit encoder layers and 300-unit SAC layers with batch
-512; this project defaults to 256-unit layers and batch 128 (see :class:`~legion_policy.agent.AgentConfig`),
-which fits a two-task run into about an hour on a shared 2-core CPU.
+Sizes: the paper's official code uses three 400-unit encoder layers and three 300-unit SAC layers
+(first one LayerNorm + tanh) with batch 512 (``AgentConfig.paper()``); this project defaults to two
+256-unit layers everywhere and batch 128 (``AgentConfig()``), which fits a two-task run into about
+half an hour on a 2-core CPU.
 """
 from __future__ import annotations
 
@@ -27,12 +28,20 @@ OBS_SCALE = np.concatenate([(_HAND_HIGH - _HAND_LOW) / 2] * 2 + [np.ones(3)] + [
 LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0  # SAC actor log-std range (CleanRL / SB3 convention)
 
 
-def mlp(in_dim: int, hidden: int, out_dim: int, n_hidden: int = 2) -> nn.Sequential:
-    """ReLU multilayer perceptron ``in_dim -> hidden (x n_hidden) -> out_dim`` (linear output)."""
+def mlp(in_dim: int, hidden: int, out_dim: int, n_hidden: int = 2, layer_norm: bool = False) -> nn.Sequential:
+    """Multilayer perceptron ``in_dim -> hidden (x n_hidden) -> out_dim`` with a linear output.
+
+    Hidden layers use ReLU. With ``layer_norm`` the first hidden layer is Linear -> LayerNorm -> tanh
+    instead (the SAC trunk of the paper's official code, built on mtrl), which keeps the scale of
+    the first features bounded whatever the input.
+    """
+    if n_hidden < 1 or hidden < 1:
+        raise ValueError(f"an MLP needs n_hidden >= 1 and hidden >= 1, got n_hidden={n_hidden}, hidden={hidden}")
     layers: list[nn.Module] = []
     d = in_dim
-    for _ in range(n_hidden):
-        layers += [nn.Linear(d, hidden), nn.ReLU()]
+    for i in range(n_hidden):
+        layers.append(nn.Linear(d, hidden))
+        layers += [nn.LayerNorm(hidden), nn.Tanh()] if (layer_norm and i == 0) else [nn.ReLU()]
         d = hidden
     layers.append(nn.Linear(d, out_dim))
     return nn.Sequential(*layers)
@@ -72,14 +81,14 @@ class TaskEncoder(nn.Module):
     """Task encoder q(z | s, l) = N(mu, diag(sigma^2)) (paper Methods; official code 780->400x3->10).
 
     Args:
-        obs_dim: S; embed_dim: L; latent_dim: Z; hidden: width of the 2 hidden layers.
+        obs_dim: S; embed_dim: L; latent_dim: Z; hidden: width of the hidden layers; n_hidden: their number.
 
     forward(s_n (B,S), l_n (B,L)) -> (mu (B,Z), log_var (B,Z)), both normalised inputs.
     """
 
-    def __init__(self, obs_dim: int, embed_dim: int, latent_dim: int = 10, hidden: int = 256):
+    def __init__(self, obs_dim: int, embed_dim: int, latent_dim: int = 10, hidden: int = 256, n_hidden: int = 2):
         super().__init__()
-        self.trunk = mlp(obs_dim + embed_dim, hidden, 2 * latent_dim)
+        self.trunk = mlp(obs_dim + embed_dim, hidden, 2 * latent_dim, n_hidden)
         self.latent_dim = latent_dim
 
     def forward(self, s_n: torch.Tensor, l_n: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -106,9 +115,9 @@ class LanguageDecoder(nn.Module):
 class DynamicsDecoder(nn.Module):
     """Dynamics decoder p(s' | s, a, z): (B,S),(B,A),(B,Z) -> (B,S) prediction of the normalised s'."""
 
-    def __init__(self, obs_dim: int, action_dim: int, latent_dim: int, hidden: int = 256):
+    def __init__(self, obs_dim: int, action_dim: int, latent_dim: int, hidden: int = 256, n_hidden: int = 2):
         super().__init__()
-        self.net = mlp(obs_dim + action_dim + latent_dim, hidden, obs_dim)
+        self.net = mlp(obs_dim + action_dim + latent_dim, hidden, obs_dim, n_hidden)
 
     def forward(self, s_n: torch.Tensor, a: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         # Predict the change: s' = s + f(s, a, z), which is small for one 12.5 ms step.
@@ -119,11 +128,13 @@ class Actor(nn.Module):
     """SAC squashed-Gaussian actor pi(a | s, z) (Haarnoja et al. 2018; CleanRL's layout).
 
     forward(s_n (B,S), z (B,Z)) -> (mean (B,A), log_std (B,A)), log_std in [LOG_STD_MIN, LOG_STD_MAX].
+    ``n_hidden`` hidden layers of width ``hidden``; ``layer_norm``: LayerNorm + tanh first layer (see :func:`mlp`).
     """
 
-    def __init__(self, obs_dim: int, latent_dim: int, action_dim: int, hidden: int = 256):
+    def __init__(self, obs_dim: int, latent_dim: int, action_dim: int, hidden: int = 256, n_hidden: int = 2,
+                 layer_norm: bool = False):
         super().__init__()
-        self.net = mlp(obs_dim + latent_dim, hidden, 2 * action_dim)
+        self.net = mlp(obs_dim + latent_dim, hidden, 2 * action_dim, n_hidden, layer_norm)
 
     def forward(self, s_n: torch.Tensor, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mean, log_std = self.net(torch.cat([s_n, z], -1)).chunk(2, -1)
@@ -148,13 +159,14 @@ class Actor(nn.Module):
 class TwinCritic(nn.Module):
     """Twin soft Q-functions Q1, Q2(s, a, z) (clipped double Q, Fujimoto et al. 2018).
 
-    forward(s_n (B,S), a (B,A), z (B,Z)) -> (q1 (B,), q2 (B,)).
+    forward(s_n (B,S), a (B,A), z (B,Z)) -> (q1 (B,), q2 (B,)). Layer arguments as :class:`Actor`.
     """
 
-    def __init__(self, obs_dim: int, latent_dim: int, action_dim: int, hidden: int = 256):
+    def __init__(self, obs_dim: int, latent_dim: int, action_dim: int, hidden: int = 256, n_hidden: int = 2,
+                 layer_norm: bool = False):
         super().__init__()
-        self.q1 = mlp(obs_dim + latent_dim + action_dim, hidden, 1)
-        self.q2 = mlp(obs_dim + latent_dim + action_dim, hidden, 1)
+        self.q1 = mlp(obs_dim + latent_dim + action_dim, hidden, 1, n_hidden, layer_norm)
+        self.q2 = mlp(obs_dim + latent_dim + action_dim, hidden, 1, n_hidden, layer_norm)
 
     def forward(self, s_n: torch.Tensor, a: torch.Tensor, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = torch.cat([s_n, z, a], -1)

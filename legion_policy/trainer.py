@@ -77,7 +77,7 @@ class TrainConfig:
     updates_per_step: float = 1.0
     encoder_every: int = 50
     dpmm_first: int = 10_000
-    dpmm_every: int = 50_000
+    dpmm_every: int = 100_000
     dpmm_samples: int = 3000
     episode_steps: int = EPISODE_STEPS
     reward_v1_tasks: list[str] = field(default_factory=list)
@@ -100,6 +100,10 @@ class TrainConfig:
             raise TrainConfigError(f"reward_v1_tasks {self.reward_v1_tasks} must be tasks of the stream {self.tasks}")
         if len(set(self.tasks)) != len(self.tasks):
             raise TrainConfigError(f"tasks must be distinct, got {self.tasks}")
+        try:
+            self.agent.validate()
+        except ValueError as exc:
+            raise TrainConfigError(str(exc)) from exc
 
 
 class ReplayBuffer:
@@ -339,20 +343,31 @@ def cli_train(
     embedding_model: Annotated[Path | None, typer.Option(help="Local transformers folder of the language model (default: all-MiniLM-L6-v2).")] = None,
     random_steps: Annotated[int, typer.Option(help="Random-action steps at the start of each task.")] = 1500,
     dpmm_first: Annotated[int, typer.Option(help="Local step of each task at which the knowledge space is first refitted.")] = 10_000,
-    dpmm_every: Annotated[int, typer.Option(help="Refit the knowledge space every N steps after that.")] = 50_000,
+    dpmm_every: Annotated[int, typer.Option(help="Refit the knowledge space every N steps after that (official code: 100k).")] = 100_000,
     encoder_every: Annotated[int, typer.Option(help="One encoder/decoder update every N env steps.")] = 50,
+    agent_preset: Annotated[str, typer.Option(
+        help="'default' (2 x --hidden layers, batch --batch-size) or 'paper' (the official code's networks: "
+             "encoder 3 x 400, SAC 3 x 300 with LayerNorm + tanh, batch 512; --hidden/--batch-size ignored).")] = "default",
     batch_size: Annotated[int, typer.Option(help="SAC and encoder batch size (paper: 512).")] = 128,
     hidden: Annotated[int, typer.Option(help="Hidden-layer width of every network (paper: 300/400).")] = 256,
+    dpmm_deletes: Annotated[bool, typer.Option(help="Enable the knowledge space's delete move (official code: off).")] = False,
     utd: Annotated[float, typer.Option(help="SAC updates per env step (0.5: one update every 2 steps; paper: 1).")] = 1.0,
     reward_v1: Annotated[str, typer.Option(
         help="Comma-separated tasks trained on Meta-World's dense v1 reward (x0.01) instead of v2, e.g. reach-v3.")] = "",
 ) -> None:
     """Train LEGION on a stream of Meta-World v3 tasks, one after another, and write a checkpoint."""
+    if agent_preset == "paper":
+        agent = AgentConfig.paper(dpmm_deletes=dpmm_deletes)  # embed_dim is set from the language model
+    elif agent_preset == "default":
+        agent = AgentConfig(batch_size=batch_size, hidden=hidden, dpmm_deletes=dpmm_deletes)
+    else:
+        console.print(f"[red]error:[/red] --agent-preset must be 'default' or 'paper', got {agent_preset!r}")
+        raise typer.Exit(2)
     cfg = TrainConfig(tasks=[t.strip() for t in tasks.split(",") if t.strip()], steps_per_task=steps_per_task,
                       eval_every=eval_every, eval_episodes=eval_episodes, seed=seed, out=str(out),
                       embedding_model=str(embedding_model) if embedding_model else None, random_steps=random_steps,
                       dpmm_first=dpmm_first, dpmm_every=dpmm_every, encoder_every=encoder_every,
-                      updates_per_step=utd, agent=AgentConfig(batch_size=batch_size, hidden=hidden),
+                      updates_per_step=utd, agent=agent,
                       reward_v1_tasks=[t.strip() for t in reward_v1.split(",") if t.strip()])
     try:
         metrics = train(cfg)

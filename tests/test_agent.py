@@ -21,9 +21,11 @@ def make_batch(n=B, seed=0, n_tasks=2):
             "done": torch.zeros(n), "embed": embed[task], "task": task}
 
 
-@pytest.fixture
-def agent():
-    return LegionAgent(AgentConfig(hidden=64, batch_size=B), seed=0)
+@pytest.fixture(params=["default", "paper-layout"])
+def agent(request):
+    """The default networks, and the paper's layout (3 layers, LayerNorm + tanh SAC trunk) at a test width."""
+    extra = {"encoder_layers": 3, "sac_layers": 3, "sac_layer_norm": True} if request.param == "paper-layout" else {}
+    return LegionAgent(AgentConfig(hidden=64, batch_size=B, **extra), seed=0)
 
 
 def test_module_shapes_and_dtypes():
@@ -182,3 +184,22 @@ def test_phrasings_of_one_task_converge_to_one_task_code():
     d = torch.cdist(agent.latent(obs, table), agent.latent(obs, table))
     within, between = max(d[0, 1], d[2, 3]), d[:2, 2:].min()
     assert within < 0.2 * between, f"within-task distance {within:.3f}, between-task {between:.3f}"
+
+
+@pytest.mark.parametrize("field, value", [("hidden", 0), ("encoder_layers", 0), ("sac_hidden", -3), ("lr", 0.0),
+                                          ("gamma", 1.0), ("tau", 0.0), ("xi", -1.0), ("dpmm_sF", 0.0)])
+def test_config_out_of_range_is_refused_with_the_field_name(field, value):
+    with pytest.raises(ValueError, match=field):
+        LegionAgent(AgentConfig(**{field: value}))
+
+
+def test_layer_sizes_follow_the_config():
+    agent = LegionAgent(AgentConfig(hidden=32, encoder_hidden=48, encoder_layers=3, sac_hidden=24, sac_layers=1,
+                                    sac_layer_norm=True, decoder_hidden=16), seed=0)
+    widths = lambda m: [x.out_features for x in m.modules() if isinstance(x, torch.nn.Linear)]
+    assert widths(agent.encoder) == [48, 48, 48, 2 * Z]
+    assert widths(agent.actor) == [24, 2 * A] and widths(agent.critic.q1) == [24, 1]
+    assert widths(agent.language_decoder) == [16, L] and widths(agent.dynamics_decoder) == [16, 16, S]
+    assert isinstance(agent.actor.net[1], torch.nn.LayerNorm) and isinstance(agent.actor.net[2], torch.nn.Tanh)
+    info = agent.update_sac(make_batch())  # the LayerNorm trunk trains like the plain one
+    assert np.isfinite(info["loss/critic"]) and np.isfinite(info["loss/actor"])

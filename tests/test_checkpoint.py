@@ -8,8 +8,8 @@ import torch
 
 from legion_policy.agent import AgentConfig, LegionAgent
 from legion_policy.checkpoint import (
-    KNOWLEDGE_SPACE, MANIFEST, WEIGHTS, CheckpointError, EmbeddingMismatchError, LegionPolicy, load_checkpoint,
-    save_checkpoint,
+    FORMAT_VERSION, KNOWLEDGE_SPACE, MANIFEST, WEIGHTS, CheckpointError, EmbeddingMismatchError, LegionPolicy,
+    load_agent, load_checkpoint, save_checkpoint, sha256_file,
 )
 from legion_policy.tasks import load_task_library
 from sim2real.observation import OBS_LAYOUT
@@ -51,16 +51,29 @@ def _copy(trained, tmp_path):
     return dst
 
 
+def _rehash(path, name):
+    """Record the current hash and size of ``name`` in the manifest (a consistent but edited checkpoint)."""
+    m = json.loads((path / MANIFEST).read_text())
+    m["files"][name] = {"sha256": sha256_file(path / name), "bytes": (path / name).stat().st_size}
+    (path / MANIFEST).write_text(json.dumps(m))
+
+
 def test_manifest_records_what_deployment_needs(trained):
     _, path = trained
     m = json.loads((path / MANIFEST).read_text())
-    assert m["format_version"] == 1
+    assert m["format_version"] == FORMAT_VERSION == 2
     assert m["observation"]["layout"] == OBS_LAYOUT and m["action"]["scale_m_per_unit"] == 0.01
     assert m["embedding"] == {"model": MODEL, "dim": L, "pooling": "attention-masked mean, L2-normalised"}
     assert m["task_library"] == load_task_library().to_dict()
-    assert m["knowledge_space"]["K"] >= 1 and len(m["knowledge_space"]["weights"]) == m["knowledge_space"]["K"]
+    ks = m["knowledge_space"]
+    assert ks["K"] >= 1 and len(ks["weights"]) == ks["K"]
+    assert np.array(ks["means"]).shape == np.array(ks["variances"]).shape == (ks["K"], 10)
+    assert (ks["gamma0"], ks["sF"], ks["latent_dim"], ks["deletes"]) == (5.0, 0.1, 10, False)
     assert {"date", "git_commit", "tasks", "seed"} <= set(m["provenance"])
-    assert set(m["files"]) == {WEIGHTS, KNOWLEDGE_SPACE} and all(len(h) == 64 for h in m["files"].values())
+    assert m["software"]["torch"].startswith("2.") and m["software"]["python"].startswith("3.")
+    assert set(m["files"]) == {WEIGHTS, KNOWLEDGE_SPACE}
+    for name, entry in m["files"].items():
+        assert len(entry["sha256"]) == 64 and entry["bytes"] == (path / name).stat().st_size
     assert not list(path.parent.glob(".*tmp-*")), "temporary folder left behind"
 
 
@@ -89,8 +102,8 @@ def test_saving_again_replaces_the_checkpoint_atomically(trained, tmp_path):
     agent, _ = trained
     path = tmp_path / "ck"
     for seed in (0, 1):
-        save_checkpoint(path, agent, embedding_model=MODEL, embedding_dim=L, task_library={},
-                        provenance={"seed": seed})
+        save_checkpoint(path, agent, embedding_model=MODEL, embedding_dim=L,
+                        task_library=load_task_library().to_dict(), provenance={"seed": seed})
     assert load_checkpoint(path).manifest["provenance"]["seed"] == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ck"]
 
@@ -102,6 +115,10 @@ def test_save_refuses_unfitted_knowledge_space_and_wrong_dim(trained, tmp_path):
     with pytest.raises(ValueError, match="embedding_dim 768"):
         save_checkpoint(tmp_path / "x", trained[0], embedding_model=MODEL, embedding_dim=768,
                         task_library={}, provenance={})
+    with pytest.raises(ValueError, match="task_library is not a valid task library"):
+        save_checkpoint(tmp_path / "x", trained[0], embedding_model=MODEL, embedding_dim=L,
+                        task_library={"subtasks": {"reach": {}}}, provenance={})
+    assert not (tmp_path / "x").exists()
 
 
 def test_run_folder_resolves_to_its_checkpoint(trained):
@@ -135,10 +152,7 @@ def test_tampered_file_is_refused(trained, tmp_path, name):
 def test_corrupt_weights_with_matching_hash_are_refused(trained, tmp_path):
     path = _copy(trained, tmp_path)
     (path / WEIGHTS).write_bytes(b"not a safetensors file")
-    m = json.loads((path / MANIFEST).read_text())
-    from legion_policy.checkpoint import sha256_file
-    m["files"][WEIGHTS] = sha256_file(path / WEIGHTS)
-    (path / MANIFEST).write_text(json.dumps(m))
+    _rehash(path, WEIGHTS)
     with pytest.raises(CheckpointError, match="cannot read the safetensors"):
         load_checkpoint(path)
 
@@ -152,9 +166,13 @@ def test_corrupt_manifest_and_unknown_version_are_refused(trained, tmp_path):
     m = json.loads(good)
     m["format_version"] = 99
     (path / MANIFEST).write_text(json.dumps(m))
-    with pytest.raises(CheckpointError, match="unknown checkpoint format_version 99"):
+    with pytest.raises(CheckpointError, match="format_version 99 was written by a newer version"):
         load_checkpoint(path)
-    m["format_version"] = 1
+    m["format_version"] = 0
+    (path / MANIFEST).write_text(json.dumps(m))
+    with pytest.raises(CheckpointError, match="unknown checkpoint format_version 0"):
+        load_checkpoint(path)
+    m["format_version"] = 2
     del m["embedding"]
     (path / MANIFEST).write_text(json.dumps(m))
     with pytest.raises(CheckpointError, match="'embedding' is missing"):
@@ -186,14 +204,11 @@ def test_check_embedder(trained):
 def test_weights_missing_a_deployment_tensor_are_refused(trained, tmp_path):
     from safetensors.torch import load_file, save_file
 
-    from legion_policy.checkpoint import sha256_file
     path = _copy(trained, tmp_path)
     tensors = load_file(str(path / WEIGHTS))
     del tensors["actor.net.0.weight"]
     save_file(tensors, str(path / WEIGHTS))
-    m = json.loads((path / MANIFEST).read_text())
-    m["files"][WEIGHTS] = sha256_file(path / WEIGHTS)
-    (path / MANIFEST).write_text(json.dumps(m))
+    _rehash(path, WEIGHTS)
     with pytest.raises(CheckpointError, match=r"lacks tensors the policy needs: \['actor.net.0.weight'\]"):
         LegionPolicy.load(path)
 
@@ -211,3 +226,63 @@ def test_interface_mismatch_is_refused(trained, tmp_path, edit, match):
     (path / MANIFEST).write_text(json.dumps(m))
     with pytest.raises(CheckpointError, match=match):
         load_checkpoint(path)
+
+
+def test_truncated_file_is_refused_by_size(trained, tmp_path):
+    path = _copy(trained, tmp_path)
+    data = (path / WEIGHTS).read_bytes()
+    (path / WEIGHTS).write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match=rf"has {len(data) // 2} bytes, the manifest says {len(data)}"):
+        load_checkpoint(path)
+
+
+@pytest.mark.parametrize("edit, match", [
+    (lambda m: m["knowledge_space"].update(K=7), "the manifest says K = 7 components but"),
+    (lambda m: m["knowledge_space"].update(latent_dim=8), "knowledge_space.latent_dim is 8"),
+    (lambda m: m["embedding"].update(dim=768), "disagrees with agent_config.embed_dim 384"),
+    (lambda m: m["agent_config"].update(hidden_units=5), "unexpected keyword argument 'hidden_units'"),
+    (lambda m: m["agent_config"].update(gamma=1.5), "gamma=1.5"),
+    (lambda m: m["task_library"].update(subtasks={}), "recorded task library is invalid"),
+    (lambda m: m.update(provenance=[]), "provenance must be an object"),
+])
+def test_manifest_that_disagrees_with_its_files_is_refused(trained, tmp_path, edit, match):
+    path = _copy(trained, tmp_path)
+    m = json.loads((path / MANIFEST).read_text())
+    edit(m)
+    (path / MANIFEST).write_text(json.dumps(m))
+    with pytest.raises(CheckpointError, match=match):
+        load_checkpoint(path)
+
+
+def test_format_1_checkpoint_still_loads_and_acts_as_when_it_was_written():
+    """tests/data/checkpoint_v1 was written by the format-1 code (tests/data/make_checkpoint_v1.py at
+    commit 8d5d97b), together with the actions and components it produced then."""
+    from pathlib import Path
+
+    data = Path(__file__).parent / "data"
+    assert json.loads((data / "checkpoint_v1" / MANIFEST).read_text())["format_version"] == 1
+    policy = LegionPolicy.load(data / "checkpoint_v1")
+    assert policy.manifest["format_version"] == FORMAT_VERSION
+    assert policy.manifest["files"][WEIGHTS]["bytes"] is None  # format 1 recorded no sizes
+    probe = json.loads((data / "checkpoint_v1_probe.json").read_text())
+    for obs, emb, action, component in zip(probe["obs"], probe["embedding"], probe["actions"], probe["components"]):
+        a, k = policy.act(np.array(obs, np.float32), np.array(emb, np.float32))
+        np.testing.assert_array_equal(a, np.array(action, np.float32))
+        assert k == component
+    assert not policy.agent.knowledge_space.deletes and not policy.agent.config.sac_layer_norm
+
+
+def test_paper_configuration_round_trips(tmp_path):
+    """AgentConfig.paper(): encoder 3 x 400, SAC 3 x 300 with LayerNorm + tanh first layer, batch 512."""
+    config = AgentConfig.paper(embed_dim=L)
+    agent = LegionAgent(config, seed=0)
+    assert [m.out_features for m in agent.encoder.modules() if isinstance(m, torch.nn.Linear)] == [400, 400, 400, 20]
+    assert [m.out_features for m in agent.actor.modules() if isinstance(m, torch.nn.Linear)] == [300, 300, 300, 8]
+    assert isinstance(agent.critic.q1[1], torch.nn.LayerNorm) and isinstance(agent.critic.q1[2], torch.nn.Tanh)
+    agent.fit_knowledge_space(_obs(200, 0), np.repeat(_embeds(2, 0), 100, axis=0))
+    save_checkpoint(tmp_path / "paper", agent, embedding_model=MODEL, embedding_dim=L,
+                    task_library=load_task_library().to_dict(), provenance={})
+    loaded, manifest = load_agent(tmp_path / "paper")
+    assert manifest["agent_config"] == config.to_dict()
+    for name, t in agent.tensors().items():
+        assert torch.equal(loaded.tensors()[name], t), name

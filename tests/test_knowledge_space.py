@@ -71,6 +71,32 @@ def test_recovers_well_separated_clusters_from_one_component(dim, n_per):
     np.testing.assert_allclose(r.sum(1), 1.0, rtol=1e-12)
 
 
+def test_delete_move_removes_redundant_components():
+    rng = np.random.default_rng(9)
+    z, labels, _ = blobs(rng, 3, 10, 400)
+    # 8 k-means++ seeds on 3 clusters; births and merges off, so only deletes (or slow ascent) can shrink K
+    with_delete = KnowledgeSpace(10, k_init=8, births=False, merges=False, deletes=True, n_laps=2)
+    report = with_delete.fit(z)
+    assert (report.K, report.n_deletes) == (3, 2) and adjusted_rand_score(labels, with_delete.predict(z)) == 1.0
+    assert_non_decreasing(with_delete.elbo_history)
+    without = KnowledgeSpace(10, k_init=8, births=False, merges=False, n_laps=2).fit(z)
+    assert without.K == 8 and without.elbo < report.elbo  # two laps of plain ascent leave 8 occupied components
+    # emptied components are dropped at the end of a fit, so K counts only components with data
+    assert KnowledgeSpace(10, k_init=8, births=False, merges=False, n_laps=10).fit(z).K == 3
+
+
+def test_delete_never_removes_components_of_earlier_tasks():
+    rng = np.random.default_rng(10)
+    z, labels, means = blobs(rng, 3, 10, 300)
+    ks = KnowledgeSpace(10, deletes=True)
+    for task in range(3):
+        ks.fit(z[labels == task])
+    ks.fit(z[labels == 2][:50])  # a later fit that sees only a little of the newest task
+    assert ks.K == 3
+    owners = [np.bincount(ks.predict(z[labels == t]), minlength=3).argmax() for t in range(3)]
+    np.testing.assert_allclose(ks.means[owners], means, atol=0.03)
+
+
 def test_elbo_never_decreases_in_fixed_k_coordinate_ascent():
     rng = np.random.default_rng(4)
     z, _, _ = blobs(rng, 5, 10, 200, spread=0.3, std=0.15)  # overlapping: ascent has work to do
@@ -132,6 +158,9 @@ def test_state_dict_round_trip_through_safetensors_is_exact():
     np.testing.assert_array_equal(restored.means, ks.means)
     empty = KnowledgeSpace.from_state_dict(st_load(st_save(KnowledgeSpace(4).state_dict())))
     assert empty.K == 0 and not empty.fitted
+    assert KnowledgeSpace.from_state_dict(KnowledgeSpace(4, deletes=True).state_dict()).deletes
+    older = {k: v for k, v in state.items() if k != "deletes"}  # saved before the delete move existed
+    assert not KnowledgeSpace.from_state_dict(older).deletes
 
 
 def test_bad_input_raises_clear_errors():

@@ -120,6 +120,7 @@ def test_replay_buffer_samples_every_task():
     ({"tasks": []}, "tasks is empty"),
     ({"steps_per_task": 0}, "steps_per_task must be positive"),
     ({"tasks": ["reach-v3", "reach-v3"]}, "distinct"),
+    ({"agent": AgentConfig(batch_size=0)}, "AgentConfig.batch_size must be >= 1"),
 ])
 def test_train_config_errors(kwargs, match):
     with pytest.raises(TrainConfigError, match=match):
@@ -161,3 +162,19 @@ def test_tiny_two_task_run_writes_loadable_checkpoint_and_metrics(tmp_path):
     policy.check_embedder(embedder.name, embedder.dim)
     action, component = policy.act(obs, embedder.embed("reach the goal"))
     assert action.shape == (4,) and 0 <= component < policy.agent.knowledge_space.K
+
+
+def test_cli_paper_preset_trains_the_official_networks(tmp_path):
+    from typer.testing import CliRunner
+
+    from legion_runtime.cli import app
+
+    runner = CliRunner()
+    bad = runner.invoke(app, ["train", "--agent-preset", "huge", "--out", str(tmp_path / "x")])
+    assert bad.exit_code == 2 and "--agent-preset must be 'default' or 'paper'" in bad.output
+    result = runner.invoke(app, ["train", "--tasks", "reach-v3", "--agent-preset", "paper", "--dpmm-deletes",
+                                 "--steps-per-task", "160", "--random-steps", "150", "--eval-every", "1000",
+                                 "--eval-episodes", "1", "--dpmm-first", "100", "--out", str(tmp_path / "run")])
+    assert result.exit_code == 0, result.output
+    config = load_checkpoint(tmp_path / "run").manifest["agent_config"]
+    assert config == {**AgentConfig.paper(embed_dim=384, dpmm_deletes=True).to_dict()}
