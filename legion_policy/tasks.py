@@ -131,6 +131,17 @@ class TaskLibrary:
         raise KeyError(f"no subtask of the task library uses {env_id!r}; "
                        f"known: {sorted(s.env_id for s in self.subtasks.values())}")
 
+    def restricted_to(self, env_ids) -> "TaskLibrary":
+        """The library reduced to the subtasks trained on ``env_ids`` and the long-horizon tasks made
+        only of them (what a checkpoint trained on those environments can do).
+
+        Raises:
+            KeyError: an env_id is used by no subtask.
+        """
+        keep = {self.by_env_id(e).name for e in env_ids}
+        return TaskLibrary({n: s for n, s in self.subtasks.items() if n in keep},
+                           {n: lh for n, lh in self.long_horizon.items() if set(lh[0]) <= keep}, self.path)
+
     def to_dict(self) -> dict:
         """Plain-data form (what checkpoints record); :func:`library_from_dict` inverts it."""
         return {

@@ -128,8 +128,8 @@ def test_train_config_errors(kwargs, match):
 
 
 def test_unknown_task_is_refused(tmp_path):
-    with pytest.raises(TrainConfigError, match="no subtask of the task library uses 'push-v3'"):
-        train(TrainConfig(tasks=["push-v3"], out=str(tmp_path)))
+    with pytest.raises(TrainConfigError, match="no subtask of the task library uses 'assembly-v3'"):
+        train(TrainConfig(tasks=["assembly-v3"], out=str(tmp_path)))
 
 
 def test_tiny_two_task_run_writes_loadable_checkpoint_and_metrics(tmp_path):
