@@ -202,13 +202,17 @@ class LegionAgent(nn.Module):
         """The z the RL side sees: posterior mean mu(s, l), (B,Z), without gradient."""
         return self.posterior(obs, embed)[0]
 
+    #: False: the task is inferred from (s, l); baselines conditioned on the task index set True.
+    uses_task_id = False
+
     @torch.no_grad()
-    def act(self, obs: np.ndarray, embed: np.ndarray, deterministic: bool = False) -> np.ndarray:
+    def act(self, obs: np.ndarray, embed: np.ndarray, deterministic: bool = False, task: int | None = None) -> np.ndarray:
         """Action for one observation.
 
         Args:
             obs: (S,) sim-frame observation, m. embed: (L,) unit-norm language embedding.
             deterministic: tanh(mean) instead of a sample from pi.
+            task: ignored (LEGION infers the task from the state and the language input).
 
         Returns:
             (A,) float32 action in [-1, 1].
@@ -322,10 +326,17 @@ class LegionAgent(nn.Module):
         (actor_loss + alpha_loss).backward()  # disjoint parameters: one backward pass for both
         self.actor_optimizer.step()
         self.alpha_optimizer.step()
-        with torch.no_grad():
-            for p, p_t in zip(self.critic.parameters(), self.critic_target.parameters()):
-                p_t.lerp_(p, self.config.tau)
+        self._polyak()
         return {**info, **info_pi}
+
+    @torch.no_grad()
+    def _polyak(self) -> None:
+        """Target critics <- (1 - tau) target + tau critics."""
+        for p, p_t in zip(self.critic.parameters(), self.critic_target.parameters()):
+            p_t.lerp_(p, self.config.tau)
+
+    def on_task_end(self, task: int, replay, rng: np.random.Generator) -> None:
+        """Hook the trainer calls after each task visit (LEGION: nothing; baselines store memories/Fishers)."""
 
     # -------------------------------------------------------------------------------------- persist
     def tensors(self) -> dict[str, torch.Tensor]:

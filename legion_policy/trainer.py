@@ -1,22 +1,33 @@
-"""Lifelong training of LEGION on a stream of Meta-World v3 tasks (``legion train``).
+"""Lifelong training on a stream of Meta-World v3 tasks (``legion train``): LEGION and its baselines.
 
-Protocol (docs/method.md sections 1 and 4): the tasks are learned one after another, each for a
-fixed number of environment steps; the replay buffer keeps every transition of every task
-(unbounded, as the paper's code); optimiser state is reset at each new task; every
-``eval_every`` steps and at the end of each task every task of the stream is evaluated with
-deterministic actions (``eval_episodes`` episodes, success if any step succeeds, placements
-randomised). The language input of an episode is the embedding of one phrasing of the task, drawn
-from the task library, so any phrasing works at deployment; the language decoder reconstructs the
-task's canonical description (its first phrasing), so all phrasings share one task code z.
+Protocol (docs/method.md sections 1 and 4; issue 4):
 
-Outputs in ``out``: ``checkpoint/`` (see :mod:`legion_policy.checkpoint`; rewritten after each task),
-``metrics.json`` and ``metrics.csv`` (evaluation curve and success matrix), ``train_log.jsonl``
-(losses and evaluations as they happen).
+* a stream of visits: the tasks in the paper's easy-to-hard order (default), reversed, shuffled by a
+  seed, or as given, repeated ``loops`` times (the few-shot recall protocol uses 3 loops);
+* ``steps_per_task`` environment steps per visit, 150-step episodes, placements randomised every
+  episode (``placement="fixed"``: one placement per task, as the paper's code);
+* one replay buffer across visits: unbounded (the paper's code), FIFO over the last N visits, or a
+  reservoir (:mod:`legion_policy.replay`); optimiser state is reset at each visit;
+* every ``eval_every`` steps and at the end of each visit every task of the stream is evaluated with
+  deterministic actions (``eval_episodes`` episodes, success if any step succeeds);
+* methods on the same SAC backbone: ``legion``; ``finetune`` (SAC, FIFO-1 replay), ``perfect-memory``
+  (SAC, unbounded), ``reservoir`` (SAC, reservoir), ``agem``, ``ewc`` (:mod:`legion_policy.baselines`);
+  ``multitask`` trains SAC on all tasks at once (episodes cycle through the tasks) as the upper reference.
+
+LEGION's language input is the embedding of one phrasing of the task per episode, drawn from the task
+library; the language decoder reconstructs the canonical description (phrasings[0]).
+
+Outputs in ``out``: ``checkpoint/`` (LEGION: the deployable checkpoint after each visit),
+``state.pt`` (everything needed to resume, rewritten atomically at every evaluation), ``metrics.json``
+and ``metrics.csv`` (curve, success matrix and the paper's metrics, :mod:`legion_policy.metrics`),
+``train_log.jsonl`` and TensorBoard scalars in ``tb/``. A killed run restarts from ``state.pt`` with
+``resume=True``, losing at most one evaluation interval.
 """
 from __future__ import annotations
 
 import csv
 import json
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -28,12 +39,26 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from legion_policy import metrics as lm
 from legion_policy.agent import AgentConfig, LegionAgent
 from legion_policy.checkpoint import save_checkpoint
+from legion_policy.replay import REGIMES, ReplayBuffer
 from legion_policy.tasks import load_task_library
 from legion_sim.metaworld_env import EPISODE_STEPS, MetaWorldTaskEnv
 
-console = Console()
+console = Console(soft_wrap=True)  # messages stay on one line (greppable)
+
+#: The paper's stream, easy to hard (Results, "Stream of tasks").
+PAPER_STREAM = ["reach-v3", "push-v3", "pick-place-v3", "door-open-v3", "faucet-open-v3", "drawer-close-v3",
+                "button-press-topdown-v3", "peg-unplug-side-v3", "window-open-v3", "window-close-v3"]
+#: The paper's few-shot recall stream (5 tasks, trained in 3 loops with a buffer for 3 visits).
+FEW_SHOT_STREAM = ["reach-v3", "push-v3", "faucet-open-v3", "button-press-topdown-v3", "window-close-v3"]
+ORDERS = ("paper", "given", "reverse", "random")
+#: method -> (agent kind, default replay regime)
+METHODS = {"legion": ("legion", "unbounded"), "finetune": ("sac", "fifo"), "perfect-memory": ("sac", "unbounded"),
+           "reservoir": ("sac", "reservoir"), "agem": ("agem", "fifo"), "ewc": ("ewc", "fifo"),
+           "multitask": ("sac", "unbounded")}
+STATE = "state.pt"
 
 
 class TrainConfigError(ValueError):
@@ -45,28 +70,42 @@ class TrainConfig:
     """Trainer settings.
 
     Attributes:
-        tasks: Meta-World v3 names in stream order; each must be an ``env_id`` of the task library.
-        steps_per_task: environment steps per task (paper: 1M).
+        tasks: Meta-World v3 names; each must be an ``env_id`` of the task library.
+        order: ``"paper"`` (sort ``tasks`` by the paper's stream), ``"given"``, ``"reverse"`` or
+            ``"random"`` (shuffled with ``seed``).
+        loops: passes over the ordered tasks (few-shot protocol: 3).
+        method: ``legion``, ``finetune``, ``perfect-memory``, ``reservoir``, ``agem``, ``ewc``, ``multitask``.
+        replay: ``unbounded``, ``fifo`` or ``reservoir``; None: the method's default.
+        fifo_visits: visits kept by a FIFO replay (fine-tuning: 1; few-shot protocol: 3).
+        reservoir_capacity: transitions kept by a reservoir replay (None: one visit's steps).
+        placement: ``"random"`` (every episode) or ``"fixed"`` (one per task, the paper's code).
+        steps_per_task: environment steps per visit (paper: 1M). For multitask: per task, in total.
         eval_every: evaluate all tasks every this many steps (paper: 10k).
         eval_episodes: episodes per task and evaluation (paper: 10).
         seed: seeds torch, numpy, environments and the knowledge space.
         out: run folder.
         embedding_model: local transformers folder of the language model (None: all-MiniLM-L6-v2).
-        random_steps: uniform-random actions at the start of every task (official code: 1500).
-        updates_per_step: SAC updates per env step (update-to-data ratio) once random_steps are done;
-            fractions update every 1/ratio steps (official: 1; 0.5 halves the CPU cost).
+        random_steps: uniform-random actions at the start of every visit (official code: 1500).
+        updates_per_step: SAC updates per env step (official: 1; fractions update every 1/ratio steps).
         encoder_every: one upstream (encoder + decoders) update every this many env steps (official: 50).
         dpmm_first, dpmm_every, dpmm_samples: refit the knowledge space at local step ``dpmm_first`` of
-            each task and every ``dpmm_every`` steps after, on encoder means of ``dpmm_samples`` replay
-            states (official: 10k, 100k, 3000); it is also refitted at the end of every task.
+            each visit and every ``dpmm_every`` steps after, on encoder means of ``dpmm_samples`` replay
+            states (official: 10k, 100k, 3000); also at the end of every visit.
         episode_steps: episode length (150).
-        reward_v1_tasks: tasks trained on Meta-World's original v1 (dense) reward instead of v2
-            (:class:`legion_sim.metaworld_env.MetaWorldTaskEnv`); evaluation is unaffected (same success test).
-        log_every: write training losses to the log every this many steps.
+        reward_v1_tasks: tasks trained on Meta-World's v1 (dense) reward instead of v2.
+        agem_memory_per_task, ewc_lambda: baseline settings (Continual World: 10,000, 1e4).
+        log_every: write training losses every this many steps.
         agent: :class:`AgentConfig`.
     """
 
-    tasks: list[str] = field(default_factory=lambda: ["reach-v3", "drawer-close-v3"])
+    tasks: list[str] = field(default_factory=lambda: list(PAPER_STREAM))
+    order: str = "given"
+    loops: int = 1
+    method: str = "legion"
+    replay: str | None = None
+    fifo_visits: int = 1
+    reservoir_capacity: int | None = None
+    placement: str = "random"
     steps_per_task: int = 60_000
     eval_every: int = 10_000
     eval_episodes: int = 10
@@ -81,6 +120,8 @@ class TrainConfig:
     dpmm_samples: int = 3000
     episode_steps: int = EPISODE_STEPS
     reward_v1_tasks: list[str] = field(default_factory=list)
+    agem_memory_per_task: int = 10_000
+    ewc_lambda: float = 1e4
     log_every: int = 1000
     agent: AgentConfig = field(default_factory=AgentConfig)
 
@@ -89,7 +130,7 @@ class TrainConfig:
         if not self.tasks:
             raise TrainConfigError("tasks is empty; give e.g. --tasks reach-v3,drawer-close-v3")
         for name in ("steps_per_task", "eval_every", "eval_episodes", "encoder_every", "dpmm_every",
-                     "dpmm_samples", "episode_steps", "log_every"):
+                     "dpmm_samples", "episode_steps", "log_every", "loops", "fifo_visits"):
             if getattr(self, name) <= 0:
                 raise TrainConfigError(f"{name} must be positive, got {getattr(self, name)}")
         if self.random_steps < 0 or self.updates_per_step < 0:
@@ -99,67 +140,48 @@ class TrainConfig:
         if not set(self.reward_v1_tasks) <= set(self.tasks):
             raise TrainConfigError(f"reward_v1_tasks {self.reward_v1_tasks} must be tasks of the stream {self.tasks}")
         if len(set(self.tasks)) != len(self.tasks):
-            raise TrainConfigError(f"tasks must be distinct, got {self.tasks}")
+            raise TrainConfigError(f"tasks must be distinct (use loops to revisit them), got {self.tasks}")
+        choices = {"order": ORDERS, "method": tuple(METHODS), "placement": ("random", "fixed"),
+                   "replay": (None, *REGIMES)}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise TrainConfigError(f"{name} must be one of {[a for a in allowed if a]}, got {getattr(self, name)!r}")
+        if self.order == "paper" and not set(self.tasks) <= set(PAPER_STREAM):
+            raise TrainConfigError(f"order 'paper' sorts the paper's ten tasks; {sorted(set(self.tasks) - set(PAPER_STREAM))} "
+                                   "are not among them (use order 'given')")
         try:
             self.agent.validate()
         except ValueError as exc:
             raise TrainConfigError(str(exc)) from exc
 
+    def stream(self) -> list[str]:
+        """The ordered tasks of one loop (see ``order``)."""
+        if self.order == "paper":
+            return sorted(self.tasks, key=PAPER_STREAM.index)
+        if self.order == "reverse":
+            return list(reversed(self.tasks))
+        if self.order == "random":
+            return [self.tasks[i] for i in np.random.default_rng(self.seed).permutation(len(self.tasks))]
+        return list(self.tasks)
 
-class ReplayBuffer:
-    """Unbounded-by-design replay (capacity = total steps of the run) storing phrase indices, not embeddings.
-
-    Args:
-        capacity: number of transitions. obs_dim: S. action_dim: A.
-        embeddings: (P, L) float32 table of phrase embeddings; transitions refer to rows of it.
-        canonical: (P,) row of the canonical description of each phrase's task (the language
-            decoder's target); default: each phrase is its own target.
-    """
-
-    def __init__(self, capacity: int, obs_dim: int, action_dim: int, embeddings: np.ndarray,
-                 canonical: np.ndarray | None = None):
-        self.obs = np.zeros((capacity, obs_dim), np.float32)
-        self.next_obs = np.zeros((capacity, obs_dim), np.float32)
-        self.action = np.zeros((capacity, action_dim), np.float32)
-        self.reward = np.zeros(capacity, np.float32)
-        self.done = np.zeros(capacity, np.float32)
-        self.phrase = np.zeros(capacity, np.int64)
-        self.task = np.zeros(capacity, np.int64)
-        self.embeddings = torch.as_tensor(embeddings, dtype=torch.float32)
-        self.canonical = torch.as_tensor(np.arange(len(embeddings)) if canonical is None else canonical)
-        self.capacity, self.size = capacity, 0
-
-    def add(self, obs, action, reward, next_obs, done, phrase: int, task: int) -> None:
-        if self.size >= self.capacity:
-            raise RuntimeError(f"replay buffer full ({self.capacity} transitions)")
-        i = self.size
-        self.obs[i], self.action[i], self.reward[i], self.next_obs[i] = obs, action, reward, next_obs
-        self.done[i], self.phrase[i], self.task[i] = done, phrase, task
-        self.size += 1
-
-    def sample(self, batch_size: int, rng: np.random.Generator) -> dict[str, torch.Tensor]:
-        """Uniform sample over every stored transition of every task (the agent's batch format)."""
-        idx = rng.integers(0, self.size, batch_size)
-        phrase = torch.from_numpy(self.phrase[idx])
-        return {
-            "obs": torch.from_numpy(self.obs[idx]), "next_obs": torch.from_numpy(self.next_obs[idx]),
-            "action": torch.from_numpy(self.action[idx]), "reward": torch.from_numpy(self.reward[idx]),
-            "done": torch.from_numpy(self.done[idx]), "task": torch.from_numpy(self.task[idx]),
-            "embed": self.embeddings[phrase], "embed_target": self.embeddings[self.canonical[phrase]],
-        }
+    def visits(self) -> list[str]:
+        """Every visit of the run: the ordered tasks, ``loops`` times (multitask: one joint visit)."""
+        return self.stream() * self.loops
 
 
-def evaluate(agent: LegionAgent, env: MetaWorldTaskEnv, embeddings: np.ndarray, episodes: int) -> float:
+def evaluate(agent: LegionAgent, env: MetaWorldTaskEnv, embeddings: np.ndarray, episodes: int,
+             task: int | None = None) -> float:
     """Success rate of the deterministic policy: fraction of ``episodes`` in which any step succeeds.
 
-    Episode i uses phrasing ``i % len(embeddings)`` of the task (embeddings (P, L)).
+    Episode i uses phrasing ``i % len(embeddings)`` of the task (embeddings (P, L)); ``task`` is the
+    stream index, used only by baselines conditioned on it.
     """
     wins = 0
     for i in range(episodes):
         obs, _ = env.reset()
         emb = embeddings[i % len(embeddings)]
         for _ in range(env.max_episode_steps):
-            obs, _, terminated, truncated, info = env.step(agent.act(obs, emb, deterministic=True))
+            obs, _, terminated, truncated, info = env.step(agent.act(obs, emb, deterministic=True, task=task))
             if info["success"]:
                 wins += 1
                 break
@@ -168,14 +190,45 @@ def evaluate(agent: LegionAgent, env: MetaWorldTaskEnv, embeddings: np.ndarray, 
     return wins / episodes
 
 
-def train(cfg: TrainConfig) -> dict:
+def make_agent(cfg: TrainConfig) -> LegionAgent:
+    """The agent of ``cfg.method`` (LEGION or a baseline on the same backbone)."""
+    from legion_policy import baselines
+
+    kind = METHODS[cfg.method][0]
+    if kind == "legion":
+        return LegionAgent(cfg.agent, seed=cfg.seed)
+    if kind == "agem":
+        return baselines.AGEMAgent(cfg.agent, seed=cfg.seed, memory_per_task=cfg.agem_memory_per_task)
+    if kind == "ewc":
+        return baselines.EWCAgent(cfg.agent, seed=cfg.seed, ewc_lambda=cfg.ewc_lambda)
+    return baselines.SACAgent(cfg.agent, seed=cfg.seed)
+
+
+def _atomic_torch_save(obj, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def train(cfg: TrainConfig, resume: bool = False) -> dict:
     """Run the lifelong training described in the module docstring.
+
+    Args:
+        cfg: settings.
+        resume: continue from ``out/state.pt`` if it exists (the settings must match the saved ones).
 
     Returns:
         The metrics dict also written to ``out/metrics.json``.
 
     Raises:
-        TrainConfigError: invalid settings or a task the task library does not know.
+        TrainConfigError: invalid settings, a task the task library does not know, or a resume whose
+            settings differ from the saved run's.
     """
     from legion_policy.embedding import TextEmbedder
 
@@ -186,12 +239,12 @@ def train(cfg: TrainConfig) -> dict:
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     library = load_task_library()
-    subtasks = []
-    for env_id in cfg.tasks:
-        try:
-            subtasks.append(library.by_env_id(env_id))
-        except KeyError as exc:
-            raise TrainConfigError(str(exc.args[0])) from exc
+    tasks = cfg.stream()  # distinct tasks; their stream index is the agent's task index
+    visits = ["multitask"] if cfg.method == "multitask" else cfg.visits()
+    try:
+        subtasks = [library.by_env_id(t) for t in tasks]
+    except KeyError as exc:
+        raise TrainConfigError(str(exc.args[0])) from exc
 
     embedder = TextEmbedder(cfg.embedding_model)
     cfg.agent.embed_dim = embedder.dim
@@ -201,62 +254,122 @@ def train(cfg: TrainConfig) -> dict:
         phrase_rows.append(list(range(len(texts), len(texts) + len(st.phrasings))))
         texts.extend(st.phrasings)
     table = embedder.embed(texts)  # cached once: (P, L)
-
-    agent = LegionAgent(cfg.agent, seed=cfg.seed)
-    envs = [MetaWorldTaskEnv(t, seed=cfg.seed + 1000 * i, max_episode_steps=cfg.episode_steps,
-                             reward_version="v1" if t in cfg.reward_v1_tasks else "v2")
-            for i, t in enumerate(cfg.tasks)]
-    eval_envs = [MetaWorldTaskEnv(t, seed=cfg.seed + 1000 * i + 500, max_episode_steps=cfg.episode_steps)
-                 for i, t in enumerate(cfg.tasks)]
     canonical = np.array([rows[0] for rows in phrase_rows for _ in rows])  # phrasings[0] = the description
-    replay = ReplayBuffer(cfg.steps_per_task * len(cfg.tasks), agent.config.obs_dim, agent.config.action_dim, table,
-                          canonical)
+
+    agent = make_agent(cfg)
+    steps_per_visit = cfg.steps_per_task * (len(tasks) if cfg.method == "multitask" else 1)
+    regime = cfg.replay or METHODS[cfg.method][1]
+    capacity = {"unbounded": steps_per_visit * len(visits), "fifo": steps_per_visit * cfg.fifo_visits,
+                "reservoir": cfg.reservoir_capacity or steps_per_visit}[regime]
+    replay = ReplayBuffer(capacity, agent.config.obs_dim, agent.config.action_dim, table, canonical,
+                          regime=regime, fifo_visits=cfg.fifo_visits, seed=cfg.seed)
+
+    def make_env(t: str, offset: int, eval_env: bool = False) -> MetaWorldTaskEnv:
+        version = "v1" if (t in cfg.reward_v1_tasks and not eval_env) else "v2"
+        return MetaWorldTaskEnv(t, seed=cfg.seed + 1000 * tasks.index(t) + offset, max_episode_steps=cfg.episode_steps,
+                                reward_version=version, placement=cfg.placement)
+
+    eval_envs = [make_env(t, 500, eval_env=True) for t in tasks]
+    curve: list[dict] = []
+    progress_state = {"visit": 0, "local": 0, "total": 0, "wall_before": 0.0}
+    saved_cfg = json.loads(json.dumps(_plain(asdict(cfg))))
+    if resume and (out / STATE).exists():
+        state = torch.load(out / STATE, weights_only=False)
+        if state["config"] != saved_cfg:
+            diff = sorted(k for k in saved_cfg if state["config"].get(k) != saved_cfg[k])
+            raise TrainConfigError(f"cannot resume {out}: settings {diff} differ from the saved run's; use the same "
+                                   "options or a new --out")
+        agent.load_state_dict(state["agent"])
+        for name, sd in state["optimizers"].items():
+            getattr(agent, name).load_state_dict(sd)
+        if state["knowledge_space"] is not None:
+            from legion_policy.knowledge_space import KnowledgeSpace
+            agent.knowledge_space = KnowledgeSpace.from_state_dict(state["knowledge_space"])
+        for key, value in state.get("baseline", {}).items():
+            setattr(agent, key, value)
+        replay.load_state_dict(state["replay"])
+        rng.bit_generator.state = state["rng"]
+        torch.set_rng_state(state["torch_rng"])
+        curve, progress_state = state["curve"], state["progress"]
+        console.log(f"resumed {out} at visit {progress_state['visit'] + 1}/{len(visits)}, "
+                    f"local step {progress_state['local']}")
 
     log = open(out / "train_log.jsonl", "a")
-    curve: list[dict] = []
-    matrix: dict[str, dict[str, float]] = {}  # trained-after task -> evaluated task -> success
-    run_start, total = time.time(), 0
+    tb = _tensorboard(out / "tb")
+    run_start = time.time() - progress_state["wall_before"]
+    total = progress_state["total"]
 
-    def run_eval(task_idx: int) -> dict[str, float]:
-        rates = {t: evaluate(agent, eval_envs[j], table[phrase_rows[j]], cfg.eval_episodes)
-                 for j, t in enumerate(cfg.tasks)}
-        row = {"step": total, "task": cfg.tasks[task_idx], "elapsed_s": round(time.time() - run_start, 1),
+    def run_eval(visit: int) -> None:
+        rates = {t: evaluate(agent, eval_envs[j], table[phrase_rows[j]], cfg.eval_episodes, task=j)
+                 for j, t in enumerate(tasks)}
+        row = {"step": total, "visit": visit, "task": visits[visit], "elapsed_s": round(time.time() - run_start, 1),
                "success": rates, "average_success": float(np.mean(list(rates.values())))}
         curve.append(row)
         log.write(json.dumps({"event": "eval", **row}) + "\n")
         log.flush()
+        if tb is not None:
+            tb.add_scalar("success/average", row["average_success"], total)
+            for t, r in rates.items():
+                tb.add_scalar(f"success/{t}", r, total)
         console.log(f"step {total:>7d}  " + "  ".join(f"{t}: {r:.2f}" for t, r in rates.items()))
-        return rates
+
+    def save_state(visit: int, local: int) -> None:
+        ks = agent.knowledge_space
+        baseline = {k: getattr(agent, k) for k in ("memory", "fisher", "anchor", "projections") if hasattr(agent, k)}
+        _atomic_torch_save({
+            "config": saved_cfg, "agent": agent.state_dict(),
+            "optimizers": {n: getattr(agent, n).state_dict() for n in
+                           ("upstream_optimizer", "actor_optimizer", "critic_optimizer", "alpha_optimizer")},
+            "knowledge_space": ks.state_dict() if ks is not None else None, "baseline": baseline,
+            "replay": replay.state_dict(), "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
+            "curve": curve, "progress": {"visit": visit, "local": local, "total": total,
+                                         "wall_before": time.time() - run_start},
+        }, out / STATE)
 
     def fit_dpmm() -> None:
+        if METHODS[cfg.method][0] != "legion":
+            return
         idx = rng.integers(0, replay.size, min(cfg.dpmm_samples, replay.size))
         report = agent.fit_knowledge_space(replay.obs[idx], table[replay.phrase[idx]])
         log.write(json.dumps({"event": "dpmm_fit", "step": total, "K": int(agent.knowledge_space.K),
                               "report": _plain(report)}) + "\n")
+        if tb is not None:
+            tb.add_scalar("knowledge_space/K", agent.knowledge_space.K, total)
+            tb.add_scalar("knowledge_space/elbo", report.elbo, total)
 
     progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TextColumn("{task.fields[rate]:.0f} steps/s"), TimeRemainingColumn(), console=console)
+    metrics: dict = {}
     with progress:
-        bar = progress.add_task("training", total=cfg.steps_per_task * len(cfg.tasks), rate=0.0)
-        for k, (env_id, env) in enumerate(zip(cfg.tasks, envs)):
-            progress.update(bar, description=f"task {k + 1}/{len(cfg.tasks)} {env_id}")
-            agent.reset_optimizers()
-            obs, _ = env.reset()
+        bar = progress.add_task("training", total=steps_per_visit * len(visits), rate=0.0, completed=total)
+        for v in range(progress_state["visit"], len(visits)):
+            name = visits[v]
+            visit_tasks = list(range(len(tasks))) if name == "multitask" else [tasks.index(name)]
+            progress.update(bar, description=f"visit {v + 1}/{len(visits)} {name}")
+            start_local = progress_state["local"] if v == progress_state["visit"] else 0
+            if start_local == 0:
+                agent.reset_optimizers()
+                replay.start_visit(v)
+            envs = {k: make_env(tasks[k], 10_000 * v + start_local) for k in visit_tasks}
+            k = visit_tasks[0]
+            obs, _ = envs[k].reset()
             phrase = int(rng.choice(phrase_rows[k]))
-            t0, losses, credit = time.time(), {}, 0.0
-            for local in range(1, cfg.steps_per_task + 1):
+            t0, losses, credit, n_ep = time.time(), {}, 0.0, 0
+            for local in range(start_local + 1, steps_per_visit + 1):
                 if local <= cfg.random_steps:
-                    action = env.action_space.sample()
+                    action = envs[k].action_space.sample()
                 else:
-                    action = agent.act(obs, table[phrase])
-                next_obs, reward, terminated, truncated, _ = env.step(action)
+                    action = agent.act(obs, table[phrase], task=k)
+                next_obs, reward, terminated, truncated, _ = envs[k].step(action)
                 replay.add(obs, action, reward, next_obs, float(terminated), phrase, k)
                 obs = next_obs
                 if terminated or truncated:
-                    obs, _ = env.reset()
+                    n_ep += 1
+                    k = visit_tasks[n_ep % len(visit_tasks)]  # multitask: episodes cycle through the tasks
+                    obs, _ = envs[k].reset()
                     phrase = int(rng.choice(phrase_rows[k]))
                 total += 1
-                if local > cfg.random_steps or k > 0:
+                if local > cfg.random_steps or v > 0:
                     credit += cfg.updates_per_step
                     while credit >= 1.0:
                         losses = agent.update_sac(replay.sample(agent.config.batch_size, rng))
@@ -266,27 +379,50 @@ def train(cfg: TrainConfig) -> dict:
                 if local == cfg.dpmm_first or (local > cfg.dpmm_first and (local - cfg.dpmm_first) % cfg.dpmm_every == 0):
                     fit_dpmm()
                 if local % cfg.log_every == 0:
-                    rate = local / (time.time() - t0)
+                    rate = (local - start_local) / (time.time() - t0)
                     progress.update(bar, rate=rate)
-                    log.write(json.dumps({"event": "train", "step": total, "task": env_id, "steps_per_s": round(rate, 1),
-                                          **{kk: round(v, 5) for kk, v in losses.items()}}) + "\n")
+                    log.write(json.dumps({"event": "train", "step": total, "task": name, "steps_per_s": round(rate, 1),
+                                          **{kk: round(val, 5) for kk, val in losses.items()}}) + "\n")
                     log.flush()
-                if total % cfg.eval_every == 0 and local != cfg.steps_per_task:
-                    run_eval(k)
+                    if tb is not None:
+                        for kk, val in losses.items():
+                            tb.add_scalar(kk, val, total)
+                        tb.add_scalar("perf/env_steps_per_s", rate, total)
+                if total % cfg.eval_every == 0 and local != steps_per_visit:
+                    run_eval(v)
+                    save_state(v, local)
                 progress.advance(bar)
             fit_dpmm()
-            matrix[env_id] = run_eval(k)
-            metrics = _metrics(cfg, curve, matrix, time.time() - run_start)
+            for task_index in visit_tasks:
+                agent.on_task_end(task_index, replay, rng)
+            run_eval(v)
+            metrics = _metrics(cfg, tasks, visits, steps_per_visit, curve, time.time() - run_start)
             _write_metrics(out, metrics)
-            provenance = {"tasks": cfg.tasks, "tasks_trained": cfg.tasks[:k + 1], "steps_per_task": cfg.steps_per_task,
-                          "total_steps": total, "seed": cfg.seed, "train_config": _plain(asdict(cfg)),
-                          "metaworld_success": matrix[env_id], "eval_episodes": cfg.eval_episodes,
-                          "success_matrix": matrix, "wall_time_s": round(time.time() - run_start, 1)}
-            save_checkpoint(out / "checkpoint", agent, embedding_model=embedder.name, embedding_dim=embedder.dim,
-                            task_library=library.to_dict(), provenance=provenance)
-            console.log(f"finished {env_id}: checkpoint written to {out / 'checkpoint'}")
+            if METHODS[cfg.method][0] == "legion":
+                lib = library.restricted_to(dict.fromkeys(visits[:v + 1]))
+                provenance = {"method": cfg.method, "tasks": tasks, "visits": visits,
+                              "tasks_trained": list(dict.fromkeys(visits[:v + 1])),
+                              "steps_per_task": cfg.steps_per_task, "total_steps": total, "seed": cfg.seed,
+                              "train_config": saved_cfg, "metaworld_success": curve[-1]["success"],
+                              "eval_episodes": cfg.eval_episodes, "success_matrix": metrics.get("success_matrix"),
+                              "wall_time_s": round(time.time() - run_start, 1)}
+                save_checkpoint(out / "checkpoint", agent, embedding_model=embedder.name, embedding_dim=embedder.dim,
+                                task_library=lib.to_dict(), provenance=provenance)
+            save_state(v + 1, 0)
+            console.log(f"finished visit {v + 1}/{len(visits)} ({name}) at step {total}")
     log.close()
+    if tb is not None:
+        tb.close()
     return metrics
+
+
+def _tensorboard(path: Path):
+    """A TensorBoard SummaryWriter at ``path`` (None if tensorboard is not installed)."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        return None
+    return SummaryWriter(str(path))
 
 
 def _plain(x):
@@ -304,45 +440,55 @@ def _plain(x):
     return x
 
 
-def _metrics(cfg: TrainConfig, curve: list[dict], matrix: dict, wall: float) -> dict:
-    """Success matrix plus the paper's average success (eq. 1) and forgetting (eq. 2) over trained tasks."""
-    trained = list(matrix)
-    final = matrix[trained[-1]]
-    forgetting = {t: matrix[t][t] - final[t] for t in trained[:-1]}
-    return {
-        "tasks": cfg.tasks, "steps_per_task": cfg.steps_per_task, "eval_episodes": cfg.eval_episodes,
-        "seed": cfg.seed, "wall_time_s": round(wall, 1),
-        "success_matrix": {"rows_evaluated_task": cfg.tasks, "columns_trained_after": trained,
-                           "values": [[matrix[c][r] for c in trained] for r in cfg.tasks]},
-        "final_success": final,
-        "average_success": float(np.mean([final[t] for t in trained])),
-        "forgetting": forgetting,
-        "mean_forgetting": float(np.mean(list(forgetting.values()))) if forgetting else None,
-        "curve": curve,
-    }
+def _metrics(cfg: TrainConfig, tasks: list[str], visits: list[str], steps_per_visit: int, curve: list[dict],
+             wall: float) -> dict:
+    """Run facts, the curve, and the paper's metrics (:func:`legion_policy.metrics.summarise`)."""
+    head = {"method": cfg.method, "tasks": tasks, "visits": visits, "steps_per_task": cfg.steps_per_task,
+            "eval_episodes": cfg.eval_episodes, "seed": cfg.seed, "placement": cfg.placement,
+            "replay": cfg.replay or METHODS[cfg.method][1], "wall_time_s": round(wall, 1),
+            "env_steps": curve[-1]["step"] if curve else 0}
+    if cfg.method == "multitask":
+        final = curve[-1]["success"]
+        summary = {"final_success": final, "average_success_final": float(np.mean(list(final.values())))}
+    else:
+        summary = lm.summarise(curve, tasks, visits, steps_per_visit)
+    summary["average_success_curve"] = lm.average_success(curve, tasks)
+    return {**head, **summary, "curve": curve}
 
 
 def _write_metrics(out: Path, metrics: dict) -> None:
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    _atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2))
     tasks = metrics["tasks"]
     with open(out / "metrics.csv", "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["step", "training_task", "elapsed_s", *tasks, "average_success"])
+        w.writerow(["step", "visit", "training_task", "elapsed_s", *tasks, "average_success"])
         for row in metrics["curve"]:
-            w.writerow([row["step"], row["task"], row["elapsed_s"], *[row["success"][t] for t in tasks],
+            w.writerow([row["step"], row["visit"], row["task"], row["elapsed_s"], *[row["success"][t] for t in tasks],
                         row["average_success"]])
 
 
+def _split(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
 def cli_train(
-    tasks: Annotated[str, typer.Option(help="Comma-separated Meta-World v3 tasks, trained in this order.")] = "reach-v3,drawer-close-v3",
-    steps_per_task: Annotated[int, typer.Option(help="Environment steps per task.")] = 60_000,
+    tasks: Annotated[str, typer.Option(help="Comma-separated Meta-World v3 tasks (default: the paper's ten).")] = ",".join(PAPER_STREAM),
+    order: Annotated[str, typer.Option(help="paper | given | reverse | random (seeded).")] = "given",
+    loops: Annotated[int, typer.Option(help="Passes over the ordered tasks (few-shot protocol: 3).")] = 1,
+    method: Annotated[str, typer.Option(help="legion | finetune | perfect-memory | reservoir | agem | ewc | multitask.")] = "legion",
+    replay: Annotated[str, typer.Option(help="unbounded | fifo | reservoir (default: the method's).")] = "",
+    fifo_visits: Annotated[int, typer.Option(help="Visits a FIFO replay keeps (few-shot protocol: 3).")] = 1,
+    reservoir_capacity: Annotated[int, typer.Option(help="Transitions a reservoir replay keeps (0: one visit).")] = 0,
+    placement: Annotated[str, typer.Option(help="random (every episode) | fixed (one per task, as the paper's code).")] = "random",
+    steps_per_task: Annotated[int, typer.Option(help="Environment steps per task visit.")] = 60_000,
     eval_every: Annotated[int, typer.Option(help="Evaluate every task every N steps.")] = 10_000,
     eval_episodes: Annotated[int, typer.Option(help="Deterministic episodes per task and evaluation.")] = 10,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
-    out: Annotated[Path, typer.Option(help="Run folder: checkpoint/, metrics.json, metrics.csv, train_log.jsonl.")] = Path("models/legion-run"),
+    out: Annotated[Path, typer.Option(help="Run folder: checkpoint/, state.pt, metrics.json, metrics.csv, train_log.jsonl, tb/.")] = Path("models/legion-run"),
+    resume: Annotated[bool, typer.Option(help="Continue the run in --out from its state.pt.")] = False,
     embedding_model: Annotated[Path | None, typer.Option(help="Local transformers folder of the language model (default: all-MiniLM-L6-v2).")] = None,
-    random_steps: Annotated[int, typer.Option(help="Random-action steps at the start of each task.")] = 1500,
-    dpmm_first: Annotated[int, typer.Option(help="Local step of each task at which the knowledge space is first refitted.")] = 10_000,
+    random_steps: Annotated[int, typer.Option(help="Random-action steps at the start of each visit.")] = 1500,
+    dpmm_first: Annotated[int, typer.Option(help="Local step of each visit at which the knowledge space is first refitted.")] = 10_000,
     dpmm_every: Annotated[int, typer.Option(help="Refit the knowledge space every N steps after that (official code: 100k).")] = 100_000,
     encoder_every: Annotated[int, typer.Option(help="One encoder/decoder update every N env steps.")] = 50,
     agent_preset: Annotated[str, typer.Option(
@@ -355,7 +501,7 @@ def cli_train(
     reward_v1: Annotated[str, typer.Option(
         help="Comma-separated tasks trained on Meta-World's dense v1 reward (x0.01) instead of v2, e.g. reach-v3.")] = "",
 ) -> None:
-    """Train LEGION on a stream of Meta-World v3 tasks, one after another, and write a checkpoint."""
+    """Train LEGION (or a baseline) on a stream of Meta-World v3 tasks, one after another."""
     if agent_preset == "paper":
         agent = AgentConfig.paper(dpmm_deletes=dpmm_deletes)  # embed_dim is set from the language model
     elif agent_preset == "default":
@@ -363,18 +509,18 @@ def cli_train(
     else:
         console.print(f"[red]error:[/red] --agent-preset must be 'default' or 'paper', got {agent_preset!r}")
         raise typer.Exit(2)
-    cfg = TrainConfig(tasks=[t.strip() for t in tasks.split(",") if t.strip()], steps_per_task=steps_per_task,
-                      eval_every=eval_every, eval_episodes=eval_episodes, seed=seed, out=str(out),
-                      embedding_model=str(embedding_model) if embedding_model else None, random_steps=random_steps,
-                      dpmm_first=dpmm_first, dpmm_every=dpmm_every, encoder_every=encoder_every,
-                      updates_per_step=utd, agent=agent,
-                      reward_v1_tasks=[t.strip() for t in reward_v1.split(",") if t.strip()])
+    cfg = TrainConfig(tasks=_split(tasks), order=order, loops=loops, method=method, replay=replay or None,
+                      fifo_visits=fifo_visits, reservoir_capacity=reservoir_capacity or None, placement=placement,
+                      steps_per_task=steps_per_task, eval_every=eval_every, eval_episodes=eval_episodes, seed=seed,
+                      out=str(out), embedding_model=str(embedding_model) if embedding_model else None,
+                      random_steps=random_steps, dpmm_first=dpmm_first, dpmm_every=dpmm_every,
+                      encoder_every=encoder_every, updates_per_step=utd, agent=agent, reward_v1_tasks=_split(reward_v1))
     try:
-        metrics = train(cfg)
+        metrics = train(cfg, resume=resume)
     except TrainConfigError as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from exc
-    console.print(f"final success: {metrics['final_success']}  (metrics in {out / 'metrics.json'})")
+    console.print(f"final success: {metrics.get('final_success')}  (metrics in {out / 'metrics.json'})")
 
 
 if __name__ == "__main__":

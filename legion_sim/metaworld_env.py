@@ -50,6 +50,8 @@ class MetaWorldTaskEnv(gym.Env):
             ``"v1"`` (the original dense rewards, times :data:`V1_REWARD_SCALE`). Reach-v3's v2 reward is
             flat inside the 5 cm success radius, so policies trained on it stop at its edge; v1's keeps
             rising to the goal. Success tests are the same for both.
+        placement: ``"random"`` (default): a new object/goal placement every episode; ``"fixed"``: the
+            one placement of the MT1 task drawn from ``seed`` in every episode (the paper's official code).
 
     Observation: Box(-inf, inf, (12,), float32), layout :data:`sim2real.observation.OBS_LAYOUT`.
     Action: Box(-1, 1, (4,), float32).
@@ -61,7 +63,7 @@ class MetaWorldTaskEnv(gym.Env):
     metadata = {"render_modes": ["rgb_array"], "render_fps": 80}
 
     def __init__(self, env_id: str, seed: int = 0, max_episode_steps: int = EPISODE_STEPS,
-                 render_mode: str | None = None, reward_version: str = "v2"):
+                 render_mode: str | None = None, reward_version: str = "v2", placement: str = "random"):
         import metaworld
 
         if env_id not in metaworld.MT1.ENV_NAMES:
@@ -69,6 +71,8 @@ class MetaWorldTaskEnv(gym.Env):
                              f"Known: {', '.join(sorted(metaworld.MT1.ENV_NAMES))}")
         if max_episode_steps <= 0:
             raise ValueError(f"max_episode_steps must be positive, got {max_episode_steps}")
+        if placement not in ("random", "fixed"):
+            raise ValueError(f"placement must be 'random' or 'fixed', got {placement!r}")
         if reward_version not in ("v1", "v2"):
             raise ValueError(f"reward_version must be 'v1' or 'v2', got {reward_version!r}")
         self.env_id = env_id
@@ -79,8 +83,10 @@ class MetaWorldTaskEnv(gym.Env):
         self._env = benchmark.train_classes[env_id](render_mode=render_mode, reward_function_version=reward_version)
         # MT1 tasks carry partially_observable=False: set_task makes the goal visible properly.
         self._env.set_task(benchmark.train_tasks[0])
-        # Then draw a fresh placement at every reset from the env's own seeded generator.
-        self._env._freeze_rand_vec = False
+        self.placement = placement
+        # Then draw a fresh placement at every reset from the env's own seeded generator, or keep the
+        # task's one placement (the paper code's setting) with the random vector frozen.
+        self._env._freeze_rand_vec = placement == "fixed"
         self._env.seeded_rand_vec = True
         self._env.seed(seed)
         # Meta-World raises if stepped past max_path_length; make it our horizon.

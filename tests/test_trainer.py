@@ -8,7 +8,8 @@ import torch
 
 from legion_policy.agent import AgentConfig
 from legion_policy.checkpoint import LegionPolicy, load_checkpoint
-from legion_policy.trainer import ReplayBuffer, TrainConfig, TrainConfigError, train
+from legion_policy.replay import ReplayBuffer
+from legion_policy.trainer import TrainConfig, TrainConfigError, train
 from legion_sim.metaworld_env import MetaWorldTaskEnv
 
 torch.set_num_threads(1)
@@ -178,3 +179,39 @@ def test_cli_paper_preset_trains_the_official_networks(tmp_path):
     assert result.exit_code == 0, result.output
     config = load_checkpoint(tmp_path / "run").manifest["agent_config"]
     assert config == {**AgentConfig.paper(embed_dim=384, dpmm_deletes=True).to_dict()}
+
+
+def test_sigkilled_run_resumes_from_its_last_evaluation(tmp_path):
+    """A run killed with SIGKILL mid-visit continues from state.pt and loses at most one eval interval."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "run"
+    args = [sys.executable, "-m", "legion_runtime.cli", "train", "--tasks", "reach-v3,push-v3", "--method", "finetune",
+            "--steps-per-task", "600", "--eval-every", "200", "--eval-episodes", "1", "--random-steps", "100",
+            "--hidden", "32", "--batch-size", "32", "--seed", "2", "--out", str(out)]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline and not (out / "state.pt").exists():
+        time.sleep(0.2)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    import torch
+
+    saved = torch.load(out / "state.pt", weights_only=False)
+    done_before = saved["progress"]["total"]
+    assert 200 <= done_before < 1200, "killed before the run finished"
+    steps_before = [r["step"] for r in saved["curve"]]
+    mismatch = subprocess.run(args[:-2] + ["--out", str(out), "--resume", "--seed", "3"], capture_output=True, text=True)
+    assert mismatch.returncode == 2 and "settings ['seed'] differ" in " ".join(mismatch.stdout.split())
+    subprocess.run(args + ["--resume"], check=True, capture_output=True, timeout=600)
+    metrics = json.loads((out / "metrics.json").read_text())
+    steps = [r["step"] for r in metrics["curve"]]
+    assert steps == [200, 400, 600, 800, 1000, 1200] and steps[:len(steps_before)] == steps_before
+    assert metrics["visits_completed"] == 2 and not list(out.glob(".state.pt.tmp-*"))
+    assert os.path.getsize(out / "state.pt") > 0

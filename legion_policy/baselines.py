@@ -1,0 +1,220 @@
+"""Lifelong-RL baselines on LEGION's SAC backbone (same actor, twin critics, sizes and SAC updates).
+
+The baselines have no task inference: the actor and critics are conditioned on a one-hot code of
+the task's index in the stream (Continual World's setting, Wołczyk et al., NeurIPS 2021) in place
+of LEGION's z, so their networks are exactly LEGION's with a 10-d one-hot instead of a 10-d latent.
+
+* :class:`SACAgent`: fine-tuning SAC; with a FIFO-1 replay it is "fine-tuning", with an unbounded
+  replay "perfect memory", with a reservoir replay "reservoir" (the trainer picks the replay).
+* :class:`AGEMAgent`: A-GEM (Chaudhry et al., ICLR 2019): the gradient of each SAC loss is projected
+  so that it does not increase the same loss on an episodic memory of earlier tasks.
+* :class:`EWCAgent`: EWC (Kirkpatrick et al., PNAS 2017): a quadratic penalty
+  (lambda / 2) sum_i F_i (theta_i - theta*_i)^2 on actor and critic weights, F the diagonal empirical
+  Fisher of the SAC losses at the end of each task, accumulated over tasks.
+
+The trainer calls ``on_task_end(task, replay, rng)`` after each task visit.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from legion_policy.agent import AgentConfig, LegionAgent
+
+
+class SACAgent(LegionAgent):
+    """SAC conditioned on a one-hot task code (no encoder, no knowledge space in the RL path).
+
+    Args:
+        config: :class:`AgentConfig`; ``latent_dim`` must be >= ``max_tasks`` (one-hot width).
+        seed: torch seed.
+
+    Raises:
+        ValueError: ``latent_dim < max_tasks``.
+    """
+
+    uses_task_id = True
+
+    def __init__(self, config: AgentConfig | None = None, seed: int = 0):
+        config = config or AgentConfig()
+        if config.latent_dim < config.max_tasks:
+            raise ValueError(f"one-hot task codes need latent_dim >= max_tasks, got {config.latent_dim} < "
+                             f"{config.max_tasks}")
+        super().__init__(config, seed)
+
+    def task_code(self, task: torch.Tensor) -> torch.Tensor:
+        """(B,) int64 stream indices -> (B, Z) float32 one-hot codes."""
+        return torch.nn.functional.one_hot(task, self.config.latent_dim).float()
+
+    def _sac_inputs(self, batch):
+        z = self.task_code(batch["task"])
+        return self.normalizer.obs(batch["obs"]), self.normalizer.obs(batch["next_obs"]), z, z
+
+    @torch.no_grad()
+    def act(self, obs: np.ndarray, embed: np.ndarray, deterministic: bool = False, task: int | None = None):
+        """Action (A,) float32 for one observation of stream task ``task`` (required; ``embed`` is unused)."""
+        if task is None:
+            raise ValueError(f"{type(self).__name__} is conditioned on the task index: pass task=")
+        o = torch.as_tensor(obs, dtype=torch.float32)[None]
+        s_n, z = self.normalizer.obs(o), self.task_code(torch.tensor([task]))
+        a = self.actor.deterministic(s_n, z) if deterministic else self.actor.sample(s_n, z)[0]
+        return a[0].numpy().astype(np.float32)
+
+    def update_encoder(self, batch):
+        """No upstream module: nothing to update."""
+        return {}
+
+    def fit_knowledge_space(self, obs, embed):
+        """No knowledge space."""
+        return None
+
+    def on_task_end(self, task: int, replay, rng: np.random.Generator) -> None:
+        """Hook after each task visit (fine-tuning SAC: nothing)."""
+
+
+def _flat_grad(params) -> torch.Tensor:
+    return torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1) for p in params])
+
+
+def _set_grad(params, flat: torch.Tensor) -> None:
+    i = 0
+    for p in params:
+        n = p.numel()
+        p.grad = flat[i:i + n].view_as(p).clone()
+        i += n
+
+
+class AGEMAgent(SACAgent):
+    """A-GEM on the actor and critic losses; memory of ``memory_per_task`` transitions per finished task.
+
+    Args:
+        memory_per_task: transitions copied from the replay into the episodic memory at each task end
+            (Continual World: 10,000).
+    """
+
+    def __init__(self, config: AgentConfig | None = None, seed: int = 0, memory_per_task: int = 10_000):
+        super().__init__(config, seed)
+        self.memory_per_task = int(memory_per_task)
+        self.memory: list[dict[str, torch.Tensor]] = []  # one batch dict per finished task
+        self.projections = 0  # updates whose gradient was projected (for logging)
+        self._rng = np.random.default_rng(seed)
+
+    def on_task_end(self, task, replay, rng):
+        idx = replay.indices_of_task(task)
+        if len(idx):
+            self.memory.append(replay.batch(rng.choice(idx, min(self.memory_per_task, len(idx)), replace=False)))
+
+    def _reference(self, batch_size: int):
+        """A batch drawn uniformly from the episodic memory of all earlier tasks, or None."""
+        if not self.memory:
+            return None
+        sizes = np.array([len(m["obs"]) for m in self.memory])
+        which = self._rng.choice(len(self.memory), batch_size, p=sizes / sizes.sum())
+        parts = [{k: v[self._rng.integers(0, sizes[i], (which == i).sum())] for k, v in self.memory[i].items()}
+                 for i in range(len(self.memory)) if (which == i).any()]
+        return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
+
+    def _projected_step(self, loss_fn, params, optimizer, reference) -> None:
+        optimizer.zero_grad(set_to_none=True)
+        if reference is not None:
+            loss_fn(reference).backward()
+            g_ref = _flat_grad(params)
+            optimizer.zero_grad(set_to_none=True)
+        loss_fn(None).backward()
+        if reference is not None:
+            g = _flat_grad(params)
+            dot = torch.dot(g, g_ref)
+            if dot < 0:  # the step would increase the loss on earlier tasks: remove that component
+                _set_grad(params, g - dot / torch.dot(g_ref, g_ref).clamp_min(1e-12) * g_ref)
+                self.projections += 1
+        optimizer.step()
+
+    def update_sac(self, batch):
+        reference = self._reference(len(batch["obs"]))
+        info: dict[str, float] = {}
+
+        def critic(b):
+            loss, i = self.critic_loss(batch if b is None else b)
+            if b is None:
+                info.update(i)
+            return loss
+
+        def actor(b):
+            a_loss, _, i = self.actor_alpha_loss(batch if b is None else b)
+            if b is None:
+                info.update(i)
+            return a_loss
+
+        self._projected_step(critic, list(self.critic.parameters()), self.critic_optimizer, reference)
+        self._projected_step(actor, list(self.actor.parameters()), self.actor_optimizer, reference)
+        _, alpha_loss, _ = self.actor_alpha_loss(batch)
+        self.alpha_optimizer.zero_grad(set_to_none=True)
+        alpha_loss.backward()
+        self.alpha_optimizer.step()
+        self._polyak()
+        info["agem/projections"] = float(self.projections)
+        return info
+
+
+class EWCAgent(SACAgent):
+    """EWC on actor and critic weights.
+
+    Args:
+        ewc_lambda: penalty weight lambda (Continual World: 1e4).
+        fisher_batches: batches of the finished task's replay averaged for the diagonal Fisher.
+    """
+
+    def __init__(self, config: AgentConfig | None = None, seed: int = 0, ewc_lambda: float = 1e4,
+                 fisher_batches: int = 50):
+        super().__init__(config, seed)
+        self.ewc_lambda, self.fisher_batches = float(ewc_lambda), int(fisher_batches)
+        self._params = [*self.actor.parameters(), *self.critic.parameters()]
+        self.fisher = [torch.zeros_like(p) for p in self._params]
+        self.anchor = [p.detach().clone() for p in self._params]
+
+    def on_task_end(self, task, replay, rng):
+        idx = replay.indices_of_task(task)
+        if not len(idx):
+            return
+        fisher = [torch.zeros_like(p) for p in self._params]
+        for _ in range(self.fisher_batches):
+            batch = replay.batch(rng.choice(idx, self.config.batch_size))
+            self.zero_grad(set_to_none=True)
+            loss = self.critic_loss(batch)[0] + self.actor_alpha_loss(batch)[0]
+            loss.backward()
+            for f, p in zip(fisher, self._params):
+                if p.grad is not None:
+                    f += p.grad.detach() ** 2 / self.fisher_batches
+        self.zero_grad(set_to_none=True)
+        self.fisher = [a + b for a, b in zip(self.fisher, fisher)]
+        self.anchor = [p.detach().clone() for p in self._params]
+
+    def penalty(self, which: str = "all") -> torch.Tensor:
+        """(lambda / 2) sum_i F_i (theta_i - theta*_i)^2 over ``which`` weights ("actor", "critic", "all").
+
+        A scalar tensor, 0 before the first task ends.
+        """
+        n_actor = sum(1 for _ in self.actor.parameters())
+        part = {"actor": slice(0, n_actor), "critic": slice(n_actor, None), "all": slice(None)}[which]
+        return 0.5 * self.ewc_lambda * sum((f * (p - a) ** 2).sum() for f, p, a in
+                                           zip(self.fisher[part], self._params[part], self.anchor[part]))
+
+    def update_sac(self, batch):
+        inputs = self._sac_inputs(batch)
+        critic_loss, info = self.critic_loss(batch, inputs)
+        pen_c = self.penalty("critic")
+        self.critic_optimizer.zero_grad(set_to_none=True)
+        (critic_loss + pen_c).backward()
+        self.critic_optimizer.step()
+        actor_loss, alpha_loss, info_pi = self.actor_alpha_loss(batch, inputs)
+        pen_a = self.penalty("actor")
+        self.actor_optimizer.zero_grad(set_to_none=True)
+        self.alpha_optimizer.zero_grad(set_to_none=True)
+        (actor_loss + pen_a + alpha_loss).backward()
+        self.actor_optimizer.step()
+        self.alpha_optimizer.step()
+        self._polyak()
+        return {**info, **info_pi, "ewc/penalty": float((pen_c + pen_a).detach())}
+
+
+METHODS = {"sac": SACAgent, "agem": AGEMAgent, "ewc": EWCAgent}
