@@ -393,6 +393,8 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
                     save_state(v, local)
                 progress.advance(bar)
             fit_dpmm()
+            if METHODS[cfg.method][0] == "legion":
+                _dump_latents(out / "latents" / f"visit_{v:02d}.npz", agent, replay, table, rng)
             for task_index in visit_tasks:
                 agent.on_task_end(task_index, replay, rng)
             run_eval(v)
@@ -414,6 +416,16 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
     if tb is not None:
         tb.close()
     return metrics
+
+
+def _dump_latents(path: Path, agent: LegionAgent, replay: ReplayBuffer, table: np.ndarray,
+                  rng: np.random.Generator, n: int = 1000) -> None:
+    """Encoder means z (n, Z) of replay samples with their task and DPMM component (for t-SNE figures)."""
+    idx = rng.integers(0, replay.size, min(n, replay.size))
+    z = agent.latent(torch.as_tensor(replay.obs[idx]), torch.as_tensor(table[replay.phrase[idx]])).double().numpy()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(path, z=z.astype(np.float32), task=replay.task[idx],
+                        component=agent.knowledge_space.predict(z))
 
 
 def _tensorboard(path: Path):

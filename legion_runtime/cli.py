@@ -1,4 +1,5 @@
-"""The ``legion`` command: ``legion run`` (the main job), ``legion train``, ``legion evaluate``, ``legion commands``."""
+"""The ``legion`` command: ``legion run`` (the main job), ``legion train``, ``legion evaluate``, ``legion report``,
+``legion commands``."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -91,6 +92,33 @@ def commands(
 
     for phrase in library_from_dict(policy.task_library).phrasings():
         console.print(f"  {phrase}")
+
+
+@app.command()
+def report(
+    runs: Annotated[list[Path], typer.Argument(help="run folders written by `legion train` (methods, seeds)")],
+    figures: Annotated[Optional[Path], typer.Option(help="write PNG figures (P(t), success matrices, t-SNE) here")] = None,
+    reference: Annotated[Optional[list[Path]], typer.Option(
+        help="single-task reference runs for Continual World's forward transfer (repeatable)")] = None,
+    json_out: Annotated[Optional[Path], typer.Option("--json", help="also write the summary rows as JSON here")] = None,
+) -> None:
+    """Compare lifelong runs side by side: P(T), forgetting, forward transfer, few-shot recall (mean ± std)."""
+    from legion_runtime.report import ReportError, draw_figures, load_run, print_report, reference_aucs
+
+    try:
+        loaded = [load_run(r) for r in runs]
+        ref = reference_aucs(reference) if reference else None
+    except ReportError as exc:
+        _fail(str(exc))
+    wide = Console(width=max(console.width, 150), soft_wrap=True)  # tables of 10 tasks need the room
+    rows = print_report(loaded, ref, wide)
+    if json_out:
+        import json
+
+        json_out.write_text(json.dumps(rows, indent=2))
+    if figures:
+        for path in draw_figures(loaded, figures):
+            console.print(f"wrote {path}")
 
 
 if __name__ == "__main__":

@@ -215,3 +215,29 @@ def test_sigkilled_run_resumes_from_its_last_evaluation(tmp_path):
     assert steps == [200, 400, 600, 800, 1000, 1200] and steps[:len(steps_before)] == steps_before
     assert metrics["visits_completed"] == 2 and not list(out.glob(".state.pt.tmp-*"))
     assert os.path.getsize(out / "state.pt") > 0
+
+
+def test_report_compares_runs_and_draws_figures(tmp_path):
+    from typer.testing import CliRunner
+
+    from legion_runtime.cli import app
+
+    runs = []
+    for method in ("legion", "finetune"):
+        cfg = TrainConfig(tasks=["reach-v3", "drawer-close-v3"], method=method, steps_per_task=200, eval_every=100,
+                          eval_episodes=1, random_steps=100, dpmm_first=150, dpmm_samples=200, encoder_every=10,
+                          log_every=100, seed=1, out=str(tmp_path / method), agent=AgentConfig(hidden=16, batch_size=16))
+        train(cfg)
+        runs.append(str(tmp_path / method))
+    assert len(list((tmp_path / "legion" / "latents").glob("visit_*.npz"))) == 2
+    result = CliRunner().invoke(app, ["report", *runs, "--figures", str(tmp_path / "fig"),
+                                      "--reference", runs[1], "--json", str(tmp_path / "rows.json")])
+    assert result.exit_code == 0, repr(result.exception)
+    assert "paper LEGION" in result.output and "success matrix" in result.output
+    rows = json.loads((tmp_path / "rows.json").read_text())
+    assert [r["method"] for r in rows] == ["legion", "finetune"] and rows[1]["forward_transfer_cw"] == "0.00"
+    names = sorted(p.name for p in (tmp_path / "fig").iterdir())
+    assert names == ["average_success.png", "success_matrix_0_legion_s1.png", "success_matrix_1_finetune_s1.png",
+                     "tsne_0_legion_s1.png"]
+    bad = CliRunner().invoke(app, ["report", str(tmp_path)])
+    assert bad.exit_code == 2 and "no readable metrics.json" in bad.output
