@@ -121,5 +121,41 @@ def report(
             console.print(f"wrote {path}")
 
 
+@app.command()
+def sweep(
+    methods: Annotated[str, typer.Option(help="comma-separated methods (see `legion train --help`)")] = "legion,finetune",
+    orders: Annotated[str, typer.Option(help="comma-separated task orders: paper, given, reverse, random")] = "paper",
+    seeds: Annotated[str, typer.Option(help="comma-separated seeds")] = "0,1,2",
+    tasks: Annotated[str, typer.Option(help="comma-separated Meta-World v3 tasks (default: the paper's ten)")] = "",
+    steps_per_task: Annotated[int, typer.Option(help="environment steps per task visit")] = 60_000,
+    eval_every: Annotated[int, typer.Option(help="evaluate every task every N steps")] = 10_000,
+    eval_episodes: Annotated[int, typer.Option(help="episodes per task and evaluation")] = 10,
+    random_steps: Annotated[int, typer.Option(help="random-action steps at the start of each visit")] = 1500,
+    hidden: Annotated[int, typer.Option(help="hidden-layer width")] = 256,
+    batch_size: Annotated[int, typer.Option(help="batch size")] = 128,
+    out: Annotated[Path, typer.Option(help="sweep folder; each run goes to <method>-<order>-s<seed>/")] = Path("runs/sweep"),
+    address: Annotated[Optional[str], typer.Option(help="Ray cluster address (default: a local Ray on 127.0.0.1)")] = None,
+    num_cpus: Annotated[Optional[int], typer.Option(help="CPUs of the local Ray (default: all)")] = None,
+) -> None:
+    """Run every (method, order, seed) of a lifelong experiment as Ray tasks, then report them."""
+    from legion_policy.agent import AgentConfig
+    from legion_policy.sweep import run_sweep, sweep_configs
+    from legion_policy.trainer import PAPER_STREAM, TrainConfig, TrainConfigError
+    from legion_runtime.report import load_run, print_report
+
+    split = lambda text: [t.strip() for t in text.split(",") if t.strip()]  # noqa: E731
+    base = TrainConfig(tasks=split(tasks) or list(PAPER_STREAM), steps_per_task=steps_per_task, eval_every=eval_every,
+                       eval_episodes=eval_episodes, random_steps=random_steps,
+                       agent=AgentConfig(hidden=hidden, batch_size=batch_size))
+    try:
+        configs = sweep_configs(base, split(methods), split(orders), [int(s) for s in split(seeds)], out)
+    except (TrainConfigError, ValueError) as exc:
+        _fail(str(exc))
+    console.print(f"sweep: {len(configs)} runs on Ray ({address or 'local, 127.0.0.1'})")
+    for row in run_sweep(configs, address=address, num_cpus=num_cpus):
+        console.print(f"  {row['out']}: P(T) {row['average_success_final']}")
+    print_report([load_run(c.out) for c in configs], None, Console(width=max(console.width, 150)))
+
+
 if __name__ == "__main__":
     app()
