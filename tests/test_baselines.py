@@ -75,5 +75,5 @@ def test_ewc_penalty_anchors_weights_after_a_task():
     for _ in range(20):
         agent.update_sac(batch)
         free.update_sac(batch)
-    drift = lambda a: sum(float(((p - q) ** 2).sum()) for p, q in zip(a._params, a.anchor))
+    drift = lambda a: sum(float(((p.detach() - q) ** 2).sum()) for p, q in zip(a._params, a.anchor))
     assert float(agent.penalty().detach()) > 0 and drift(agent) < drift(free)
