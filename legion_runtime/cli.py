@@ -134,10 +134,11 @@ def sweep(
     hidden: Annotated[int, typer.Option(help="hidden-layer width")] = 256,
     batch_size: Annotated[int, typer.Option(help="batch size")] = 128,
     out: Annotated[Path, typer.Option(help="sweep folder; each run goes to <method>-<order>-s<seed>/")] = Path("runs/sweep"),
-    address: Annotated[Optional[str], typer.Option(help="Ray cluster address (default: a local Ray on 127.0.0.1)")] = None,
-    num_cpus: Annotated[Optional[int], typer.Option(help="CPUs of the local Ray (default: all)")] = None,
+    backend: Annotated[str, typer.Option(help="local (process pool, no network) or ray")] = "local",
+    address: Annotated[Optional[str], typer.Option(help="Ray cluster address, e.g. ray://head:10001 (ray backend)")] = None,
+    num_cpus: Annotated[Optional[int], typer.Option(help="parallel runs (default: all CPUs)")] = None,
 ) -> None:
-    """Run every (method, order, seed) of a lifelong experiment as Ray tasks, then report them."""
+    """Run every (method, order, seed) of a lifelong experiment in parallel (process pool or Ray), then report."""
     from legion_policy.agent import AgentConfig
     from legion_policy.sweep import run_sweep, sweep_configs
     from legion_policy.trainer import PAPER_STREAM, TrainConfig, TrainConfigError
@@ -151,8 +152,10 @@ def sweep(
         configs = sweep_configs(base, split(methods), split(orders), [int(s) for s in split(seeds)], out)
     except (TrainConfigError, ValueError) as exc:
         _fail(str(exc))
-    console.print(f"sweep: {len(configs)} runs on Ray ({address or 'local, 127.0.0.1'})")
-    for row in run_sweep(configs, address=address, num_cpus=num_cpus):
+    if backend not in ("local", "ray"):
+        _fail(f"--backend must be 'local' or 'ray', got {backend!r}")
+    console.print(f"sweep: {len(configs)} runs, backend {backend}" + (f" at {address}" if address else ""))
+    for row in run_sweep(configs, backend=backend, address=address, num_cpus=num_cpus):
         console.print(f"  {row['out']}: P(T) {row['average_success_final']}")
     print_report([load_run(c.out) for c in configs], None, Console(width=max(console.width, 150)))
 
