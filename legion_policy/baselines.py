@@ -11,6 +11,9 @@ of LEGION's z, so their networks are exactly LEGION's with a 10-d one-hot instea
 * :class:`EWCAgent`: EWC (Kirkpatrick et al., PNAS 2017): a quadratic penalty
   (lambda / 2) sum_i F_i (theta_i - theta*_i)^2 on actor and critic weights, F the diagonal empirical
   Fisher of the SAC losses at the end of each task, accumulated over tasks.
+* :class:`PackNetAgent`: PackNet (Mallya & Lazebnik, CVPR 2018): after each task the largest free
+  weights are kept for it and frozen, the rest are zeroed and left free for later tasks; task j is
+  run with the weights of tasks <= j only.
 
 The trainer calls ``on_task_end(task, replay, rng)`` after each task visit.
 """
@@ -217,4 +220,82 @@ class EWCAgent(SACAgent):
         return {**info, **info_pi, "ewc/penalty": float((pen_c + pen_a).detach())}
 
 
-METHODS = {"sac": SACAgent, "agem": AGEMAgent, "ewc": EWCAgent}
+class PackNetAgent(SACAgent):
+    """PackNet on actor and critic weight matrices (biases are trained on the first task, then frozen).
+
+    After task k, of the weights still free it keeps the ``1 / (n_tasks - k)`` fraction of largest
+    magnitude for task k (so every task of the stream gets a share) and zeroes the others. Simplified
+    against Continual World's PackNet: no retraining phase after pruning. Single-loop streams only
+    (a revisited task would train weights it cannot use).
+
+    Args:
+        n_tasks: tasks in the stream (the capacity is split between them).
+    """
+
+    def __init__(self, config: AgentConfig | None = None, seed: int = 0, n_tasks: int = 10):
+        super().__init__(config, seed)
+        self.n_tasks = int(n_tasks)
+        named = [*self.actor.named_parameters(prefix="actor"), *self.critic.named_parameters(prefix="critic")]
+        self._weights = [p for _, p in named if p.dim() > 1]
+        self._biases = [p for _, p in named if p.dim() == 1]
+        self._n_actor = sum(1 for p in self.actor.parameters() if p.dim() > 1)
+        self.owner = [torch.full(p.shape, -1, dtype=torch.int64) for p in self._weights]  # -1: free
+        self.current = 0  # the task being trained (all earlier tasks are packed)
+
+    def _mask_gradients(self) -> None:
+        """Zero the gradients of weights packed by earlier tasks (and of biases after the first task)."""
+        for p, owner in zip(self._weights, self.owner):
+            if p.grad is not None:
+                p.grad[owner >= 0] = 0.0
+        if self.current > 0:
+            for p in self._biases:
+                if p.grad is not None:
+                    p.grad.zero_()
+
+    def update_sac(self, batch):
+        inputs = self._sac_inputs(batch)
+        critic_loss, info = self.critic_loss(batch, inputs)
+        self.critic_optimizer.zero_grad(set_to_none=True)
+        critic_loss.backward()
+        self._mask_gradients()
+        self.critic_optimizer.step()
+        actor_loss, alpha_loss, info_pi = self.actor_alpha_loss(batch, inputs)
+        self.actor_optimizer.zero_grad(set_to_none=True)
+        self.alpha_optimizer.zero_grad(set_to_none=True)
+        (actor_loss + alpha_loss).backward()
+        self._mask_gradients()
+        self.actor_optimizer.step()
+        self.alpha_optimizer.step()
+        self._polyak()
+        return {**info, **info_pi}
+
+    @torch.no_grad()
+    def act(self, obs, embed, deterministic: bool = False, task: int | None = None):
+        """As :meth:`SACAgent.act`, with the actor reduced to the weights task ``task`` may use."""
+        if task is None:
+            raise ValueError("PackNetAgent is conditioned on the task index: pass task=")
+        saved = [p.detach().clone() for p in self._weights[: self._n_actor]]
+        for p, owner in zip(self._weights[: self._n_actor], self.owner):
+            allowed = (owner >= 0) & (owner <= task) if task < self.current else (owner <= task)
+            p.mul_(allowed)
+        try:
+            return super().act(obs, embed, deterministic, task)
+        finally:
+            for p, w in zip(self._weights[: self._n_actor], saved):
+                p.copy_(w)
+
+    @torch.no_grad()
+    def on_task_end(self, task, replay, rng):
+        free = torch.cat([p[o < 0].abs() for p, o in zip(self._weights, self.owner)])
+        keep = max(1, int(round(len(free) / max(self.n_tasks - task, 1))))
+        if len(free):
+            threshold = torch.topk(free, min(keep, len(free))).values[-1]
+            for p, owner in zip(self._weights, self.owner):
+                mine = (owner < 0) & (p.abs() >= threshold)
+                owner[mine] = task
+                p[owner < 0] = 0.0  # pruned: free again for later tasks, restarting from zero
+        self.current = task + 1
+        self.reset_optimizers()  # Adam moments of the packed weights would otherwise keep moving them
+
+
+METHODS = {"sac": SACAgent, "agem": AGEMAgent, "ewc": EWCAgent, "packnet": PackNetAgent}

@@ -11,7 +11,7 @@ Protocol (docs/method.md sections 1 and 4; issue 4):
 * every ``eval_every`` steps and at the end of each visit every task of the stream is evaluated with
   deterministic actions (``eval_episodes`` episodes, success if any step succeeds);
 * methods on the same SAC backbone: ``legion``; ``finetune`` (SAC, FIFO-1 replay), ``perfect-memory``
-  (SAC, unbounded), ``reservoir`` (SAC, reservoir), ``agem``, ``ewc`` (:mod:`legion_policy.baselines`);
+  (SAC, unbounded), ``reservoir`` (SAC, reservoir), ``agem``, ``ewc``, ``packnet`` (:mod:`legion_policy.baselines`);
   ``multitask`` trains SAC on all tasks at once (episodes cycle through the tasks) as the upper reference.
 
 LEGION's language input is the embedding of one phrasing of the task per episode, drawn from the task
@@ -57,7 +57,7 @@ ORDERS = ("paper", "given", "reverse", "random")
 #: method -> (agent kind, default replay regime)
 METHODS = {"legion": ("legion", "unbounded"), "finetune": ("sac", "fifo"), "perfect-memory": ("sac", "unbounded"),
            "reservoir": ("sac", "reservoir"), "agem": ("agem", "fifo"), "ewc": ("ewc", "fifo"),
-           "multitask": ("sac", "unbounded")}
+           "packnet": ("packnet", "fifo"), "multitask": ("sac", "unbounded")}
 STATE = "state.pt"
 
 
@@ -74,7 +74,7 @@ class TrainConfig:
         order: ``"paper"`` (sort ``tasks`` by the paper's stream), ``"given"``, ``"reverse"`` or
             ``"random"`` (shuffled with ``seed``).
         loops: passes over the ordered tasks (few-shot protocol: 3).
-        method: ``legion``, ``finetune``, ``perfect-memory``, ``reservoir``, ``agem``, ``ewc``, ``multitask``.
+        method: ``legion``, ``finetune``, ``perfect-memory``, ``reservoir``, ``agem``, ``ewc``, ``packnet``, ``multitask``.
         replay: ``unbounded``, ``fifo`` or ``reservoir``; None: the method's default.
         fifo_visits: visits kept by a FIFO replay (fine-tuning: 1; few-shot protocol: 3).
         reservoir_capacity: transitions kept by a reservoir replay (None: one visit's steps).
@@ -146,6 +146,8 @@ class TrainConfig:
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise TrainConfigError(f"{name} must be one of {[a for a in allowed if a]}, got {getattr(self, name)!r}")
+        if self.method == "packnet" and self.loops != 1:
+            raise TrainConfigError("packnet packs each task once: use loops 1")
         if self.order == "paper" and not set(self.tasks) <= set(PAPER_STREAM):
             raise TrainConfigError(f"order 'paper' sorts the paper's ten tasks; {sorted(set(self.tasks) - set(PAPER_STREAM))} "
                                    "are not among them (use order 'given')")
@@ -201,6 +203,8 @@ def make_agent(cfg: TrainConfig) -> LegionAgent:
         return baselines.AGEMAgent(cfg.agent, seed=cfg.seed, memory_per_task=cfg.agem_memory_per_task)
     if kind == "ewc":
         return baselines.EWCAgent(cfg.agent, seed=cfg.seed, ewc_lambda=cfg.ewc_lambda)
+    if kind == "packnet":
+        return baselines.PackNetAgent(cfg.agent, seed=cfg.seed, n_tasks=len(cfg.tasks))
     return baselines.SACAgent(cfg.agent, seed=cfg.seed)
 
 
@@ -315,7 +319,8 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
 
     def save_state(visit: int, local: int) -> None:
         ks = agent.knowledge_space
-        baseline = {k: getattr(agent, k) for k in ("memory", "fisher", "anchor", "projections") if hasattr(agent, k)}
+        baseline = {k: getattr(agent, k) for k in ("memory", "fisher", "anchor", "projections", "owner", "current")
+                    if hasattr(agent, k)}
         _atomic_torch_save({
             "config": saved_cfg, "agent": agent.state_dict(),
             "optimizers": {n: getattr(agent, n).state_dict() for n in
@@ -487,7 +492,7 @@ def cli_train(
     tasks: Annotated[str, typer.Option(help="Comma-separated Meta-World v3 tasks (default: the paper's ten).")] = ",".join(PAPER_STREAM),
     order: Annotated[str, typer.Option(help="paper | given | reverse | random (seeded).")] = "given",
     loops: Annotated[int, typer.Option(help="Passes over the ordered tasks (few-shot protocol: 3).")] = 1,
-    method: Annotated[str, typer.Option(help="legion | finetune | perfect-memory | reservoir | agem | ewc | multitask.")] = "legion",
+    method: Annotated[str, typer.Option(help="legion | finetune | perfect-memory | reservoir | agem | ewc | packnet | multitask.")] = "legion",
     replay: Annotated[str, typer.Option(help="unbounded | fifo | reservoir (default: the method's).")] = "",
     fifo_visits: Annotated[int, typer.Option(help="Visits a FIFO replay keeps (few-shot protocol: 3).")] = 1,
     reservoir_capacity: Annotated[int, typer.Option(help="Transitions a reservoir replay keeps (0: one visit).")] = 0,

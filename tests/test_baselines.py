@@ -77,3 +77,26 @@ def test_ewc_penalty_anchors_weights_after_a_task():
         free.update_sac(batch)
     drift = lambda a: sum(float(((p.detach() - q) ** 2).sum()) for p, q in zip(a._params, a.anchor))
     assert float(agent.penalty().detach()) > 0 and drift(agent) < drift(free)
+
+
+def test_packnet_freezes_a_finished_task_exactly():
+    from legion_policy.baselines import PackNetAgent
+
+    buf = replay_with_two_tasks()
+    agent = PackNetAgent(CONFIG, n_tasks=4)
+    obs, emb = np.full(12, 0.3, np.float32), np.zeros(8, np.float32)
+    for _ in range(5):
+        agent.update_sac(buf.batch(buf.indices_of_task(0)[:64]))
+    agent.on_task_end(0, buf, np.random.default_rng(0))
+    owned = sum(int((o == 0).sum()) for o in agent.owner)
+    total = sum(o.numel() for o in agent.owner)
+    assert abs(owned / total - 0.25) < 0.01  # a quarter of the capacity for the first of 4 tasks
+    assert all(float(p.detach()[o < 0].abs().sum()) == 0.0 for p, o in zip(agent._weights, agent.owner))  # pruned
+    action_after_task0 = agent.act(obs, emb, deterministic=True, task=0)
+    biases = [p.detach().clone() for p in agent._biases]
+    for _ in range(10):  # train task 1 on the free weights
+        agent.update_sac(buf.batch(buf.indices_of_task(1)[:64]))
+    np.testing.assert_array_equal(agent.act(obs, emb, deterministic=True, task=0), action_after_task0)
+    assert all(torch.equal(a, b) for a, b in zip(agent._biases, biases))
+    assert any(float(p.detach()[o < 0].abs().sum()) > 0 for p, o in zip(agent._weights, agent.owner))  # task 1 learned
+    assert not np.array_equal(agent.act(obs, emb, deterministic=True, task=1), action_after_task0)
