@@ -29,7 +29,7 @@ import csv
 import json
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Annotated
 
@@ -169,6 +169,12 @@ class TrainConfig:
     def visits(self) -> list[str]:
         """Every visit of the run: the ordered tasks, ``loops`` times (multitask: one joint visit)."""
         return self.stream() * self.loops
+
+
+def few_shot_protocol(**overrides) -> TrainConfig:
+    """The paper's few-shot recall protocol: :data:`FEW_SHOT_STREAM` in 3 loops, a FIFO replay of 3 visits."""
+    return TrainConfig(**{"tasks": list(FEW_SHOT_STREAM), "loops": 3, "replay": "fifo", "fifo_visits": 3,
+                          **overrides})
 
 
 def evaluate(agent: LegionAgent, env: MetaWorldTaskEnv, embeddings: np.ndarray, episodes: int,
@@ -489,6 +495,9 @@ def _split(text: str) -> list[str]:
 
 
 def cli_train(
+    protocol: Annotated[str, typer.Option(
+        help="'stream' (the options below) or 'few-shot' (the paper's recall protocol: 5 tasks, 3 loops, FIFO replay "
+             "of 3 visits; overrides --tasks, --loops, --replay, --fifo-visits).")] = "stream",
     tasks: Annotated[str, typer.Option(help="Comma-separated Meta-World v3 tasks (default: the paper's ten).")] = ",".join(PAPER_STREAM),
     order: Annotated[str, typer.Option(help="paper | given | reverse | random (seeded).")] = "given",
     loops: Annotated[int, typer.Option(help="Passes over the ordered tasks (few-shot protocol: 3).")] = 1,
@@ -532,6 +541,11 @@ def cli_train(
                       out=str(out), embedding_model=str(embedding_model) if embedding_model else None,
                       random_steps=random_steps, dpmm_first=dpmm_first, dpmm_every=dpmm_every,
                       encoder_every=encoder_every, updates_per_step=utd, agent=agent, reward_v1_tasks=_split(reward_v1))
+    if protocol == "few-shot":
+        cfg = replace(cfg, tasks=list(FEW_SHOT_STREAM), loops=3, replay="fifo", fifo_visits=3)
+    elif protocol != "stream":
+        console.print(f"[red]error:[/red] --protocol must be 'stream' or 'few-shot', got {protocol!r}")
+        raise typer.Exit(2)
     try:
         metrics = train(cfg, resume=resume)
     except TrainConfigError as exc:

@@ -241,3 +241,20 @@ def test_report_compares_runs_and_draws_figures(tmp_path):
                      "tsne_0_legion_s1.png"]
     bad = CliRunner().invoke(app, ["report", str(tmp_path)])
     assert bad.exit_code == 2 and "no readable metrics.json" in bad.output
+
+
+def test_few_shot_protocol_is_the_papers():
+    from legion_policy.trainer import few_shot_protocol
+
+    cfg = few_shot_protocol(steps_per_task=1000)
+    cfg.validate()
+    assert cfg.visits() == ["reach-v3", "push-v3", "faucet-open-v3", "button-press-topdown-v3", "window-close-v3"] * 3
+    assert (cfg.replay, cfg.fifo_visits, cfg.steps_per_task) == ("fifo", 3, 1000)
+    assert TrainConfig(tasks=["reach-v3", "push-v3", "door-open-v3"], order="reverse").stream() == \
+        ["door-open-v3", "push-v3", "reach-v3"]
+    assert TrainConfig(tasks=["door-open-v3", "reach-v3", "push-v3"], order="paper").stream() == \
+        ["reach-v3", "push-v3", "door-open-v3"]
+    shuffled = TrainConfig(tasks=list(cfg.tasks), order="random", seed=4).stream()
+    assert sorted(shuffled) == sorted(cfg.tasks) and shuffled == TrainConfig(tasks=list(cfg.tasks), order="random", seed=4).stream()
+    with pytest.raises(TrainConfigError, match="packnet packs each task once"):
+        few_shot_protocol(method="packnet").validate()
