@@ -426,6 +426,8 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
     log.close()
     if tb is not None:
         tb.close()
+    if not metrics and (out / "metrics.json").exists():  # resumed a run that had already finished
+        metrics = json.loads((out / "metrics.json").read_text())
     return metrics
 
 

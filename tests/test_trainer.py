@@ -214,6 +214,8 @@ def test_sigkilled_run_resumes_from_its_last_evaluation(tmp_path):
     steps = [r["step"] for r in metrics["curve"]]
     assert steps == [200, 400, 600, 800, 1000, 1200] and steps[:len(steps_before)] == steps_before
     assert metrics["visits_completed"] == 2 and not list(out.glob(".state.pt.tmp-*"))
+    again = subprocess.run(args + ["--resume"], check=True, capture_output=True, text=True, timeout=600)
+    assert "final success" in again.stdout and json.loads((out / "metrics.json").read_text()) == metrics
     assert os.path.getsize(out / "state.pt") > 0
 
 
