@@ -20,7 +20,8 @@ library; the language decoder reconstructs the canonical description (phrasings[
 Outputs in ``out``: ``checkpoint/`` (LEGION: the deployable checkpoint after each visit),
 ``state.pt`` (everything needed to resume, rewritten atomically at every evaluation), ``metrics.json``
 and ``metrics.csv`` (curve, success matrix and the paper's metrics, :mod:`legion_policy.metrics`),
-``train_log.jsonl`` and TensorBoard scalars in ``tb/``. A killed run restarts from ``state.pt`` with
+``train_log.jsonl``, TensorBoard scalars in ``tb/`` and, for LEGION, encoder means after each visit
+in ``latents/`` (t-SNE figures of ``legion report``). A killed run restarts from ``state.pt`` with
 ``resume=True``, losing at most one evaluation interval.
 """
 from __future__ import annotations
