@@ -315,20 +315,34 @@ class LegionAgent(nn.Module):
         return actor_loss, alpha_loss, info
 
     def update_sac(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
-        """One SAC update: critics, then actor and temperature, then Polyak averaging of the target critics."""
+        """One SAC update: critics, then actor and temperature, then Polyak averaging of the target critics.
+
+        Baselines hook in through :meth:`regulariser` (a loss added to the critic or actor loss) and
+        :meth:`mask_gradients` (called between backward and the optimiser step).
+        """
         inputs = self._sac_inputs(batch)
         critic_loss, info = self.critic_loss(batch, inputs)
         self.critic_optimizer.zero_grad(set_to_none=True)
-        critic_loss.backward()
+        (critic_loss + self.regulariser("critic")).backward()
+        self.mask_gradients()
         self.critic_optimizer.step()
         actor_loss, alpha_loss, info_pi = self.actor_alpha_loss(batch, inputs)
         self.actor_optimizer.zero_grad(set_to_none=True)
         self.alpha_optimizer.zero_grad(set_to_none=True)
-        (actor_loss + alpha_loss).backward()  # disjoint parameters: one backward pass for both
+        # disjoint parameters: one backward pass for both
+        (actor_loss + self.regulariser("actor") + alpha_loss).backward()
+        self.mask_gradients()
         self.actor_optimizer.step()
         self.alpha_optimizer.step()
         self._polyak()
         return {**info, **info_pi}
+
+    def regulariser(self, which: str) -> torch.Tensor | float:
+        """Extra loss on the ``"actor"`` or ``"critic"`` weights (LEGION: none; EWC's penalty)."""
+        return 0.0
+
+    def mask_gradients(self) -> None:
+        """Edit gradients before an optimiser step (LEGION: nothing; PackNet freezes packed weights)."""
 
     @torch.no_grad()
     def _polyak(self) -> None:

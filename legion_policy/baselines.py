@@ -202,22 +202,8 @@ class EWCAgent(SACAgent):
         return 0.5 * self.ewc_lambda * sum((f * (p - a) ** 2).sum() for f, p, a in
                                            zip(self.fisher[part], self._params[part], self.anchor[part]))
 
-    def update_sac(self, batch):
-        inputs = self._sac_inputs(batch)
-        critic_loss, info = self.critic_loss(batch, inputs)
-        pen_c = self.penalty("critic")
-        self.critic_optimizer.zero_grad(set_to_none=True)
-        (critic_loss + pen_c).backward()
-        self.critic_optimizer.step()
-        actor_loss, alpha_loss, info_pi = self.actor_alpha_loss(batch, inputs)
-        pen_a = self.penalty("actor")
-        self.actor_optimizer.zero_grad(set_to_none=True)
-        self.alpha_optimizer.zero_grad(set_to_none=True)
-        (actor_loss + pen_a + alpha_loss).backward()
-        self.actor_optimizer.step()
-        self.alpha_optimizer.step()
-        self._polyak()
-        return {**info, **info_pi, "ewc/penalty": float((pen_c + pen_a).detach())}
+    def regulariser(self, which):
+        return self.penalty(which)
 
 
 class PackNetAgent(SACAgent):
@@ -242,7 +228,7 @@ class PackNetAgent(SACAgent):
         self.owner = [torch.full(p.shape, -1, dtype=torch.int64) for p in self._weights]  # -1: free
         self.current = 0  # the task being trained (all earlier tasks are packed)
 
-    def _mask_gradients(self) -> None:
+    def mask_gradients(self) -> None:
         """Zero the gradients of weights packed by earlier tasks (and of biases after the first task)."""
         for p, owner in zip(self._weights, self.owner):
             if p.grad is not None:
@@ -251,23 +237,6 @@ class PackNetAgent(SACAgent):
             for p in self._biases:
                 if p.grad is not None:
                     p.grad.zero_()
-
-    def update_sac(self, batch):
-        inputs = self._sac_inputs(batch)
-        critic_loss, info = self.critic_loss(batch, inputs)
-        self.critic_optimizer.zero_grad(set_to_none=True)
-        critic_loss.backward()
-        self._mask_gradients()
-        self.critic_optimizer.step()
-        actor_loss, alpha_loss, info_pi = self.actor_alpha_loss(batch, inputs)
-        self.actor_optimizer.zero_grad(set_to_none=True)
-        self.alpha_optimizer.zero_grad(set_to_none=True)
-        (actor_loss + alpha_loss).backward()
-        self._mask_gradients()
-        self.actor_optimizer.step()
-        self.alpha_optimizer.step()
-        self._polyak()
-        return {**info, **info_pi}
 
     @torch.no_grad()
     def act(self, obs, embed, deterministic: bool = False, task: int | None = None):

@@ -111,11 +111,11 @@ class ReplayBuffer:
             raise RuntimeError("cannot sample from an empty replay buffer")
         return self.batch(rng.integers(0, self.size, batch_size))
 
-    def state_dict(self) -> dict[str, np.ndarray]:
-        """Stored rows and counters as numpy arrays (for resumable training)."""
+    def state_dict(self) -> dict:
+        """Stored rows (numpy arrays), counters and the reservoir's generator state (for resumable training)."""
         state = {name: getattr(self, name)[: self.size].copy() for name in _FIELDS}
         state["counters"] = np.array([self.size, self.seen, self.current_visit], np.int64)
-        state["rng"] = np.frombuffer(repr(self._rng.bit_generator.state).encode(), np.uint8).copy()
+        state["rng"] = self._rng.bit_generator.state
         return state
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
@@ -131,6 +131,4 @@ class ReplayBuffer:
         for name in _FIELDS:
             getattr(self, name)[:size] = state[name]
         self.size, self.seen, self.current_visit = size, seen, visit
-        import ast
-
-        self._rng.bit_generator.state = ast.literal_eval(bytes(state["rng"]).decode())
+        self._rng.bit_generator.state = state["rng"]
