@@ -207,22 +207,24 @@ class LegionAgent(nn.Module):
     uses_task_id = False
 
     @torch.no_grad()
-    def act(self, obs: np.ndarray, embed: np.ndarray, deterministic: bool = False, task: int | None = None) -> np.ndarray:
-        """Action for one observation.
+    def act(self, obs: np.ndarray, embed: np.ndarray, deterministic: bool = False, task=None) -> np.ndarray:
+        """Actions for one observation or a batch (one actor pass for all rows of a vector environment).
 
         Args:
-            obs: (S,) sim-frame observation, m. embed: (L,) unit-norm language embedding.
+            obs: (S,) or (N,S) sim-frame observations, m. embed: (L,) or (N,L) unit-norm language embeddings.
             deterministic: tanh(mean) instead of a sample from pi.
             task: ignored (LEGION infers the task from the state and the language input).
 
         Returns:
-            (A,) float32 action in [-1, 1].
+            (A,) or (N,A) float32 actions in [-1, 1], matching ``obs``.
         """
-        o = torch.as_tensor(obs, dtype=torch.float32)[None]
-        e = torch.as_tensor(embed, dtype=torch.float32)[None]
+        o = torch.as_tensor(obs, dtype=torch.float32)
+        single = o.dim() == 1
+        o = o.reshape(-1, o.shape[-1])
+        e = torch.as_tensor(embed, dtype=torch.float32).reshape(o.shape[0], -1)
         s_n, z = self.normalizer.obs(o), self.latent(o, e)
         a = self.actor.deterministic(s_n, z) if deterministic else self.actor.sample(s_n, z)[0]
-        return a[0].numpy().astype(np.float32)
+        return (a[0] if single else a).numpy().astype(np.float32)
 
     # -------------------------------------------------------------------------------------- upstream
     def upstream_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
@@ -305,9 +307,12 @@ class LegionAgent(nn.Module):
         s_n, _, z, _ = inputs or self._sac_inputs(batch)
         alpha = self.log_alpha[batch["task"]].exp()
         a_pi, logp = self.actor.sample(s_n, z)
-        self.critic.requires_grad_(False)  # gradient flows through Q to the action only
+        critic_params = self._critic_params()
+        for p in critic_params:  # gradient flows through Q to the action only
+            p.requires_grad_(False)
         q1_pi, q2_pi = self.critic(s_n, a_pi, z)
-        self.critic.requires_grad_(True)
+        for p in critic_params:
+            p.requires_grad_(True)
         actor_loss = (alpha.detach() * logp - torch.min(q1_pi, q2_pi)).mean()
         alpha_loss = (-alpha * (logp.detach() + self.target_entropy)).mean()
         info = {"loss/actor": actor_loss.item(), "loss/alpha": alpha_loss.item(), "alpha": alpha.mean().item(),
@@ -344,11 +349,18 @@ class LegionAgent(nn.Module):
     def mask_gradients(self) -> None:
         """Edit gradients before an optimiser step (LEGION: nothing; PackNet freezes packed weights)."""
 
+    def _critic_params(self) -> list[torch.Tensor]:
+        # cached: walking the module tree twice per update is a measurable share of a small SAC update
+        if getattr(self, "_critic_param_cache", None) is None:
+            self._critic_param_cache = (list(self.critic.parameters()), list(self.critic_target.parameters()))
+        return self._critic_param_cache[0]
+
     @torch.no_grad()
     def _polyak(self) -> None:
-        """Target critics <- (1 - tau) target + tau critics."""
-        for p, p_t in zip(self.critic.parameters(), self.critic_target.parameters()):
-            p_t.lerp_(p, self.config.tau)
+        """Target critics <- (1 - tau) target + tau critics (one fused foreach kernel over all tensors)."""
+        self._critic_params()
+        params, targets = self._critic_param_cache
+        torch._foreach_lerp_(targets, params, self.config.tau)
 
     def on_task_end(self, task: int, replay, rng: np.random.Generator) -> None:
         """Hook the trainer calls after each task visit (LEGION: nothing; baselines store memories/Fishers)."""

@@ -54,14 +54,18 @@ class SACAgent(LegionAgent):
         return self.normalizer.obs(batch["obs"]), self.normalizer.obs(batch["next_obs"]), z, z
 
     @torch.no_grad()
-    def act(self, obs: np.ndarray, embed: np.ndarray, deterministic: bool = False, task: int | None = None):
-        """Action (A,) float32 for one observation of stream task ``task`` (required; ``embed`` is unused)."""
+    def act(self, obs: np.ndarray, embed: np.ndarray, deterministic: bool = False, task=None):
+        """Actions (A,) or (N,A) float32 for obs (S,) or (N,S) of stream task(s) ``task`` (int or (N,) ints;
+        required). ``embed`` is unused."""
         if task is None:
             raise ValueError(f"{type(self).__name__} is conditioned on the task index: pass task=")
-        o = torch.as_tensor(obs, dtype=torch.float32)[None]
-        s_n, z = self.normalizer.obs(o), self.task_code(torch.tensor([task]))
+        o = torch.as_tensor(obs, dtype=torch.float32)
+        single = o.dim() == 1
+        o = o.reshape(-1, o.shape[-1])
+        t = torch.as_tensor(task, dtype=torch.int64).reshape(-1).expand(o.shape[0])
+        s_n, z = self.normalizer.obs(o), self.task_code(t)
         a = self.actor.deterministic(s_n, z) if deterministic else self.actor.sample(s_n, z)[0]
-        return a[0].numpy().astype(np.float32)
+        return (a[0] if single else a).numpy().astype(np.float32)
 
     def update_encoder(self, batch):
         """No upstream module: nothing to update."""
@@ -239,13 +243,20 @@ class PackNetAgent(SACAgent):
                     p.grad.zero_()
 
     @torch.no_grad()
-    def act(self, obs, embed, deterministic: bool = False, task: int | None = None):
-        """As :meth:`SACAgent.act`, with the actor reduced to the weights task ``task`` may use."""
+    def act(self, obs, embed, deterministic: bool = False, task=None):
+        """As :meth:`SACAgent.act`, with the actor reduced to the weights task ``task`` may use.
+
+        ``task`` is an int, or (N,) ints that must all be the same task (one weight mask per call).
+        """
         if task is None:
             raise ValueError("PackNetAgent is conditioned on the task index: pass task=")
+        distinct = np.unique(np.asarray(task))
+        if len(distinct) != 1:
+            raise ValueError(f"PackNetAgent acts for one task per call, got tasks {distinct.tolist()}")
+        k = int(distinct[0])
         saved = [p.detach().clone() for p in self._weights[: self._n_actor]]
         for p, owner in zip(self._weights[: self._n_actor], self.owner):
-            allowed = (owner >= 0) & (owner <= task) if task < self.current else (owner <= task)
+            allowed = (owner >= 0) & (owner <= k) if k < self.current else (owner <= k)
             p.mul_(allowed)
         try:
             return super().act(obs, embed, deterministic, task)

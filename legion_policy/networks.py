@@ -26,6 +26,7 @@ OBS_LOC = np.concatenate([(_HAND_LOW + _HAND_HIGH) / 2] * 2 + [np.zeros(3)] + [(
 OBS_SCALE = np.concatenate([(_HAND_HIGH - _HAND_LOW) / 2] * 2 + [np.ones(3)] + [(_HAND_HIGH - _HAND_LOW) / 2])
 
 LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0  # SAC actor log-std range (CleanRL / SB3 convention)
+_HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 
 
 def mlp(in_dim: int, hidden: int, out_dim: int, n_hidden: int = 2, layer_norm: bool = False) -> nn.Sequential:
@@ -142,13 +143,19 @@ class Actor(nn.Module):
         return mean, log_std
 
     def sample(self, s_n: torch.Tensor, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Reparameterised a = tanh(u), u ~ N(mean, std); returns (a (B,A) in (-1,1), log pi(a|s,z) (B,))."""
+        """Reparameterised a = tanh(u), u ~ N(mean, std); returns (a (B,A) in (-1,1), log pi(a|s,z) (B,)).
+
+        The Gaussian log-density is written out rather than built with ``torch.distributions.Normal``
+        (same values, tested against it) because this runs several times in every SAC update.
+        """
         mean, log_std = self(s_n, z)
-        normal = torch.distributions.Normal(mean, log_std.exp())
-        u = normal.rsample()
+        eps = torch.randn_like(mean)
+        u = mean + eps * log_std.exp()
         a = torch.tanh(u)
-        # Change of variables for tanh (SAC paper appendix C), numerically stable form.
-        log_prob = normal.log_prob(u).sum(-1) - (2 * (math.log(2) - u - nn.functional.softplus(-2 * u))).sum(-1)
+        # log N(u; mean, std) = -eps^2/2 - log std - log(2 pi)/2, then the change of variables for tanh
+        # (SAC paper appendix C) in its numerically stable form.
+        log_prob = (-0.5 * eps.pow(2) - log_std - _HALF_LOG_2PI).sum(-1) \
+            - (2 * (math.log(2) - u - nn.functional.softplus(-2 * u))).sum(-1)
         return a, log_prob
 
     def deterministic(self, s_n: torch.Tensor, z: torch.Tensor) -> torch.Tensor:

@@ -31,9 +31,11 @@ import json
 import os
 import time
 from dataclasses import asdict, dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Annotated
 
+import gymnasium as gym
 import numpy as np
 import torch
 import typer
@@ -45,7 +47,7 @@ from legion_policy.agent import AgentConfig, LegionAgent
 from legion_policy.checkpoint import save_checkpoint
 from legion_policy.replay import REGIMES, ReplayBuffer
 from legion_policy.tasks import load_task_library
-from legion_sim.metaworld_env import EPISODE_STEPS, MetaWorldTaskEnv
+from legion_sim.metaworld_env import EPISODE_STEPS, MetaWorldTaskEnv, TaskCycleEnv
 
 console = Console(soft_wrap=True)  # messages stay on one line (greppable)
 
@@ -60,6 +62,8 @@ METHODS = {"legion": ("legion", "unbounded"), "finetune": ("sac", "fifo"), "perf
            "reservoir": ("sac", "reservoir"), "agem": ("agem", "fifo"), "ewc": ("ewc", "fifo"),
            "packnet": ("packnet", "fifo"), "multitask": ("sac", "unbounded")}
 STATE = "state.pt"
+#: Settings that change how fast a run goes, not what it learns: a resume may change them.
+_RUN_ONLY = ("num_envs", "vector_env", "torch_threads", "log_every")
 
 
 class TrainConfigError(ValueError):
@@ -96,6 +100,14 @@ class TrainConfig:
         reward_v1_tasks: tasks trained on Meta-World's v1 (dense) reward instead of v2.
         agem_memory_per_task, ewc_lambda: baseline settings (Continual World: 10,000, 1e4).
         log_every: write training losses every this many steps.
+        num_envs: environments stepped side by side (a Gymnasium vector environment, one batched actor
+            pass for all); the update-to-data ratio is kept: each vector step of N transitions is
+            followed by N x ``updates_per_step`` updates. ``steps_per_task`` and ``eval_every`` must be
+            multiples of it.
+        vector_env: ``"sync"`` (Gymnasium ``SyncVectorEnv``, one process) or ``"async"``
+            (``AsyncVectorEnv``: one worker process per environment, stepping while the learner updates).
+        torch_threads: PyTorch intra-op threads (1 keeps parallel sweep runs off each other's cores;
+            0: PyTorch's default, all cores).
         agent: :class:`AgentConfig`.
     """
 
@@ -124,6 +136,9 @@ class TrainConfig:
     agem_memory_per_task: int = 10_000
     ewc_lambda: float = 1e4
     log_every: int = 1000
+    num_envs: int = 1
+    vector_env: str = "sync"
+    torch_threads: int = 1
     agent: AgentConfig = field(default_factory=AgentConfig)
 
     def validate(self) -> None:
@@ -134,6 +149,13 @@ class TrainConfig:
                      "dpmm_samples", "episode_steps", "log_every", "loops", "fifo_visits"):
             if getattr(self, name) <= 0:
                 raise TrainConfigError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.num_envs < 1 or self.steps_per_task % self.num_envs or self.eval_every % self.num_envs:
+            raise TrainConfigError(f"num_envs must be >= 1 and divide steps_per_task ({self.steps_per_task}) and "
+                                   f"eval_every ({self.eval_every}), got {self.num_envs}")
+        if self.vector_env not in ("sync", "async"):
+            raise TrainConfigError(f"vector_env must be 'sync' or 'async', got {self.vector_env!r}")
+        if self.torch_threads < 0:
+            raise TrainConfigError(f"torch_threads must be >= 0 (0: all cores), got {self.torch_threads}")
         if self.random_steps < 0 or self.updates_per_step < 0:
             raise TrainConfigError("random_steps and updates_per_step must be >= 0")
         if len(self.tasks) > self.agent.max_tasks:
@@ -244,7 +266,8 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
     from legion_policy.embedding import TextEmbedder
 
     cfg.validate()
-    torch.set_num_threads(1)
+    if cfg.torch_threads:
+        torch.set_num_threads(cfg.torch_threads)
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     out = Path(cfg.out)
@@ -281,13 +304,28 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
                                 reward_version=version, placement=cfg.placement)
 
     eval_envs = [make_env(t, 500, eval_env=True) for t in tasks]
+    n_envs = cfg.num_envs
+
+    def make_vector_env(visit_tasks: list[int], offset: int) -> gym.vector.VectorEnv:
+        """``num_envs`` copies of the visit's task(s) (multitask: each cycles through all, starting apart)."""
+        fns = []
+        for i in range(n_envs):
+            specs = [(tasks[k], cfg.seed + 1000 * k + offset + 7919 * i,
+                      "v1" if tasks[k] in cfg.reward_v1_tasks else "v2") for k in visit_tasks]
+            fns.append(partial(_task_cycle_env, specs, cfg.episode_steps, cfg.placement, start=i))
+        mode = gym.vector.AutoresetMode.SAME_STEP
+        if cfg.vector_env == "async":
+            return gym.vector.AsyncVectorEnv(fns, context="forkserver", autoreset_mode=mode)
+        return gym.vector.SyncVectorEnv(fns, autoreset_mode=mode)
     curve: list[dict] = []
     progress_state = {"visit": 0, "local": 0, "total": 0, "wall_before": 0.0}
     saved_cfg = json.loads(json.dumps(_plain(asdict(cfg))))
     if resume and (out / STATE).exists():
         state = torch.load(out / STATE, weights_only=False)
-        if state["config"] != saved_cfg:
-            diff = sorted(k for k in saved_cfg if state["config"].get(k) != saved_cfg[k])
+        defaults = json.loads(json.dumps(_plain(asdict(TrainConfig()))))
+        saved = {**{k: defaults[k] for k in _RUN_ONLY}, **state["config"]}  # settings newer than the run
+        diff = sorted(k for k in saved_cfg if k not in _RUN_ONLY and saved.get(k) != saved_cfg[k])
+        if diff:
             raise TrainConfigError(f"cannot resume {out}: settings {diff} differ from the saved run's; use the same "
                                    "options or a new --out")
         agent.load_state_dict(state["agent"])
@@ -362,48 +400,57 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
             if start_local == 0:
                 agent.reset_optimizers()
                 replay.start_visit(v)
-            envs = {k: make_env(tasks[k], 10_000 * v + start_local) for k in visit_tasks}
-            k = visit_tasks[0]
-            obs, _ = envs[k].reset()
-            phrase = int(rng.choice(phrase_rows[k]))
-            t0, losses, credit, n_ep = time.time(), {}, 0.0, 0
-            for local in range(start_local + 1, steps_per_visit + 1):
-                if local <= cfg.random_steps:
-                    action = envs[k].action_space.sample()
+            if start_local % n_envs:
+                raise TrainConfigError(f"cannot resume at local step {start_local} with num_envs={n_envs}: use a "
+                                       "num_envs that divides it")
+            venv = make_vector_env(visit_tasks, 10_000 * v + start_local)
+            venv.action_space.seed(cfg.seed + 10_000 * v + start_local)  # the random-action phase
+            obs, info = venv.reset()
+            task_of = np.asarray([visit_tasks[i] for i in info["task_index"]])  # stream task of each env's episode
+            phrase = np.array([rng.choice(phrase_rows[k]) for k in task_of])
+            t0, losses, credit = time.time(), {}, 0.0
+            local = start_local
+            while local < steps_per_visit:
+                if local < cfg.random_steps:
+                    action = venv.action_space.sample()
                 else:
-                    action = agent.act(obs, table[phrase], task=k)
-                next_obs, reward, terminated, truncated, _ = envs[k].step(action)
-                replay.add(obs, action, reward, next_obs, float(terminated), phrase, k)
+                    action = agent.act(obs, table[phrase], task=task_of)
+                next_obs, reward, terminated, truncated, info = venv.step(action)
+                final = next_obs.copy()  # s_{t+1}: for an episode that ended, its last observation
+                if "_final_obs" in info:
+                    for i in np.flatnonzero(info["_final_obs"]):
+                        final[i] = info["final_obs"][i]
+                for i in range(n_envs):
+                    replay.add(obs[i], action[i], reward[i], final[i], float(terminated[i]), phrase[i], task_of[i])
+                for i in np.flatnonzero(terminated | truncated):  # autoreset: a new episode, maybe of another task
+                    task_of[i] = visit_tasks[info["task_index"][i]]
+                    phrase[i] = rng.choice(phrase_rows[task_of[i]])
                 obs = next_obs
-                if terminated or truncated:
-                    n_ep += 1
-                    k = visit_tasks[n_ep % len(visit_tasks)]  # multitask: episodes cycle through the tasks
-                    obs, _ = envs[k].reset()
-                    phrase = int(rng.choice(phrase_rows[k]))
-                total += 1
+                prev, local, total = local, local + n_envs, total + n_envs
                 if local > cfg.random_steps or v > 0:
-                    credit += cfg.updates_per_step
+                    credit += cfg.updates_per_step * n_envs  # the update-to-data ratio of one env
                     while credit >= 1.0:
                         losses = agent.update_sac(replay.sample(agent.config.batch_size, rng))
                         credit -= 1.0
-                    if local % cfg.encoder_every == 0:
+                    for _ in range(_crossings(prev, local, cfg.encoder_every)):
                         losses.update(agent.update_encoder(replay.sample(agent.config.batch_size, rng)))
-                if local == cfg.dpmm_first or (local > cfg.dpmm_first and (local - cfg.dpmm_first) % cfg.dpmm_every == 0):
+                if _crossings(prev, local, cfg.dpmm_every, first=cfg.dpmm_first):
                     fit_dpmm()
-                if local % cfg.log_every == 0:
+                if _crossings(prev, local, cfg.log_every):
                     rate = (local - start_local) / (time.time() - t0)
                     progress.update(bar, rate=rate)
                     log.write(json.dumps({"event": "train", "step": total, "task": name, "steps_per_s": round(rate, 1),
-                                          **{kk: round(val, 5) for kk, val in losses.items()}}) + "\n")
+                                          **{kk: round(float(val), 5) for kk, val in losses.items()}}) + "\n")
                     log.flush()
                     if tb is not None:
                         for kk, val in losses.items():
                             tb.add_scalar(kk, val, total)
                         tb.add_scalar("perf/env_steps_per_s", rate, total)
-                if total % cfg.eval_every == 0 and local != steps_per_visit:
+                if _crossings(total - n_envs, total, cfg.eval_every) and local != steps_per_visit:
                     run_eval(v)
                     save_state(v, local)
-                progress.advance(bar)
+                progress.advance(bar, n_envs)
+            venv.close()
             fit_dpmm()
             if METHODS[cfg.method][0] == "legion":
                 _dump_latents(out / "latents" / f"visit_{v:02d}.npz", agent, replay, table, rng)
@@ -430,6 +477,19 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
     if not metrics and (out / "metrics.json").exists():  # resumed a run that had already finished
         metrics = json.loads((out / "metrics.json").read_text())
     return metrics
+
+
+def _task_cycle_env(specs: list[tuple[str, int, str]], episode_steps: int, placement: str, start: int) -> TaskCycleEnv:
+    """A :class:`TaskCycleEnv` over (env_id, seed, reward_version) specs (module level: picklable for workers)."""
+    return TaskCycleEnv([MetaWorldTaskEnv(t, seed=seed, max_episode_steps=episode_steps, reward_version=version,
+                                          placement=placement) for t, seed, version in specs], start=start)
+
+
+def _crossings(before: int, after: int, every: int, first: int | None = None) -> int:
+    """How many of the steps ``first, first + every, ...`` (default ``every, 2 every, ...``) lie in (before, after]."""
+    first = every if first is None else first
+    count = lambda x: 0 if x < first else (x - first) // every + 1  # noqa: E731
+    return count(after) - count(before)
 
 
 def _dump_latents(path: Path, agent: LegionAgent, replay: ReplayBuffer, table: np.ndarray,
@@ -527,6 +587,9 @@ def cli_train(
     hidden: Annotated[int, typer.Option(help="Hidden-layer width of every network (paper: 300/400).")] = 256,
     dpmm_deletes: Annotated[bool, typer.Option(help="Enable the knowledge space's delete move (official code: off).")] = False,
     utd: Annotated[float, typer.Option(help="SAC updates per env step (0.5: one update every 2 steps; paper: 1).")] = 1.0,
+    num_envs: Annotated[int, typer.Option(help="Environments stepped side by side (Gymnasium vector env; same update-to-data ratio).")] = 1,
+    vector_env: Annotated[str, typer.Option(help="sync (one process) | async (one worker process per environment).")] = "sync",
+    torch_threads: Annotated[int, typer.Option(help="PyTorch threads (0: all cores; 1 suits parallel sweeps).")] = 1,
     reward_v1: Annotated[str, typer.Option(
         help="Comma-separated tasks trained on Meta-World's dense v1 reward (x0.01) instead of v2, e.g. reach-v3.")] = "",
 ) -> None:
@@ -543,7 +606,8 @@ def cli_train(
                       steps_per_task=steps_per_task, eval_every=eval_every, eval_episodes=eval_episodes, seed=seed,
                       out=str(out), embedding_model=str(embedding_model) if embedding_model else None,
                       random_steps=random_steps, dpmm_first=dpmm_first, dpmm_every=dpmm_every,
-                      encoder_every=encoder_every, updates_per_step=utd, agent=agent, reward_v1_tasks=_split(reward_v1))
+                      encoder_every=encoder_every, updates_per_step=utd, agent=agent, reward_v1_tasks=_split(reward_v1),
+                      num_envs=num_envs, vector_env=vector_env, torch_threads=torch_threads)
     if protocol == "few-shot":
         cfg = replace(cfg, tasks=list(FEW_SHOT_STREAM), loops=3, replay="fifo", fifo_visits=3)
     elif protocol != "stream":

@@ -156,3 +156,44 @@ class MetaWorldTaskEnv(gym.Env):
 
     def close(self):
         self._env.close()
+
+
+class TaskCycleEnv(gym.Env):
+    """Several :class:`MetaWorldTaskEnv` behind one Gymnasium interface, switching task at every reset.
+
+    Each reset moves on to the next task, round robin from ``start`` (one task: a plain wrapper). The
+    multi-task trainer uses it so that a Gymnasium vector environment can step episodes of different
+    tasks side by side; ``info["task_index"]`` (int, index into ``envs``) says which task an episode is.
+
+    Args:
+        envs: the task environments (same observation and action spaces).
+        start: index of the task of the first episode.
+
+    Raises:
+        ValueError: ``envs`` is empty.
+    """
+
+    def __init__(self, envs: list[MetaWorldTaskEnv], start: int = 0):
+        if not envs:
+            raise ValueError("TaskCycleEnv needs at least one task environment")
+        self.envs = list(envs)
+        self.observation_space, self.action_space = envs[0].observation_space, envs[0].action_space
+        self.max_episode_steps = envs[0].max_episode_steps
+        self._next = int(start) % len(self.envs)
+        self.current = self._next
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        """Reset the next task's environment. Returns (obs (12,) float32, info with ``"task_index"``)."""
+        super().reset(seed=seed)
+        self.current, self._next = self._next, (self._next + 1) % len(self.envs)
+        obs, info = self.envs[self.current].reset(seed=seed, options=options)
+        return obs, {**info, "task_index": self.current}
+
+    def step(self, action: np.ndarray):
+        """Step the current task's environment (see :meth:`MetaWorldTaskEnv.step`); adds ``"task_index"``."""
+        obs, reward, terminated, truncated, info = self.envs[self.current].step(action)
+        return obs, reward, terminated, truncated, {**info, "task_index": self.current}
+
+    def close(self):
+        for env in self.envs:
+            env.close()

@@ -203,3 +203,18 @@ def test_layer_sizes_follow_the_config():
     assert isinstance(agent.actor.net[1], torch.nn.LayerNorm) and isinstance(agent.actor.net[2], torch.nn.Tanh)
     info = agent.update_sac(make_batch())  # the LayerNorm trunk trains like the plain one
     assert np.isfinite(info["loss/critic"]) and np.isfinite(info["loss/actor"])
+
+
+def test_actor_log_prob_equals_torch_distributions_with_tanh_correction():
+    from legion_policy.networks import Actor
+
+    actor = Actor(12, 10, 4, 32)
+    s, z = torch.randn(64, 12), torch.randn(64, 10)
+    torch.manual_seed(3)
+    a, logp = actor.sample(s, z)
+    torch.manual_seed(3)
+    mean, log_std = actor(s, z)
+    u = mean + torch.randn_like(mean) * log_std.exp()
+    expected = (torch.distributions.Normal(mean, log_std.exp()).log_prob(u) - torch.log1p(-torch.tanh(u) ** 2)).sum(-1)
+    torch.testing.assert_close(a, torch.tanh(u))
+    torch.testing.assert_close(logp, expected, atol=1e-3, rtol=1e-4)
