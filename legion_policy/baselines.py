@@ -214,17 +214,21 @@ class PackNetAgent(SACAgent):
     """PackNet on actor and critic weight matrices (biases are trained on the first task, then frozen).
 
     After task k, of the weights still free it keeps the ``1 / (n_tasks - k)`` fraction of largest
-    magnitude for task k (so every task of the stream gets a share) and zeroes the others. Simplified
-    against Continual World's PackNet: no retraining phase after pruning. Single-loop streams only
-    (a revisited task would train weights it cannot use).
+    magnitude for task k (so every task of the stream gets a share) and zeroes the others, then
+    retrains only the kept weights of task k for ``retrain_steps`` SAC updates on task k's replay
+    (Continual World's PackNet: 100k retraining steps after 1M training steps). Single-loop streams
+    only (a revisited task would train weights it cannot use).
 
     Args:
         n_tasks: tasks in the stream (the capacity is split between them).
+        retrain_steps: SAC updates after each pruning (0: none).
     """
 
-    def __init__(self, config: AgentConfig | None = None, seed: int = 0, n_tasks: int = 10):
+    def __init__(self, config: AgentConfig | None = None, seed: int = 0, n_tasks: int = 10, retrain_steps: int = 0):
         super().__init__(config, seed)
         self.n_tasks = int(n_tasks)
+        self.retrain_steps = int(retrain_steps)
+        self._retraining: int | None = None  # the task whose kept weights are being retrained
         named = [*self.actor.named_parameters(prefix="actor"), *self.critic.named_parameters(prefix="critic")]
         self._weights = [p for _, p in named if p.dim() > 1]
         self._biases = [p for _, p in named if p.dim() == 1]
@@ -233,10 +237,11 @@ class PackNetAgent(SACAgent):
         self.current = 0  # the task being trained (all earlier tasks are packed)
 
     def mask_gradients(self) -> None:
-        """Zero the gradients of weights packed by earlier tasks (and of biases after the first task)."""
+        """Zero the gradients of weights packed by earlier tasks (and of biases after the first task);
+        while retraining task k, of every weight not kept for task k."""
         for p, owner in zip(self._weights, self.owner):
             if p.grad is not None:
-                p.grad[owner >= 0] = 0.0
+                p.grad[(owner != self._retraining) if self._retraining is not None else (owner >= 0)] = 0.0
         if self.current > 0:
             for p in self._biases:
                 if p.grad is not None:
@@ -264,16 +269,27 @@ class PackNetAgent(SACAgent):
             for p, w in zip(self._weights[: self._n_actor], saved):
                 p.copy_(w)
 
-    @torch.no_grad()
     def on_task_end(self, task, replay, rng):
-        free = torch.cat([p[o < 0].abs() for p, o in zip(self._weights, self.owner)])
-        keep = max(1, int(round(len(free) / max(self.n_tasks - task, 1))))
-        if len(free):
-            threshold = torch.topk(free, min(keep, len(free))).values[-1]
-            for p, owner in zip(self._weights, self.owner):
-                mine = (owner < 0) & (p.abs() >= threshold)
-                owner[mine] = task
-                p[owner < 0] = 0.0  # pruned: free again for later tasks, restarting from zero
+        """Prune to task ``task``'s share of the free weights, retrain what it kept, then freeze it."""
+        with torch.no_grad():
+            free = torch.cat([p[o < 0].abs() for p, o in zip(self._weights, self.owner)])
+            keep = max(1, int(round(len(free) / max(self.n_tasks - task, 1))))
+            if len(free):
+                threshold = torch.topk(free, min(keep, len(free))).values[-1]
+                for p, owner in zip(self._weights, self.owner):
+                    mine = (owner < 0) & (p.abs() >= threshold)
+                    owner[mine] = task
+                    p[owner < 0] = 0.0  # pruned: free again for later tasks, restarting from zero
+        rows = replay.indices_of_task(task)
+        if self.retrain_steps and len(rows):
+            # fresh Adam: zero moments, so weights whose gradient is masked (free, earlier tasks') stay put
+            self.reset_optimizers()
+            self._retraining = task
+            try:
+                for _ in range(self.retrain_steps):
+                    self.update_sac(replay.batch(rows[rng.integers(0, len(rows), self.config.batch_size)]))
+            finally:
+                self._retraining = None
         self.current = task + 1
         self.reset_optimizers()  # Adam moments of the packed weights would otherwise keep moving them
 

@@ -99,6 +99,8 @@ class TrainConfig:
         episode_steps: episode length (150).
         reward_v1_tasks: tasks trained on Meta-World's v1 (dense) reward instead of v2.
         agem_memory_per_task, ewc_lambda: baseline settings (Continual World: 10,000, 1e4).
+        packnet_retrain_steps: PackNet's SAC updates on the kept weights after each pruning (None: a
+            tenth of ``steps_per_task``, Continual World's 100k per 1M).
         log_every: write training losses every this many steps.
         num_envs: environments stepped side by side (a Gymnasium vector environment, one batched actor
             pass for all); the update-to-data ratio is kept: each vector step of N transitions is
@@ -135,6 +137,7 @@ class TrainConfig:
     reward_v1_tasks: list[str] = field(default_factory=list)
     agem_memory_per_task: int = 10_000
     ewc_lambda: float = 1e4
+    packnet_retrain_steps: int | None = None
     log_every: int = 1000
     num_envs: int = 1
     vector_env: str = "sync"
@@ -233,7 +236,8 @@ def make_agent(cfg: TrainConfig) -> LegionAgent:
     if kind == "ewc":
         return baselines.EWCAgent(cfg.agent, seed=cfg.seed, ewc_lambda=cfg.ewc_lambda)
     if kind == "packnet":
-        return baselines.PackNetAgent(cfg.agent, seed=cfg.seed, n_tasks=len(cfg.tasks))
+        retrain = cfg.steps_per_task // 10 if cfg.packnet_retrain_steps is None else cfg.packnet_retrain_steps
+        return baselines.PackNetAgent(cfg.agent, seed=cfg.seed, n_tasks=len(cfg.tasks), retrain_steps=retrain)
     return baselines.SACAgent(cfg.agent, seed=cfg.seed)
 
 

@@ -100,3 +100,23 @@ def test_packnet_freezes_a_finished_task_exactly():
     assert all(torch.equal(a, b) for a, b in zip(agent._biases, biases))
     assert any(float(p.detach()[o < 0].abs().sum()) > 0 for p, o in zip(agent._weights, agent.owner))  # task 1 learned
     assert not np.array_equal(agent.act(obs, emb, deterministic=True, task=1), action_after_task0)
+
+
+def test_packnet_retrains_only_the_weights_it_kept():
+    from legion_policy.baselines import PackNetAgent
+
+    buf = replay_with_two_tasks()
+    agent = PackNetAgent(CONFIG, n_tasks=4, retrain_steps=0)
+    for _ in range(5):
+        agent.update_sac(buf.batch(buf.indices_of_task(0)[:64]))
+    retrained = PackNetAgent(CONFIG, n_tasks=4, retrain_steps=20)
+    retrained.load_state_dict(agent.state_dict())
+    agent.on_task_end(0, buf, np.random.default_rng(0))  # prune only
+    retrained.on_task_end(0, buf, np.random.default_rng(0))  # prune, then 20 updates on the kept weights
+    for p, q, o, o2 in zip(agent._weights, retrained._weights, agent.owner, retrained.owner):
+        assert torch.equal(o, o2), "same weights kept"
+        assert float(q.detach()[o < 0].abs().sum()) == 0.0, "pruned weights stay zero while retraining"
+    moved = sum(int((p.detach() != q.detach())[o == 0].sum()) for p, q, o in zip(agent._weights, retrained._weights, agent.owner))
+    # (inputs that are always zero, e.g. the other tasks' one-hot dims, give some weights no gradient)
+    assert moved > sum(int((o == 0).sum()) for o in agent.owner) / 3, "the kept weights were retrained"
+    assert retrained.current == 1 and retrained._retraining is None
