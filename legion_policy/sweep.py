@@ -8,10 +8,14 @@ Backends:
 
 * ``local`` (default): a process pool on this machine, no network at all.
 * ``ray``: Ray tasks, on the cluster at ``address`` (``ray://head:10001`` or ``auto``) or, without an
-  address, on a local Ray started for the sweep. Measured with Ray 2.60 (``ss -ltnp``): its GCS,
+  address, on a local Ray started for the sweep. Measured with Ray 2.60 (``ss -ltn``): its GCS,
   raylet and worker gRPC servers listen on all interfaces even with ``node_ip_address=127.0.0.1``,
-  so on machines that must keep every socket on loopback use the local backend. Install with
-  ``pip install 'legion-stack[ray]'``.
+  and its runtime-env agent on the host's address. Where every socket must stay on loopback, run the
+  sweep in a private network namespace whose only interface is loopback, as the test does::
+
+      unshare -rn sh -c 'ip link set lo up && exec .venv/bin/legion sweep --backend ray ...'
+
+  Installed with the ``test`` extra, or ``pip install 'legion-stack[ray]'``.
 """
 from __future__ import annotations
 
