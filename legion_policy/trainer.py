@@ -159,6 +159,9 @@ class TrainConfig:
             raise TrainConfigError(f"vector_env must be 'sync' or 'async', got {self.vector_env!r}")
         if self.torch_threads < 0:
             raise TrainConfigError(f"torch_threads must be >= 0 (0: all cores), got {self.torch_threads}")
+        if self.packnet_retrain_steps is not None and self.packnet_retrain_steps < 0:
+            raise TrainConfigError(f"packnet_retrain_steps must be >= 0 (None: a tenth of steps_per_task), got "
+                                   f"{self.packnet_retrain_steps}")
         if self.random_steps < 0 or self.updates_per_step < 0:
             raise TrainConfigError("random_steps and updates_per_step must be >= 0")
         if len(self.tasks) > self.agent.max_tasks:
@@ -591,6 +594,8 @@ def cli_train(
     hidden: Annotated[int, typer.Option(help="Hidden-layer width of every network (paper: 300/400).")] = 256,
     dpmm_deletes: Annotated[bool, typer.Option(help="Enable the knowledge space's delete move (official code: off).")] = False,
     utd: Annotated[float, typer.Option(help="SAC updates per env step (0.5: one update every 2 steps; paper: 1).")] = 1.0,
+    packnet_retrain_steps: Annotated[int, typer.Option(
+        help="PackNet: SAC updates on the kept weights after each pruning (-1: a tenth of --steps-per-task).")] = -1,
     num_envs: Annotated[int, typer.Option(help="Environments stepped side by side (Gymnasium vector env; same update-to-data ratio).")] = 1,
     vector_env: Annotated[str, typer.Option(help="sync (one process) | async (one worker process per environment).")] = "sync",
     torch_threads: Annotated[int, typer.Option(help="PyTorch threads (0: all cores; 1 suits parallel sweeps).")] = 1,
@@ -611,7 +616,8 @@ def cli_train(
                       out=str(out), embedding_model=str(embedding_model) if embedding_model else None,
                       random_steps=random_steps, dpmm_first=dpmm_first, dpmm_every=dpmm_every,
                       encoder_every=encoder_every, updates_per_step=utd, agent=agent, reward_v1_tasks=_split(reward_v1),
-                      num_envs=num_envs, vector_env=vector_env, torch_threads=torch_threads)
+                      num_envs=num_envs, vector_env=vector_env, torch_threads=torch_threads,
+                      packnet_retrain_steps=None if packnet_retrain_steps < 0 else packnet_retrain_steps)
     if protocol == "few-shot":
         cfg = replace(cfg, tasks=list(FEW_SHOT_STREAM), loops=3, replay="fifo", fifo_visits=3)
     elif protocol != "stream":
