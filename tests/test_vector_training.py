@@ -105,3 +105,15 @@ def test_num_envs_must_divide_the_schedule():
         TrainConfig(tasks=["reach-v3"], steps_per_task=1000, eval_every=500, num_envs=3).validate()
     with pytest.raises(TrainConfigError, match="vector_env"):
         TrainConfig(tasks=["reach-v3"], vector_env="threads").validate()
+
+
+def test_resume_may_change_how_fast_a_run_goes_but_not_what_it_learns(tmp_path):
+    from dataclasses import replace
+
+    cfg = TrainConfig(tasks=["reach-v3"], method="finetune", steps_per_task=200, eval_every=100, eval_episodes=1,
+                      random_steps=50, out=str(tmp_path), agent=SMALL)
+    first = train(cfg)
+    again = train(replace(cfg, num_envs=2, vector_env="async", torch_threads=2, log_every=50), resume=True)
+    assert again["curve"] == first["curve"]  # already finished: nothing re-run
+    with pytest.raises(TrainConfigError, match=r"settings \['seed'\] differ"):
+        train(replace(cfg, seed=1), resume=True)
