@@ -160,5 +160,25 @@ def sweep(
     print_report([load_run(c.out) for c in configs], None, Console(width=max(console.width, 150)))
 
 
+@app.command("ros-params")
+def ros_params(
+    out: Annotated[Path, typer.Option(help="parameter file to write")] = Path("launch/config/legion.yaml"),
+    check: Annotated[bool, typer.Option(help="exit 1 if the file differs from the graph instead of writing it")] = False,
+) -> None:
+    """Write the ROS 2 parameter file of every node from the graph description (legion_runtime/graph.py)."""
+    from legion_runtime.graph import parameter_file_text
+
+    text = parameter_file_text()
+    if check:
+        if not out.exists() or out.read_text() != text:
+            console.print(f"{out} differs from legion_runtime/graph.py: run `legion ros-params --out {out}`")
+            raise typer.Exit(1)
+        console.print(f"{out} matches the graph")
+        return
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
+    console.print(f"wrote {out}")
+
+
 if __name__ == "__main__":
     app()

@@ -1,9 +1,17 @@
-"""The one description of the deployment graph: nodes, the topics they use, and their parameters.
+"""The one description of the deployment graph: nodes, topics, services, actions and parameters.
 
-The in-process runner records exactly these topics, and the ROS 2 packages (``ros2_ws/``, issue 5)
-generate their launch and parameter files from the same table, so the two cannot drift apart.
-Topic names follow ROS 2 conventions; the arm-driver topics default to lbr_fri_ros2_stack's
-(namespace ``/lbr``, ``/work/shared/docs/robot.md``) and are parameters, never hard-coded elsewhere.
+Three things are generated from these tables, so they cannot drift apart:
+
+* the in-process runner records exactly :func:`recorded_topics` in its rosbag2;
+* the ROS 2 parameter file ``launch/config/legion.yaml`` (:func:`parameter_file`; a test regenerates it
+  and compares);
+* every rclpy node in ``ros2_ws/src/legion_nodes`` declares its parameters, publishers, subscriptions
+  and services from :data:`NODES` (``legion_nodes/_ros.py``), so a topic name is written once, here.
+
+Topic names follow ROS 2 conventions. The arm-driver topics default to lbr_fri_ros2_stack's (namespace
+``/lbr``) and the camera topics to realsense-ros's (``../shared/docs/robot.md``); each node takes every
+topic name and frame as a parameter (``topics.<key>``, ``*_frame``), so another driver is a parameter
+file away.
 """
 from __future__ import annotations
 
@@ -15,9 +23,10 @@ class Topic:
     """A topic of the graph.
 
     Attributes:
-        name: fully qualified ROS 2 topic name.
+        name: fully qualified ROS 2 topic name (default; nodes take it as parameter ``topics.<key>``).
         msgtype: ROS 2 message type, ``pkg/msg/Name``.
-        qos: ``"reliable"`` (keep last 10) or ``"sensor_data"`` (best effort, keep last 5; rclpy's profile).
+        qos: ``"reliable"`` (reliable, volatile, keep last 10: rclpy's default for ``10``) or
+            ``"sensor_data"`` (best effort, keep last 5: ``rclpy.qos.qos_profile_sensor_data``).
         description: what flows on it, with units and frame.
     """
 
@@ -28,22 +37,65 @@ class Topic:
 
 
 @dataclass(frozen=True)
-class Node:
-    """A node of the graph: the topics it subscribes to and publishes (keys of :data:`TOPICS`) and its parameters."""
+class Service:
+    """A service a node offers: fully qualified name, ``pkg/srv/Name`` type, what it does."""
 
     name: str
+    srvtype: str
+    description: str
+
+
+@dataclass(frozen=True)
+class Action:
+    """An action a node calls (client) or serves: fully qualified name, ``pkg/action/Name`` type."""
+
+    name: str
+    actiontype: str
+    description: str
+
+
+@dataclass(frozen=True)
+class Node:
+    """A node of the graph.
+
+    Attributes:
+        name: ROS 2 node name (also its section in the parameter file).
+        executable: console script of the ``legion_nodes`` package that runs it.
+        subscribes, publishes: keys of :data:`TOPICS`.
+        parameters: node parameters and their defaults (REP-103 units in the names: ``_m``, ``_rad``, ``_s``,
+            ``_hz``); ``topics.<key>`` entries for every topic are added by :func:`node_parameters`.
+        services: keys of :data:`SERVICES` the node serves.
+        action_clients, action_servers: keys of :data:`ACTIONS`.
+    """
+
+    name: str
+    executable: str
     subscribes: tuple[str, ...]
     publishes: tuple[str, ...]
     parameters: dict = field(default_factory=dict)
+    services: tuple[str, ...] = ()
+    action_clients: tuple[str, ...] = ()
+    action_servers: tuple[str, ...] = ()
 
 
 TOPICS: dict[str, Topic] = {
+    "audio": Topic("/legion/audio", "std_msgs/msg/Int16MultiArray", "sensor_data",
+                   "microphone samples, 16 kHz mono int16 (speech node with audio_source 'topic')"),
     "command_text": Topic("/legion/command_text", "std_msgs/msg/String", "reliable",
                           "recognised command text (normalised)"),
     "subtask": Topic("/legion/subtask", "std_msgs/msg/String", "reliable",
-                     "description of the subtask being executed"),
+                     "description of the subtask being executed (empty: idle)"),
+    "task_status": Topic("/legion/task_status", "std_msgs/msg/String", "reliable",
+                         "sequencer status as JSON: command, subtask index, outcomes so far, state"),
     "embedding": Topic("/legion/embedding", "std_msgs/msg/Float32MultiArray", "reliable",
                        "language embedding l of the subtask description (384-d MiniLM or 768-d RoBERTa)"),
+    "image": Topic("/camera/camera/color/image_raw", "sensor_msgs/msg/Image", "sensor_data",
+                   "RealSense colour image, bgr8 640 x 480 (realsense-ros)"),
+    "camera_info": Topic("/camera/camera/color/camera_info", "sensor_msgs/msg/CameraInfo", "sensor_data",
+                         "colour camera intrinsics (realsense-ros)"),
+    "object_poses": Topic("/legion/object_poses", "tf2_msgs/msg/TFMessage", "sensor_data",
+                          "object and goal poses, m, one transform per object (child_frame_id = object name), "
+                          "header.frame_id = the robot base frame, stamp = detection time"),
     "observation": Topic("/legion/observation", "std_msgs/msg/Float32MultiArray", "sensor_data",
                          "12-d observation s_t in the sim frame, m (sim2real.observation.OBS_LAYOUT)"),
     "action": Topic("/legion/action", "std_msgs/msg/Float32MultiArray", "sensor_data",
@@ -51,31 +103,101 @@ TOPICS: dict[str, Topic] = {
     "component": Topic("/legion/component", "std_msgs/msg/Int32", "sensor_data",
                        "DPMM component inferred for the current latent z"),
     "cartesian_target": Topic("/legion/cartesian_target", "geometry_msgs/msg/PointStamped", "sensor_data",
-                              "TCP position target after the safety filter, m, frame base"),
+                              "TCP position target from the action, m, frame base (before the safety node)"),
+    "joint_command": Topic("/legion/joint_command", "trajectory_msgs/msg/JointTrajectory", "reliable",
+                           "IK joint targets proposed by sim2real, rad, interpolated to the controller rate"),
+    "gripper_request": Topic("/legion/gripper_request", "std_msgs/msg/Float64", "reliable",
+                             "2F-85 knuckle position proposed by sim2real, rad (0 open, 0.7929 closed)"),
     "joint_targets": Topic("/lbr/joint_trajectory_controller/joint_trajectory", "trajectory_msgs/msg/JointTrajectory",
-                           "reliable", "arm joint position targets, rad, one point at the control period"),
+                           "reliable", "arm joint position targets sent to the driver by the safety node, rad"),
     "gripper_command": Topic("/legion/gripper_command", "std_msgs/msg/Float64", "reliable",
-                             "2F-85 knuckle position target, rad (0 open, 0.7929 closed)"),
+                             "2F-85 knuckle position accepted by the safety node, rad (also sent as an action goal)"),
     "joint_states": Topic("/lbr/joint_states", "sensor_msgs/msg/JointState", "sensor_data",
                           "measured arm joint positions (rad) and velocities (rad/s)"),
+    "diagnostics": Topic("/diagnostics", "diagnostic_msgs/msg/DiagnosticArray", "reliable",
+                         "safety state (HOLD/ARMED/ESTOP) and intervention counters by reason"),
+}
+
+SERVICES: dict[str, Service] = {
+    "arm": Service("/legion/safety/arm", "std_srvs/srv/Trigger", "leave HOLD (or a latched e-stop) and forward commands"),
+    "hold": Service("/legion/safety/hold", "std_srvs/srv/Trigger", "stop forwarding commands; hold the measured posture"),
+    "estop": Service("/legion/safety/estop", "std_srvs/srv/Trigger", "latched stop; only `arm` releases it"),
+}
+
+ACTIONS: dict[str, Action] = {
+    "gripper": Action("/robotiq_gripper_controller/gripper_cmd", "control_msgs/action/GripperCommand",
+                      "Robotiq 2F-85 (ros2_robotiq_gripper; ParallelGripperCommand on Jazzy+: parameter)"),
 }
 
 NODES: dict[str, Node] = {n.name: n for n in (
-    Node("speech", (), ("command_text",), {"backend": "pocketsphinx", "vosk_model_path": "", "sample_rate": 16000}),
-    Node("task_sequencer", ("command_text",), ("subtask",), {"task_library": "", "max_steps_per_subtask": 150}),
-    Node("embedding", ("subtask",), ("embedding",), {"model_path": ""}),
-    Node("real2sim", ("joint_states",), ("observation",), {"base_frame": "base", "sim_frame": "sim"}),
-    Node("policy", ("observation", "embedding"), ("action", "component"),
-         {"checkpoint": "models/legion-reach-drawer", "rate_hz": 20.0}),
-    Node("sim2real", ("action", "joint_states"), ("cartesian_target",), {"action_scale_m": 0.01}),
-    Node("safety", ("cartesian_target", "joint_states"), ("joint_targets", "gripper_command"),
-         {"max_step_m": 0.02, "start_in_hold": True}),
+    Node("speech", "speech_node", ("audio",), ("command_text",),
+         {"backend": "pocketsphinx", "vosk_model_path": "", "use_grammar": True, "audio_source": "microphone",
+          "sample_rate_hz": 16000, "utterance_s": 3.0}),
+    Node("task_sequencer", "task_sequencer_node", ("command_text", "observation"), ("subtask", "task_status"),
+         {"task_library": "", "max_steps_per_subtask": 150, "order": "spoken", "retries": 1}),
+    Node("embedding", "embedding_node", ("subtask",), ("embedding",), {"model_path": ""}),
+    Node("perception", "perception_node", ("image", "camera_info"), ("object_poses",),
+         {"tag_map": "", "calibration": "", "base_frame": "base", "camera_frame": "camera_color_optical_frame",
+          "max_age_s": 0.5}),
+    Node("real2sim", "real2sim_node", ("joint_states", "object_poses"), ("observation",),
+         {"driver": "lbr_fri_ros2_stack", "base_frame": "base", "max_object_age_s": 0.5}),
+    Node("policy", "policy_node", ("observation", "embedding", "subtask"), ("action", "component"),
+         {"checkpoint": "models/legion-reach-drawer", "rate_hz": 20.0, "max_steps_per_subtask": 150}),
+    Node("sim2real", "sim2real_node", ("action", "joint_states", "subtask"),
+         ("cartesian_target", "joint_command", "gripper_request"),
+         {"driver": "lbr_fri_ros2_stack", "base_frame": "base", "policy_rate_hz": 20.0}),
+    Node("safety", "safety_node", ("joint_command", "gripper_request", "joint_states"),
+         ("joint_targets", "gripper_command", "diagnostics"),
+         {"driver": "lbr_fri_ros2_stack", "max_step_m": 0.02, "start_in_hold": True, "watchdog_s": 0.1,
+          "gripper_action": "GripperCommand", "gripper_max_effort": 50.0},
+         services=("arm", "hold", "estop"), action_clients=("gripper",)),
+    Node("mujoco_plant", "mujoco_plant_node", ("joint_targets",), ("joint_states", "object_poses"),
+         {"driver": "lbr_fri_ros2_stack", "task": "reach-v3", "seed": 0, "base_frame": "base"},
+         action_servers=("gripper",)),
 )}
+
+#: Nodes of the deployment itself (the plant stands in for the robot's drivers and camera).
+DEPLOYMENT_NODES = ("speech", "task_sequencer", "embedding", "perception", "real2sim", "policy", "sim2real", "safety")
 
 CONTROL_RATE_HZ = 20.0
 MAX_STEPS_PER_SUBTASK = 150
 
 
+def node_parameters(node: Node) -> dict:
+    """Every parameter of ``node`` with its default: its own, then ``topics.<key>`` for each topic it uses."""
+    topics = {f"topics.{key}": TOPICS[key].name for key in (*node.subscribes, *node.publishes)}
+    return {**node.parameters, **topics}
+
+
+def parameter_file(nodes: tuple[str, ...] | None = None) -> dict:
+    """The ROS 2 parameter file (``<node>: {ros__parameters: {...}}``) of ``nodes`` (default: all).
+
+    Dotted names are nested as ROS 2 parameter files write them: ``topics.action`` is ``topics: {action: ...}``.
+    """
+    def nested(flat: dict) -> dict:
+        tree: dict = {}
+        for name, value in flat.items():
+            *parents, leaf = name.split(".")
+            node = tree
+            for p in parents:
+                node = node.setdefault(p, {})
+            node[leaf] = value
+        return tree
+
+    return {name: {"ros__parameters": nested(node_parameters(NODES[name]))} for name in (nodes or tuple(NODES))}
+
+
+def parameter_file_text() -> str:
+    """:func:`parameter_file` as the YAML text of ``launch/config/legion.yaml`` (with a do-not-edit header)."""
+    import yaml
+
+    header = ("# Generated from legion_runtime/graph.py by `legion ros-params`: edit the graph, not this file.\n"
+              "# Site-specific values (driver, frames, checkpoint) go in an override file passed after this one.\n")
+    return header + yaml.safe_dump(parameter_file(), sort_keys=False, default_flow_style=False)
+
+
 def recorded_topics() -> dict[str, str]:
-    """Topic name → message type for every topic of the graph (what the runner writes to its rosbag2)."""
-    return {t.name: t.msgtype for t in TOPICS.values()}
+    """Topic name → message type for every topic the in-process runner records (its rosbag2)."""
+    keys = ("command_text", "subtask", "embedding", "observation", "action", "component", "cartesian_target",
+            "joint_targets", "gripper_command", "joint_states")
+    return {TOPICS[k].name: TOPICS[k].msgtype for k in keys}

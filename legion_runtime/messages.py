@@ -45,11 +45,20 @@ MultiArrayDimension = _T["std_msgs/msg/MultiArrayDimension"]
 MultiArrayLayout = _T["std_msgs/msg/MultiArrayLayout"]
 Float32MultiArray = _T["std_msgs/msg/Float32MultiArray"]
 Float64MultiArray = _T["std_msgs/msg/Float64MultiArray"]
+Int16MultiArray = _T["std_msgs/msg/Int16MultiArray"]
 Point = _T["geometry_msgs/msg/Point"]
 PointStamped = _T["geometry_msgs/msg/PointStamped"]
 JointState = _T["sensor_msgs/msg/JointState"]
 JointTrajectory = _T["trajectory_msgs/msg/JointTrajectory"]
 JointTrajectoryPoint = _T["trajectory_msgs/msg/JointTrajectoryPoint"]
+TFMessage = _T["tf2_msgs/msg/TFMessage"]
+DiagnosticArray = _T["diagnostic_msgs/msg/DiagnosticArray"]
+DiagnosticStatus = _T["diagnostic_msgs/msg/DiagnosticStatus"]
+KeyValue = _T["diagnostic_msgs/msg/KeyValue"]
+TransformStamped = _T["geometry_msgs/msg/TransformStamped"]
+Transform = _T["geometry_msgs/msg/Transform"]
+Vector3 = _T["geometry_msgs/msg/Vector3"]
+Quaternion = _T["geometry_msgs/msg/Quaternion"]
 
 #: Robotiq 2F-85 knuckle angle (ros2_robotiq_gripper, joint ``robotiq_85_left_knuckle_joint``), rad.
 GRIPPER_OPEN_RAD = 0.0
@@ -185,6 +194,19 @@ def _names(joint_names: Sequence[str], n: int) -> list[str]:
 
 # --- std_msgs ----------------------------------------------------------------------------------
 
+def text_to_msg(text: str) -> Any:
+    """Any text, blank included (an idle subtask, a JSON status) -> std_msgs/msg/String. Raises ValueError on non-str."""
+    if not isinstance(text, str):
+        raise ValueError(f"text must be a str, got {type(text).__name__}")
+    return String(data=text)
+
+
+def text_from_msg(msg: Any) -> str:
+    """std_msgs/msg/String -> its text."""
+    _expect(msg, "std_msgs/msg/String")
+    return msg.data
+
+
 def command_to_msg(text: str) -> Any:
     """Spoken/typed command text -> std_msgs/msg/String.
 
@@ -217,6 +239,29 @@ def _labelled_array_from_msg(msg: Any, label: str, size: int | None) -> np.ndarr
         raise ValueError(f"{label} layout says size {dims[0].size}, offset {msg.layout.data_offset}, "
                          f"but data has {len(msg.data)} values")
     return _vector(msg.data, label, size, np.float32)
+
+
+def audio_to_msg(pcm: Any) -> Any:
+    """Mono 16 kHz int16 samples (N,) -> std_msgs/msg/Int16MultiArray (dim label "audio", size N).
+
+    Raises:
+        ValueError: not a 1-d int16 array.
+    """
+    a = np.asarray(pcm)
+    if a.ndim != 1 or a.dtype != np.int16:
+        raise ValueError(f"audio must be 1-d int16 samples (16 kHz mono), got {a.dtype} of shape {a.shape}")
+    dim = MultiArrayDimension(label="audio", size=a.size, stride=a.size)
+    return Int16MultiArray(layout=MultiArrayLayout(dim=[dim], data_offset=0), data=a.copy())
+
+
+def audio_from_msg(msg: Any) -> np.ndarray:
+    """Int16MultiArray (label "audio") -> int16 samples (N,). Raises ValueError on a mis-labelled array."""
+    _expect(msg, "std_msgs/msg/Int16MultiArray")
+    dims = msg.layout.dim
+    if len(dims) != 1 or dims[0].label != "audio" or dims[0].size != len(msg.data):
+        raise ValueError(f"expected one layout dimension labelled 'audio' of size {len(msg.data)}, "
+                         f"got {[(d.label, d.size) for d in dims]}")
+    return np.asarray(msg.data, dtype=np.int16)
 
 
 def embedding_to_msg(embedding: Any) -> Any:
@@ -311,6 +356,69 @@ def cartesian_target_from_msg(msg: Any) -> tuple[np.ndarray, float, str]:
     _expect(msg, "geometry_msgs/msg/PointStamped")
     p = _vector([msg.point.x, msg.point.y, msg.point.z], "cartesian target", 3, np.float64)
     return p, time_from_msg(msg.header.stamp), msg.header.frame_id
+
+
+def object_poses_to_msg(positions: dict[str, Any], stamp: float, frame_id: str = "base") -> Any:
+    """Object positions {name: (3,) m in ``frame_id``} -> tf2_msgs/msg/TFMessage, one transform per object.
+
+    Each transform has ``header.frame_id = frame_id``, ``child_frame_id = name`` and the identity rotation
+    (the policy uses object positions only). ``stamp`` is the detection time, s: consumers judge staleness by it.
+
+    Raises:
+        ValueError: an empty name or frame, or a position that is not a finite 3-vector.
+    """
+    if not frame_id:
+        raise ValueError("frame_id must name the frame the positions are expressed in, e.g. 'base'")
+    transforms = []
+    for name, position in positions.items():
+        if not name:
+            raise ValueError("every object needs a name (child_frame_id)")
+        p = _vector(position, f"position of {name!r}", 3, np.float64)
+        transforms.append(TransformStamped(header=_header(stamp, frame_id), child_frame_id=name,
+                                           transform=Transform(translation=Vector3(x=p[0], y=p[1], z=p[2]),
+                                                               rotation=Quaternion(x=0.0, y=0.0, z=0.0, w=1.0))))
+    return TFMessage(transforms=transforms)
+
+
+def object_poses_from_msg(msg: Any) -> dict[str, tuple[np.ndarray, float, str]]:
+    """TFMessage -> {name: (position (3,) float64 m, stamp s, frame_id)}.
+
+    Raises:
+        ValueError: a non-finite position or an empty child frame.
+    """
+    _expect(msg, "tf2_msgs/msg/TFMessage")
+    out = {}
+    for t in msg.transforms:
+        if not t.child_frame_id:
+            raise ValueError("a transform without child_frame_id cannot name an object")
+        v = t.transform.translation
+        out[t.child_frame_id] = (_vector([v.x, v.y, v.z], f"position of {t.child_frame_id!r}", 3, np.float64),
+                                 time_from_msg(t.header.stamp), t.header.frame_id)
+    return out
+
+
+#: diagnostic_msgs/DiagnosticStatus levels
+DIAG_OK, DIAG_WARN, DIAG_ERROR, DIAG_STALE = 0, 1, 2, 3
+
+
+def diagnostics_to_msg(name: str, level: int, message: str, values: dict[str, Any], stamp: float,
+                       hardware_id: str = "") -> Any:
+    """One component's status -> diagnostic_msgs/msg/DiagnosticArray (values as strings, as the message has them).
+
+    Raises:
+        ValueError: ``level`` not one of OK 0, WARN 1, ERROR 2, STALE 3.
+    """
+    if level not in (DIAG_OK, DIAG_WARN, DIAG_ERROR, DIAG_STALE):
+        raise ValueError(f"diagnostic level must be 0..3 (OK, WARN, ERROR, STALE), got {level!r}")
+    status = DiagnosticStatus(level=int(level), name=name, message=message, hardware_id=hardware_id,
+                              values=[KeyValue(key=str(k), value=str(v)) for k, v in values.items()])
+    return DiagnosticArray(header=_header(stamp, ""), status=[status])
+
+
+def diagnostics_from_msg(msg: Any) -> list[tuple[str, int, str, dict[str, str]]]:
+    """DiagnosticArray -> [(name, level, message, {key: value})]."""
+    _expect(msg, "diagnostic_msgs/msg/DiagnosticArray")
+    return [(st.name, int(st.level), st.message, {kv.key: kv.value for kv in st.values}) for st in msg.status]
 
 
 def joint_trajectory_to_msg(positions: Any, joint_names: Sequence[str], stamp: float, period: float) -> Any:

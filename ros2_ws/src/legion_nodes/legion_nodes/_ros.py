@@ -1,0 +1,93 @@
+"""What every LEGION node shares: its interface declared from ``legion_runtime.graph``, messages as CDR.
+
+A node subclasses :class:`LegionNode` with its key in ``legion_runtime.graph.NODES``; the base class
+declares every parameter of the graph (own parameters and ``topics.<key>`` names), and creates each
+publisher and subscription with the topic's type and QoS from the graph. Messages cross the rclpy
+boundary as serialized CDR bytes (``Publisher.publish(bytes)``, ``create_subscription(..., raw=True)``)
+and are converted with ``legion_runtime.messages`` (rosbags' ROS 2 Jazzy definitions), the same
+functions the in-process runner and its rosbag2 recorder use, so a node file holds no message code.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import rclpy
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, qos_profile_sensor_data
+from rosidl_runtime_py.utilities import get_message
+
+from legion_runtime import graph
+from legion_runtime import messages as m
+
+#: graph QoS name -> rclpy profile (reliable keep-last-10 is rclpy's default for a depth of 10)
+QOS = {"reliable": QoSProfile(depth=10), "sensor_data": qos_profile_sensor_data}
+
+
+class LegionNode(Node):
+    """An rclpy node whose parameters, publishers and subscriptions come from ``graph.NODES[key]``.
+
+    Args:
+        key: node key in ``legion_runtime.graph.NODES`` (also the ROS node name).
+
+    Raises:
+        KeyError: ``key`` is not a node of the graph.
+    """
+
+    def __init__(self, key: str):
+        self.spec = graph.NODES[key]
+        super().__init__(self.spec.name)
+        for name, default in graph.node_parameters(self.spec).items():
+            self.declare_parameter(name, default)
+        self._publishers_by_key = {}
+        for k in self.spec.publishes:
+            topic = graph.TOPICS[k]
+            self._publishers_by_key[k] = self.create_publisher(get_message(topic.msgtype), self.topic_name(k),
+                                                               QOS[topic.qos])
+
+    def param(self, name: str) -> Any:
+        """Value of a declared parameter."""
+        return self.get_parameter(name).value
+
+    def topic_name(self, key: str) -> str:
+        """Topic name of graph topic ``key`` (parameter ``topics.<key>``)."""
+        return self.param(f"topics.{key}")
+
+    def publish(self, key: str, msg: Any) -> None:
+        """Publish a ``legion_runtime.messages`` message (rosbags dataclass) on graph topic ``key``."""
+        self._publishers_by_key[key].publish(m.serialize(msg))
+
+    def subscribe(self, key: str, callback: Callable[[Any], None]) -> None:
+        """Subscribe ``callback(msg)`` to graph topic ``key``; ``msg`` is the deserialized rosbags dataclass.
+
+        A message that does not deserialize (wrong type on the topic) is logged and dropped.
+        """
+        topic = graph.TOPICS[key]
+
+        def on_bytes(data: bytes) -> None:
+            try:
+                msg = m.deserialize(bytes(data), topic.msgtype)
+            except Exception as exc:  # noqa: BLE001 - a bad message must not stop the node
+                self.get_logger().error(f"dropped a message on {self.topic_name(key)}: {exc}")
+                return
+            callback(msg)
+
+        self.create_subscription(get_message(topic.msgtype), self.topic_name(key), on_bytes, QOS[topic.qos], raw=True)
+
+    def now_s(self) -> float:
+        """ROS time now, s."""
+        return self.get_clock().now().nanoseconds * 1e-9
+
+
+def run(node_class: type[LegionNode], args: list[str] | None = None) -> None:
+    """Entry point body: init rclpy, spin one ``node_class`` until shutdown (Ctrl-C), clean up."""
+    rclpy.init(args=args)
+    node = node_class()
+    try:
+        rclpy.spin(node)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()

@@ -1,0 +1,66 @@
+"""mujoco_plant: the KUKA iiwa 14 + Robotiq 2F-85 MuJoCo scene standing in for the arm driver and gripper.
+
+It takes the driver's place with the driver's interface: joint targets on the trajectory-controller
+topic, the gripper action (control_msgs GripperCommand), ``joint_states`` with the driver's joint
+names, stepping :class:`legion_sim.plant.KukaPlant` (Meta-World's task scene, joint-position servos)
+every 50 ms of wall time. Until the camera path lands (issue 6) it also publishes the simulator's object
+and goal positions on ``object_poses`` (robot base frame), where the perception node would.
+"""
+import numpy as np
+from rclpy.action import ActionServer
+
+from legion_nodes._ros import LegionNode, run
+from legion_runtime import graph
+from legion_runtime import messages as m
+from legion_sim.plant import KukaPlant
+from sim2real.drivers import driver
+
+GRIPPER_CLOSED_RAD = m.GRIPPER_CLOSED_RAD
+
+
+class MujocoPlantNode(LegionNode):
+    def __init__(self):
+        super().__init__("mujoco_plant")
+        self.driver = driver(self.param("driver"))
+        self.plant = KukaPlant(self.param("task"), seed=self.param("seed"))
+        self.plant.reset()
+        self.q_target, _ = self.plant.joint_state()
+        self.gripper = 0.0  # closing fraction
+        self.subscribe("joint_targets", self.on_joint_targets)
+        from control_msgs.action import GripperCommand
+
+        ActionServer(self, GripperCommand, graph.ACTIONS["gripper"].name, self.on_gripper_goal)
+        self.create_timer(self.plant.dt, self.on_timer)
+
+    def on_joint_targets(self, msg) -> None:
+        q, names, _, _ = m.joint_trajectory_from_msg(msg)
+        index = {n: i for i, n in enumerate(names)}
+        missing = [n for n in self.driver.joint_names if n not in index]
+        if missing:
+            self.get_logger().error(f"joint targets lack {missing}: ignored")
+            return
+        self.q_target = np.array([q[index[n]] for n in self.driver.joint_names])
+
+    def on_gripper_goal(self, goal_handle):
+        from control_msgs.action import GripperCommand
+
+        position = float(goal_handle.request.command.position)
+        self.gripper = float(np.clip(position / GRIPPER_CLOSED_RAD, 0.0, 1.0))
+        goal_handle.succeed()
+        result = GripperCommand.Result()
+        result.position, result.reached_goal = position, True
+        return result
+
+    def on_timer(self) -> None:
+        self.plant.step(self.q_target, self.gripper)
+        q, qd = self.plant.joint_state()
+        now = self.now_s()
+        self.publish("joint_states", m.joint_state_to_msg(list(self.driver.joint_names), q, qd, stamp=now))
+        to_base = self.plant.frame.to_base
+        self.publish("object_poses", m.object_poses_to_msg(
+            {"object": to_base(self.plant.object_position()), "goal": to_base(self.plant.goal_position())},
+            now, self.param("base_frame")))
+
+
+def main(args=None):
+    run(MujocoPlantNode, args)

@@ -1,0 +1,44 @@
+"""policy: frozen encoder + DPMM + actor at ``rate_hz`` (20 Hz), at most ``max_steps_per_subtask`` steps.
+
+Logic: :class:`legion_policy.checkpoint.LegionPolicy` (``act(obs, embedding) -> (action, component)``).
+A new subtask description resets the step count; an empty one (idle) stops acting. Nothing is
+published until both an observation and an embedding have arrived.
+"""
+from legion_nodes._ros import LegionNode, run
+from legion_policy.checkpoint import LegionPolicy
+from legion_runtime import messages as m
+
+
+class PolicyNode(LegionNode):
+    def __init__(self):
+        super().__init__("policy")
+        self.policy = LegionPolicy.load(self.param("checkpoint"))
+        self.obs = self.embedding = None
+        self.active, self.steps = False, 0
+        self.subscribe("observation", self.on_observation)
+        self.subscribe("embedding", self.on_embedding)
+        self.subscribe("subtask", self.on_subtask)
+        self.create_timer(1.0 / self.param("rate_hz"), self.on_timer)
+
+    def on_observation(self, msg) -> None:
+        self.obs = m.observation_from_msg(msg)
+
+    def on_embedding(self, msg) -> None:
+        self.embedding = m.embedding_from_msg(msg)
+
+    def on_subtask(self, msg) -> None:
+        self.active, self.steps, self.embedding = bool(m.text_from_msg(msg)), 0, None
+
+    def on_timer(self) -> None:
+        if not self.active or self.obs is None or self.embedding is None:
+            return
+        if self.steps >= self.param("max_steps_per_subtask"):
+            return
+        action, component = self.policy.act(self.obs, self.embedding)
+        self.steps += 1
+        self.publish("action", m.action_to_msg(action))
+        self.publish("component", m.component_to_msg(int(component)))
+
+
+def main(args=None):
+    run(PolicyNode, args)

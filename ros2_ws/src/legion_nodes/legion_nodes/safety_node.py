@@ -1,0 +1,90 @@
+"""safety: the only node that talks to the arm driver. Starts in HOLD; moves only after ``arm``.
+
+Logic: :class:`sim2real.supervisor.SafetySupervisor` (HOLD / ARMED / ESTOP, joint-state watchdog) over
+:class:`sim2real.safety.SafetyFilter` (iiwa 14 joint position limits with a margin, velocity limits,
+non-finite rejection). Services ``arm`` / ``hold`` / ``estop`` are std_srvs/srv/Trigger. Accepted joint
+commands go to the driver's trajectory controller (``topics.joint_targets``; joint names of ``driver``:
+lbr_fri_ros2_stack or iiwa_ros2); the gripper goes to the Robotiq 2F-85 action (control_msgs
+GripperCommand, or ParallelGripperCommand on Jazzy+: ``gripper_action``). State and intervention
+counters are published on /diagnostics once per second.
+"""
+from rclpy.action import ActionClient
+from std_srvs.srv import Trigger
+
+from legion_nodes._ros import LegionNode, run
+from legion_runtime import graph
+from legion_runtime import messages as m
+from legion_runtime.main_job import make_chain
+from sim2real.drivers import driver
+from sim2real.supervisor import ARMED, SafetySupervisor
+
+
+class SafetyNode(LegionNode):
+    def __init__(self):
+        super().__init__("safety")
+        self.driver = driver(self.param("driver"))
+        self.real2sim, _, safety = make_chain()
+        self.real2sim.joint_names = list(self.driver.joint_names)
+        self.supervisor = SafetySupervisor(safety, watchdog_s=self.param("watchdog_s"),
+                                           start_in_hold=self.param("start_in_hold"))
+        for key, handler in (("arm", self.supervisor_arm), ("hold", self.supervisor.hold),
+                             ("estop", self.supervisor.estop)):
+            self.create_service(Trigger, graph.SERVICES[key].name, self._trigger(handler))
+        kind = self.param("gripper_action")
+        if kind not in ("GripperCommand", "ParallelGripperCommand"):
+            raise ValueError(f"gripper_action must be GripperCommand or ParallelGripperCommand, got {kind!r}")
+        from control_msgs import action as control_actions
+
+        self.gripper_type = getattr(control_actions, kind)
+        self.gripper = ActionClient(self, self.gripper_type, graph.ACTIONS["gripper"].name)
+        self.last_gripper = None
+        self.subscribe("joint_states", self.on_joint_states)
+        self.subscribe("joint_command", self.on_joint_command)
+        self.subscribe("gripper_request", self.on_gripper_request)
+        self.create_timer(1.0, self.publish_diagnostics)
+
+    def supervisor_arm(self):
+        return self.supervisor.arm(self.now_s())
+
+    @staticmethod
+    def _trigger(handler):
+        def callback(request, response):
+            response.success, response.message = handler()
+            return response
+        return callback
+
+    def on_joint_states(self, msg) -> None:
+        state = m.joint_state_from_msg(msg)
+        self.supervisor.on_joint_state(self.real2sim.joint_positions(state.names, state.position), self.now_s())
+
+    def on_joint_command(self, msg) -> None:
+        q, names, _, period = m.joint_trajectory_from_msg(msg)
+        q = self.real2sim.joint_positions(names, q) if set(names) == set(self.driver.joint_names) else q
+        decision = self.supervisor.on_joint_command(q, period, self.now_s())
+        if decision.q is not None:
+            self.publish("joint_targets", m.joint_trajectory_to_msg(decision.q, self.driver.joint_names, 0.0, period))
+
+    def on_gripper_request(self, msg) -> None:
+        position = m.gripper_command_from_msg(msg)
+        if self.supervisor.state != ARMED or position == self.last_gripper:
+            return
+        goal = self.gripper_type.Goal()
+        if hasattr(goal.command, "max_effort"):  # GripperCommand
+            goal.command.position, goal.command.max_effort = position, self.param("gripper_max_effort")
+        else:  # ParallelGripperCommand: a JointState for the knuckle joint
+            goal.command.name, goal.command.position = ["robotiq_85_left_knuckle_joint"], [position]
+        self.gripper.send_goal_async(goal)
+        self.last_gripper = position
+        self.publish("gripper_command", m.gripper_command_to_msg(position))
+
+    def publish_diagnostics(self) -> None:
+        now = self.now_s()
+        s = self.supervisor
+        level = m.DIAG_OK if s.state == ARMED and s.healthy(now) else m.DIAG_WARN
+        message = s.state + ("" if s.healthy(now) else ", joint states stale")
+        self.publish("diagnostics", m.diagnostics_to_msg("legion: safety", level, message, s.counters, now,
+                                                          hardware_id=self.driver.name))
+
+
+def main(args=None):
+    run(SafetyNode, args)

@@ -1,0 +1,46 @@
+"""task_sequencer: recognised command -> subtasks one at a time (std_msgs/String), with a JSON status.
+
+Logic: :class:`legion_policy.sequencer.TaskSequencer` over the task library (``task_library``: a YAML
+file; default the shipped one). Each observation counts one control step of the running subtask. An
+unknown command publishes a status listing the known commands and starts nothing.
+"""
+import json
+
+from legion_nodes._ros import LegionNode, run
+from legion_policy.sequencer import TaskSequencer
+from legion_policy.tasks import UnknownCommandError, load_task_library
+from legion_runtime import messages as m
+
+
+class TaskSequencerNode(LegionNode):
+    def __init__(self):
+        super().__init__("task_sequencer")
+        library = load_task_library(self.param("task_library") or None)
+        self.sequencer = TaskSequencer(library, max_steps=self.param("max_steps_per_subtask"),
+                                       retries=self.param("retries"))
+        self.subscribe("command_text", self.on_command)
+        self.subscribe("observation", self.on_observation)
+
+    def on_command(self, msg) -> None:
+        text = m.command_from_msg(msg)
+        try:
+            subtask = self.sequencer.command(text)
+        except UnknownCommandError as exc:
+            self.get_logger().warning(str(exc))
+            self.publish("task_status", m.text_to_msg(json.dumps(
+                {"command": text, "state": "unknown command", "known": exc.known})))
+            return
+        self.publish("subtask", m.text_to_msg(subtask))
+        self.publish_status()
+
+    def on_observation(self, msg) -> None:
+        if self.sequencer.step(m.observation_from_msg(msg)):
+            self.publish("subtask", m.text_to_msg(self.sequencer.current()))
+            self.publish_status()
+
+    def publish_status(self) -> None:
+        self.publish("task_status", m.text_to_msg(json.dumps(self.sequencer.status())))
+
+
+def main(args=None):
+    run(TaskSequencerNode, args)

@@ -1,0 +1,311 @@
+"""The rclpy node files of ros2_ws/src/legion_nodes, run against a test double of rclpy (tests/ros2_double).
+
+What is real: every message (CDR bytes from rosbags' ROS 2 Jazzy definitions), the node logic
+(checkpoint, language model, speech recogniser, kinematics, safety filter, MuJoCo plant) and the
+parameter file. What is doubled: rclpy's node plumbing (no ROS 2 on this machine). Each node's declared
+interface is checked against the graph description and ``launch/config/legion.yaml``, and the nodes are
+wired into one closed loop through an in-test bus that routes the bytes they publish by topic name.
+"""
+import importlib
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT / "tests" / "ros2_double"), str(ROOT / "ros2_ws" / "src" / "legion_nodes")]
+
+import rclpy.node  # noqa: E402  (the test double)
+from rclpy.action import ServerGoalHandle  # noqa: E402
+from rclpy.qos import ReliabilityPolicy  # noqa: E402
+from std_srvs.srv import Trigger  # noqa: E402
+
+from legion_runtime import graph  # noqa: E402
+from legion_runtime import messages as m  # noqa: E402
+
+PARAMS_FILE = ROOT / "launch" / "config" / "legion.yaml"
+CHECKPOINT = str(ROOT / "models" / "legion-reach-drawer")
+
+
+def make(key: str, **overrides):
+    """Construct the node of graph node ``key`` from its file, with parameter overrides (as a launch file sets)."""
+    rclpy.node.PARAMETER_OVERRIDES.clear()
+    rclpy.node.PARAMETER_OVERRIDES[key] = overrides
+    module = importlib.import_module(f"legion_nodes.{graph.NODES[key].executable}")
+    cls = next(v for v in vars(module).values() if isinstance(v, type) and v.__module__ == module.__name__
+               and issubclass(v, rclpy.node.Node))
+    return cls()
+
+
+def flatten(tree: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in tree.items():
+        if isinstance(v, dict):
+            out.update(flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def sent(node, key: str) -> list:
+    """Messages ``node`` published on graph topic ``key``, deserialized."""
+    pub = node._publishers_by_key[key]
+    return [m.deserialize(b, graph.TOPICS[key].msgtype) for b in pub.sent]
+
+
+def deliver(node, key: str, msg) -> None:
+    """Hand ``msg`` (rosbags dataclass) to ``node``'s subscription on graph topic ``key``, as CDR bytes."""
+    name = node.param(f"topics.{key}")
+    subs = [s for s in node.subscriptions_ if s.topic == name]
+    assert subs, f"{node.get_name()} does not subscribe to {name}"
+    for s in subs:
+        s.callback(m.serialize(msg))
+
+
+class Bus:
+    """Routes every published message to the subscriptions with the same topic name (bytes, as DDS would)."""
+
+    def __init__(self, nodes):
+        self.nodes = nodes
+        self.cursor = {}
+
+    def pump(self) -> int:
+        moved = 0
+        for node in self.nodes:
+            for pub in node.declared_publishers:
+                start = self.cursor.get(id(pub), 0)
+                for data in pub.sent[start:]:
+                    for other in self.nodes:
+                        for sub in other.subscriptions_:
+                            if sub.topic == pub.topic:
+                                sub.callback(data)
+                                moved += 1
+                self.cursor[id(pub)] = len(pub.sent)
+        return moved
+
+
+@pytest.fixture(scope="module")
+def parameter_file():
+    return yaml.safe_load(PARAMS_FILE.read_text())
+
+
+def test_parameter_file_is_the_graphs():
+    assert PARAMS_FILE.read_text() == graph.parameter_file_text(), "run `legion ros-params` after editing the graph"
+
+
+NODE_ARGS = {"policy": {"checkpoint": CHECKPOINT}, "speech": {"audio_source": "topic"}}
+
+
+@pytest.mark.parametrize("key", [k for k in graph.NODES if k != "perception"])
+def test_node_declares_what_the_graph_and_parameter_file_say(key, parameter_file):
+    node = make(key, **NODE_ARGS.get(key, {}))
+    spec = graph.NODES[key]
+    assert node.get_name() == spec.name
+    assert set(node.parameters) == set(flatten(parameter_file[key]["ros__parameters"])) == set(graph.node_parameters(spec))
+    for name, value in flatten(parameter_file[key]["ros__parameters"]).items():
+        if name not in NODE_ARGS.get(key, {}):
+            assert node.param(name) == value, name
+    published = {(p.topic, p.msg_type.ros_type, p.qos.reliability) for p in node.declared_publishers}
+    subscribed = {(s.topic, s.msg_type.ros_type, s.qos.reliability, s.raw) for s in node.subscriptions_}
+
+    def reliability(t):
+        return ReliabilityPolicy.BEST_EFFORT if t.qos == "sensor_data" else ReliabilityPolicy.RELIABLE
+
+    assert published == {(graph.TOPICS[k].name, graph.TOPICS[k].msgtype, reliability(graph.TOPICS[k])) for k in spec.publishes}
+    expected_subs = set(spec.subscribes) - ({"audio"} if key == "speech" and node.param("audio_source") != "topic" else set())
+    assert subscribed == {(graph.TOPICS[k].name, graph.TOPICS[k].msgtype, reliability(graph.TOPICS[k]), True)
+                          for k in expected_subs}
+    assert {(s.name, s.srv_type.ros_type) for s in node.services_} == \
+        {(graph.SERVICES[k].name, graph.SERVICES[k].srvtype) for k in spec.services}
+    assert {(a.action_name, a.action_type.ros_type) for a in node.action_clients} == \
+        {(graph.ACTIONS[k].name, graph.ACTIONS[k].actiontype) for k in spec.action_clients}
+    assert {(a.action_name, a.action_type.ros_type) for a in node.action_servers} == \
+        {(graph.ACTIONS[k].name, graph.ACTIONS[k].actiontype) for k in spec.action_servers}
+
+
+def test_topic_names_come_from_parameters():
+    node = make("embedding", **{"topics.embedding": "/robot2/embedding"})
+    assert [p.topic for p in node.declared_publishers] == ["/robot2/embedding"]
+
+
+def test_speech_node_hears_a_spoken_command_on_the_audio_topic():
+    from legion_policy.speech import read_wav
+
+    node = make("speech", audio_source="topic", utterance_s=2.0)
+    pcm = read_wav(ROOT / "legion_policy" / "data" / "commands" / "reach_the_goal.wav")
+    pcm = np.concatenate([pcm, np.zeros(32000 - len(pcm) % 32000, np.int16)])
+    for chunk in np.array_split(pcm, 8):  # audio arrives in pieces
+        deliver(node, "audio", m.audio_to_msg(chunk))
+    assert [msg.data for msg in sent(node, "command_text")] == ["reach the goal"]
+    deliver(node, "audio", m.audio_to_msg(np.zeros(32000, np.int16)))  # silence: nothing published
+    assert len(sent(node, "command_text")) == 1
+
+
+def test_embedding_node_embeds_the_subtask_description():
+    from legion_policy.embedding import TextEmbedder
+
+    node = make("embedding")
+    deliver(node, "subtask", m.command_to_msg("reach the goal"))
+    deliver(node, "subtask", m.text_to_msg(""))  # idle: nothing
+    (msg,) = sent(node, "embedding")
+    np.testing.assert_allclose(m.embedding_from_msg(msg), TextEmbedder().embed(["reach the goal"])[0], atol=1e-6)
+
+
+def test_real2sim_node_never_reuses_a_stale_object_pose():
+    node = make("real2sim")
+    plant = make("mujoco_plant")
+    plant.get_clock().set(10.0)
+    plant.on_timer()
+    (poses,) = sent(plant, "object_poses")
+    (joints,) = sent(plant, "joint_states")
+    deliver(node, "object_poses", poses)
+    deliver(node, "joint_states", joints)
+    (obs_msg,) = sent(node, "observation")
+    q, _ = plant.plant.joint_state()
+    from legion_runtime.main_job import make_chain
+
+    expected = make_chain(plant.plant.frame)[0].observation(q, plant.plant.object_position(), plant.plant.goal_position())
+    np.testing.assert_allclose(m.observation_from_msg(obs_msg), expected, atol=1e-5)
+    late = m.joint_state_to_msg(list(plant.driver.joint_names), q, np.zeros(7), stamp=10.0 + 0.6)  # pose 0.6 s old
+    deliver(node, "joint_states", late)
+    assert len(sent(node, "observation")) == 1
+    assert any("stale ['object', 'goal']" in text for _, text in node.get_logger().records)
+
+
+def call(node, service: str):
+    srv = next(s for s in node.services_ if s.name == graph.SERVICES[service].name)
+    return srv.callback(Trigger.Request(), Trigger.Response())
+
+
+def test_the_graph_reaches_the_goal_only_after_the_safety_node_is_armed():
+    """plant -> real2sim -> policy -> sim2real -> safety -> plant, 20 Hz in lockstep, through CDR bytes."""
+    plant = make("mujoco_plant", seed=3)
+    nodes = [plant, make("real2sim"), make("policy", checkpoint=CHECKPOINT), make("sim2real"), make("safety")]
+    policy, safety = nodes[2], nodes[4]
+    bus = Bus(nodes)
+    from legion_policy.embedding import TextEmbedder
+
+    subtask = m.command_to_msg("reach the goal")
+    for node in nodes[1:4]:
+        if any(s.topic == graph.TOPICS["subtask"].name for s in node.subscriptions_):
+            deliver(node, "subtask", subtask)
+    deliver(policy, "embedding", m.embedding_to_msg(TextEmbedder().embed(["reach the goal"])[0]))
+
+    def cycle(i):
+        t = i * plant.plant.dt
+        for node in nodes:
+            node.get_clock().set(t)
+        plant.on_timer()
+        bus.pump()
+        policy.on_timer()
+        bus.pump()
+
+    q0 = plant.plant.joint_state()[0]
+    for i in range(5):
+        cycle(i)
+    assert sent(safety, "joint_targets") == [], "HOLD: nothing reaches the driver before arm"
+    np.testing.assert_allclose(plant.plant.joint_state()[0], q0, atol=2e-3)
+    assert safety.supervisor.counters.get("not_armed_hold", 0) >= 4
+    response = call(safety, "arm")
+    assert response.success, response.message
+    for i in range(5, 155):
+        cycle(i)
+        if plant.plant.success():
+            break
+    assert plant.plant.success(), f"not reached after {i - 4} armed steps"
+    targets = sent(safety, "joint_targets")
+    assert targets and targets[0].joint_names == [f"lbr_A{k}" for k in range(1, 8)]
+    safety.publish_diagnostics()
+    (diag,) = sent(safety, "diagnostics")
+    assert m.diagnostics_from_msg(diag)[0][:3] == ("legion: safety", m.DIAG_OK, "ARMED")
+
+
+def test_safety_node_estop_latches_and_stale_joint_states_stop_forwarding():
+    safety = make("safety")
+    q = np.zeros(7)
+    names = [f"lbr_A{k}" for k in range(1, 8)]
+    assert not call(safety, "arm").success  # no joint states yet
+    safety.get_clock().set(1.0)
+    deliver(safety, "joint_states", m.joint_state_to_msg(names, q, q, stamp=1.0))
+    assert call(safety, "arm").success
+    command = m.joint_trajectory_to_msg(q + 0.01, names, 1.0, 0.05)
+    deliver(safety, "joint_command", command)
+    assert len(sent(safety, "joint_targets")) == 1
+    assert call(safety, "estop").success and call(safety, "hold").message.startswith("e-stop is latched")
+    deliver(safety, "joint_command", command)
+    assert len(sent(safety, "joint_targets")) == 1, "nothing passes a latched e-stop"
+    assert call(safety, "arm").success
+    safety.get_clock().set(1.5)  # joint states now 0.5 s old: the watchdog forwards nothing
+    deliver(safety, "joint_command", command)
+    assert len(sent(safety, "joint_targets")) == 1 and safety.supervisor.counters["stale_joint_states"] == 1
+    deliver(safety, "joint_states", m.joint_state_to_msg(names, q, q, stamp=1.5))
+    deliver(safety, "joint_command", command)
+    assert len(sent(safety, "joint_targets")) == 2, "forwarding resumes when joint states are fresh"
+    bad = m.joint_trajectory_to_msg(q + 3.0, names, 1.5, 0.05)  # beyond the position limits of A2, A4, A6
+    deliver(safety, "joint_command", bad)
+    (_, last) = sent(safety, "joint_targets")[-2:]
+    q_sent, *_ = m.joint_trajectory_from_msg(last)
+    from sim2real.safety import SafetyLimits
+
+    lim = SafetyLimits.iiwa14(np.full(3, -1.0), np.full(3, 1.0))
+    assert np.all(q_sent <= lim.joint_position_max) and np.all(q_sent >= lim.joint_position_min)
+
+
+@pytest.mark.parametrize("kind", ["GripperCommand", "ParallelGripperCommand"])
+def test_safety_node_sends_gripper_goals_only_when_armed(kind):
+    safety = make("safety", gripper_action=kind)
+    names = [f"lbr_A{k}" for k in range(1, 8)]
+    deliver(safety, "gripper_request", m.gripper_command_to_msg(0.79))
+    (client,) = safety.action_clients
+    assert client.goals == []
+    deliver(safety, "joint_states", m.joint_state_to_msg(names, np.zeros(7), np.zeros(7), stamp=0.0))
+    assert call(safety, "arm").success
+    deliver(safety, "gripper_request", m.gripper_command_to_msg(0.79))
+    (goal,) = client.goals
+    if kind == "GripperCommand":
+        assert (goal.command.position, goal.command.max_effort) == (0.79, 50.0)
+    else:
+        assert (goal.command.name, goal.command.position) == (["robotiq_85_left_knuckle_joint"], [0.79])
+    assert [msg.data for msg in sent(safety, "gripper_command")] == [0.79]
+
+
+def test_plant_node_serves_the_gripper_action():
+    plant = make("mujoco_plant")
+    (server,) = plant.action_servers
+    from control_msgs.action import GripperCommand
+
+    goal = GripperCommand.Goal()
+    goal.command.position = m.GRIPPER_CLOSED_RAD
+    handle = ServerGoalHandle(goal)
+    result = server.execute_callback(handle)
+    assert handle.status == "succeeded" and result.reached_goal and plant.gripper == pytest.approx(1.0)
+
+
+def test_task_sequencer_node_runs_a_long_horizon_command_subtask_by_subtask():
+    import json
+
+    node = make("task_sequencer", max_steps_per_subtask=3, retries=1)
+    deliver(node, "command_text", m.command_to_msg("make me a sandwich"))
+    (status,) = [json.loads(msg.data) for msg in sent(node, "task_status")]
+    assert status["state"] == "unknown command" and "reach the goal" in status["known"]
+    assert sent(node, "subtask") == [], "an unknown command starts nothing"
+
+    deliver(node, "command_text", m.command_to_msg("tidy the desk"))  # close the drawer, then reach
+    far = np.zeros(12, np.float32)
+    far[9:12] = [0.0, 0.8, 0.2]  # goal 0.8 m from the hand
+    for _ in range(3):
+        deliver(node, "observation", m.observation_to_msg(far))
+    near = far.copy()
+    near[0:3] = far[9:12] + 0.01  # the hand at the goal: reach succeeds
+    deliver(node, "observation", m.observation_to_msg(far))   # reach, attempt 1, step 1
+    for _ in range(2):
+        deliver(node, "observation", m.observation_to_msg(far))  # attempt 1 fails at 3 steps -> retry
+    deliver(node, "observation", m.observation_to_msg(near))  # attempt 2 succeeds at once
+    subtasks = [msg.data for msg in sent(node, "subtask")]
+    assert subtasks == ["close the drawer", "reach the goal", "reach the goal", ""]
+    final = json.loads(sent(node, "task_status")[-1].data)
+    assert final["state"] == "done"
+    assert [(a["subtask"], a["steps"], a["success"]) for a in final["attempts"]] == \
+        [("drawer-close", 3, None), ("reach", 3, False), ("reach", 1, True)]
