@@ -162,22 +162,27 @@ def sweep(
 
 @app.command("ros-params")
 def ros_params(
-    out: Annotated[Path, typer.Option(help="parameter file to write")] = Path("launch/config/legion.yaml"),
-    check: Annotated[bool, typer.Option(help="exit 1 if the file differs from the graph instead of writing it")] = False,
+    out: Annotated[Path, typer.Option(help="folder of the parameter files")] = Path("launch/config"),
+    check: Annotated[bool, typer.Option(help="exit 1 if a file differs from the graph instead of writing")] = False,
 ) -> None:
-    """Write the ROS 2 parameter file of every node from the graph description (legion_runtime/graph.py)."""
-    from legion_runtime.graph import parameter_file_text
+    """Write the ROS 2 parameter files (legion.yaml, one per arm driver) from legion_runtime/graph.py."""
+    from legion_runtime.graph import parameter_files
 
-    text = parameter_file_text()
+    stale = []
+    for name, text in parameter_files().items():
+        path = out / name
+        if check:
+            if not path.exists() or path.read_text() != text:
+                stale.append(str(path))
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        console.print(f"wrote {path}")
+    if stale:
+        console.print(f"{', '.join(stale)} differ from legion_runtime/graph.py: run `legion ros-params`")
+        raise typer.Exit(1)
     if check:
-        if not out.exists() or out.read_text() != text:
-            console.print(f"{out} differs from legion_runtime/graph.py: run `legion ros-params --out {out}`")
-            raise typer.Exit(1)
-        console.print(f"{out} matches the graph")
-        return
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text)
-    console.print(f"wrote {out}")
+        console.print(f"the parameter files in {out} match the graph")
 
 
 if __name__ == "__main__":

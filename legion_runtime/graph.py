@@ -187,13 +187,50 @@ def parameter_file(nodes: tuple[str, ...] | None = None) -> dict:
     return {name: {"ros__parameters": nested(node_parameters(NODES[name]))} for name in (nodes or tuple(NODES))}
 
 
+def driver_parameter_file(name: str) -> dict:
+    """Overrides for arm driver ``name`` (``sim2real.drivers.DRIVERS``): its topics and the ``driver`` parameter.
+
+    Raises:
+        ValueError: unknown driver.
+    """
+    from sim2real.drivers import driver
+
+    d = driver(name)
+    topics = {"joint_states": d.joint_states_topic, "joint_targets": d.joint_trajectory_topic}
+    out = {}
+    for node in NODES.values():
+        params: dict = {}
+        if "driver" in node.parameters:
+            params["driver"] = d.name
+        used = {k: v for k, v in topics.items() if k in (*node.subscribes, *node.publishes)}
+        if used:
+            params["topics"] = used
+        if params:
+            out[node.name] = {"ros__parameters": params}
+    return out
+
+
+_HEADER = "# Generated from legion_runtime/graph.py by `legion ros-params`: edit the graph, not this file.\n"
+
+
 def parameter_file_text() -> str:
     """:func:`parameter_file` as the YAML text of ``launch/config/legion.yaml`` (with a do-not-edit header)."""
     import yaml
 
-    header = ("# Generated from legion_runtime/graph.py by `legion ros-params`: edit the graph, not this file.\n"
-              "# Site-specific values (driver, frames, checkpoint) go in an override file passed after this one.\n")
-    return header + yaml.safe_dump(parameter_file(), sort_keys=False, default_flow_style=False)
+    return _HEADER + yaml.safe_dump(parameter_file(), sort_keys=False, default_flow_style=False)
+
+
+def parameter_files() -> dict[str, str]:
+    """File name (in ``launch/config/``) -> YAML text: ``legion.yaml`` and one ``<driver>.yaml`` per arm driver."""
+    import yaml
+
+    from sim2real.drivers import DRIVERS
+
+    files = {"legion.yaml": parameter_file_text()}
+    for name in DRIVERS:
+        files[f"{name}.yaml"] = (_HEADER + f"# Applied after legion.yaml when the launch argument driver:={name}.\n"
+                                 + yaml.safe_dump(driver_parameter_file(name), sort_keys=False))
+    return files
 
 
 def recorded_topics() -> dict[str, str]:

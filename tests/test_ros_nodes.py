@@ -91,8 +91,9 @@ def parameter_file():
     return yaml.safe_load(PARAMS_FILE.read_text())
 
 
-def test_parameter_file_is_the_graphs():
-    assert PARAMS_FILE.read_text() == graph.parameter_file_text(), "run `legion ros-params` after editing the graph"
+def test_parameter_files_are_the_graphs():
+    for name, text in graph.parameter_files().items():
+        assert (PARAMS_FILE.parent / name).read_text() == text, f"{name}: run `legion ros-params` after editing the graph"
 
 
 NODE_ARGS = {"policy": {"checkpoint": CHECKPOINT}, "speech": {"audio_source": "topic"}}

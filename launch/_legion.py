@@ -1,0 +1,67 @@
+"""Shared by the launch files: launch arguments, the LEGION nodes of the graph, and the arm drivers.
+
+Node names, executables and parameters come from ``legion_runtime.graph`` (installed with the project),
+parameter values from ``config/legion.yaml`` then ``config/<driver>.yaml`` (both generated from the graph
+by ``legion ros-params``), then the launch arguments.
+"""
+from pathlib import Path
+
+from launch.actions import DeclareLaunchArgument, IncludeLaunchDescription
+from launch.conditions import IfCondition
+from launch.launch_description_sources import PythonLaunchDescriptionSource
+from launch.substitutions import LaunchConfiguration, PathJoinSubstitution, PythonExpression
+from launch_ros.actions import Node
+from launch_ros.substitutions import FindPackageShare
+
+from legion_runtime.graph import NODES
+
+CONFIG = Path(__file__).resolve().parent / "config"
+DRIVERS = ("lbr_fri_ros2_stack", "iiwa_ros2")
+
+
+def arguments() -> list:
+    """Launch arguments every LEGION launch file takes."""
+    return [
+        DeclareLaunchArgument("driver", default_value=DRIVERS[0], choices=list(DRIVERS),
+                              description="arm driver: lbr_fri_ros2_stack (lbr_bringup) or iiwa_ros2 (iiwa_bringup)"),
+        DeclareLaunchArgument("checkpoint", default_value="models/legion-reach-drawer",
+                              description="LEGION checkpoint folder the policy node loads"),
+        DeclareLaunchArgument("speech_backend", default_value="pocketsphinx", choices=["pocketsphinx", "vosk"],
+                              description="speech recogniser; vosk needs vosk_model_path"),
+        DeclareLaunchArgument("vosk_model_path", default_value="", description="unpacked Vosk model folder"),
+    ]
+
+
+def legion_nodes(names: tuple, extra: dict | None = None) -> list:
+    """One launch_ros Node per graph node in ``names``, parameters: legion.yaml, <driver>.yaml, arguments, ``extra``."""
+    driver_file = PathJoinSubstitution([str(CONFIG), PythonExpression(["'", LaunchConfiguration("driver"), ".yaml'"])])
+    from_arguments = {"policy": {"checkpoint": LaunchConfiguration("checkpoint")},
+                      "speech": {"backend": LaunchConfiguration("speech_backend"),
+                                 "vosk_model_path": LaunchConfiguration("vosk_model_path")}}
+    nodes = []
+    for name in names:
+        spec = NODES[name]
+        overrides = {**from_arguments.get(name, {}), **(extra or {}).get(name, {})}
+        nodes.append(Node(package="legion_nodes", executable=spec.executable, name=spec.name, output="screen",
+                          parameters=[str(CONFIG / "legion.yaml"), driver_file, overrides]))
+    return nodes
+
+
+def _is(driver: str) -> IfCondition:
+    return IfCondition(PythonExpression(["'", LaunchConfiguration("driver"), f"' == '{driver}'"]))
+
+
+def arm_driver(mock: bool) -> list:
+    """The arm driver's bringup: lbr_fri_ros2_stack (``mock`` or ``hardware``) or iiwa_ros2 (fake hardware or real)."""
+    lbr = "mock.launch.py" if mock else "hardware.launch.py"
+    return [
+        IncludeLaunchDescription(
+            PythonLaunchDescriptionSource(PathJoinSubstitution([FindPackageShare("lbr_bringup"), "launch", lbr])),
+            launch_arguments={"model": "iiwa14", "ctrl": "joint_trajectory_controller"}.items(),
+            condition=_is("lbr_fri_ros2_stack")),
+        IncludeLaunchDescription(
+            PythonLaunchDescriptionSource(PathJoinSubstitution([FindPackageShare("iiwa_bringup"), "launch",
+                                                                "iiwa.launch.py"])),
+            launch_arguments={"use_fake_hardware": "true" if mock else "false"}.items(),
+            condition=_is("iiwa_ros2")),
+    ]

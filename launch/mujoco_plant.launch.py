@@ -1,0 +1,29 @@
+"""MuJoCo-in-the-loop: the LEGION nodes driving the MuJoCo KUKA plant instead of the robot.
+
+    ros2 launch launch/mujoco_plant.launch.py [task:=reach-v3] [checkpoint:=models/legion-reach-drawer]
+
+The mujoco_plant node takes the arm driver's and the gripper's place with their topics and action, and
+publishes the simulator's object poses where the perception node would (until the camera path, issue 6).
+Speech listens on the default microphone; arm the safety node to move:
+``ros2 service call /legion/safety/arm std_srvs/srv/Trigger``.
+"""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from launch import LaunchDescription  # noqa: E402
+from launch.actions import DeclareLaunchArgument  # noqa: E402
+from launch.substitutions import LaunchConfiguration  # noqa: E402
+
+import _legion  # noqa: E402
+
+NODES = ("speech", "task_sequencer", "embedding", "real2sim", "policy", "sim2real", "safety", "mujoco_plant")
+
+
+def generate_launch_description() -> LaunchDescription:
+    return LaunchDescription([
+        *_legion.arguments(),
+        DeclareLaunchArgument("task", default_value="reach-v3", description="Meta-World task scene of the plant"),
+        *_legion.legion_nodes(NODES, extra={"mujoco_plant": {"task": LaunchConfiguration("task")}}),
+    ])

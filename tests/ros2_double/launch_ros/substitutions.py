@@ -1,0 +1,3 @@
+class FindPackageShare:
+    def __init__(self, package):
+        self.package = package
