@@ -148,7 +148,7 @@ NODES: dict[str, Node] = {n.name: n for n in (
          {"driver": "lbr_fri_ros2_stack", "base_frame": "base", "policy_rate_hz": 20.0}),
     Node("safety", "safety_node", ("joint_command", "gripper_request", "joint_states"),
          ("joint_targets", "gripper_command", "diagnostics"),
-         {"driver": "lbr_fri_ros2_stack", "max_step_m": 0.02, "start_in_hold": True, "watchdog_s": 0.1,
+         {"driver": "lbr_fri_ros2_stack", "max_step_m": 0.025, "start_in_hold": True, "watchdog_s": 0.1,
           "gripper_action": "GripperCommand", "gripper_max_effort": 50.0},
          services=("arm", "hold", "estop"), action_clients=("gripper",)),
     Node("mujoco_plant", "mujoco_plant_node", ("joint_targets",), ("joint_states", "object_poses"),

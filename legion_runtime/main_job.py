@@ -55,8 +55,11 @@ def recognise(wav: Path, phrases: list[str], backend: str, vosk_model: Path | No
     return result.text, result.seconds
 
 
-def make_chain(frame=None):
-    """Real2Sim, Sim2Real and the safety filter with the default frames and limits of the KUKA scene."""
+def make_chain(frame=None, **limits):
+    """Real2Sim, Sim2Real and the safety filter with the default frames and limits of the KUKA scene.
+
+    ``limits`` override :class:`sim2real.safety.SafetyLimits` fields (e.g. ``max_step_m``).
+    """
     from sim2real.safety import SafetyFilter, SafetyLimits
     from sim2real.transforms import METAWORLD_HAND_HIGH, METAWORLD_HAND_LOW, FrameTransform, Real2Sim, Sim2Real
 
@@ -66,7 +69,7 @@ def make_chain(frame=None):
     corners = np.array([frame.to_base(np.array([x, y, z])) for x in (METAWORLD_HAND_LOW[0], METAWORLD_HAND_HIGH[0])
                         for y in (METAWORLD_HAND_LOW[1], METAWORLD_HAND_HIGH[1])
                         for z in (METAWORLD_HAND_LOW[2], METAWORLD_HAND_HIGH[2])])
-    limits = SafetyLimits.iiwa14(corners.min(0) - 0.02, corners.max(0) + 0.02)
+    limits = SafetyLimits.iiwa14(corners.min(0) - 0.02, corners.max(0) + 0.02, **limits)
     return Real2Sim(frame), Sim2Real(frame), SafetyFilter(limits)
 
 

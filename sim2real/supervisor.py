@@ -11,12 +11,17 @@ only while ARMED, and only what :meth:`sim2real.safety.SafetyFilter.filter_joint
   periods) nothing is forwarded, and forwarding resumes by itself when states are fresh again. A
   command is acted on when it arrives, so a stopped policy simply sends nothing: the driver's
   trajectory controller holds its last target;
+* with ``fk`` (forward kinematics to the TCP, base frame), a joint command is also checked in
+  Cartesian space: its TCP must lie in the workspace box and within ``max_step_m`` of the last
+  forwarded target (the sim2real node clamps each step before IK; this catches anything else, e.g. an
+  IK solution that flips the arm); any Cartesian intervention refuses the command;
 * every refusal is counted by reason in :attr:`counters` (published as diagnostics).
 
 Times are seconds of one clock (ROS time on the robot, plant time in tests).
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -41,12 +46,14 @@ class SafetySupervisor:
         safety: the joint and Cartesian filter (iiwa 14 limits).
         watchdog_s: maximum age of joint states and commands while ARMED, s (> 0).
         start_in_hold: start in HOLD (True, always on a robot) or ARMED (simulation tests only).
+        fk: joint positions (7,) rad -> TCP position (3,) m in the base frame, for the Cartesian check (None: off).
 
     Raises:
         ValueError: ``watchdog_s`` not positive.
     """
 
-    def __init__(self, safety: SafetyFilter, watchdog_s: float = 0.1, start_in_hold: bool = True):
+    def __init__(self, safety: SafetyFilter, watchdog_s: float = 0.1, start_in_hold: bool = True,
+                 fk: Callable[[np.ndarray], np.ndarray] | None = None):
         if not (np.isfinite(watchdog_s) and watchdog_s > 0):
             raise ValueError(f"watchdog_s must be > 0 s, got {watchdog_s!r}")
         self.safety, self.watchdog_s = safety, float(watchdog_s)
@@ -54,6 +61,8 @@ class SafetySupervisor:
         self.counters: dict[str, int] = {}
         self._q: np.ndarray | None = None
         self._t_state = -np.inf
+        self.fk = fk
+        self._last_tcp: np.ndarray | None = None  # TCP of the last forwarded command (step reference)
 
     def _count(self, reason: str) -> None:
         self.counters[reason] = self.counters.get(reason, 0) + 1
@@ -64,6 +73,7 @@ class SafetySupervisor:
         if now - self._t_state > self.watchdog_s:
             return False, f"no joint states in the last {self.watchdog_s:.3f} s: cannot arm"
         previous, self.state = self.state, ARMED
+        self._last_tcp = None
         return True, f"armed (was {previous})"
 
     def hold(self) -> tuple[bool, str]:
@@ -99,7 +109,19 @@ class SafetySupervisor:
         verdict = self.safety.filter_joints(q_target, self._q, period_s)
         for r in verdict.reasons:
             self._count(r)
-        return Decision(verdict.q if verdict.accepted else None, tuple(verdict.reasons))
+        if not verdict.accepted:
+            return Decision(None, tuple(verdict.reasons))
+        if self.fk is not None:
+            tcp = np.asarray(self.fk(verdict.q), dtype=np.float64)
+            reference = self._last_tcp if self._last_tcp is not None else self.fk(self._q)
+            cartesian = self.safety.filter_cartesian(tcp, reference, self.safety.limits.gripper_min)
+            if cartesian.reasons:
+                for r in cartesian.reasons:
+                    self._count(f"cartesian_{r}")
+                self._last_tcp = None
+                return Decision(None, tuple(f"cartesian_{r}" for r in cartesian.reasons))
+            self._last_tcp = tcp
+        return Decision(verdict.q, tuple(verdict.reasons))
 
     def healthy(self, now: float) -> bool:
         """True when the last joint state is at most ``watchdog_s`` old."""

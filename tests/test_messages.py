@@ -188,3 +188,50 @@ def test_serialize_rejects_non_messages():
         m.serialize({"data": "reach"})
     with pytest.raises(ValueError, match="unknown message type"):
         m.deserialize(b"\x00\x01\x00\x00", "std_msgs/String")
+
+
+def test_text_roundtrip_allows_blank_but_not_non_text():
+    assert m.text_from_msg(cdr_roundtrip(m.text_to_msg(""))) == ""
+    assert m.text_from_msg(cdr_roundtrip(m.text_to_msg('{"state": "done"}'))) == '{"state": "done"}'
+    with pytest.raises(ValueError, match="str"):
+        m.text_to_msg(3)
+
+
+def test_object_poses_roundtrip():
+    msg = cdr_roundtrip(m.object_poses_to_msg({"object": [0.6, 0.05, 0.02], "goal": np.array([0.7, -0.1, 0.2])},
+                                              stamp=4.25, frame_id="base"))
+    assert msg.__msgtype__ == "tf2_msgs/msg/TFMessage"
+    poses = m.object_poses_from_msg(msg)
+    assert list(poses) == ["object", "goal"]
+    np.testing.assert_array_equal(poses["goal"][0], [0.7, -0.1, 0.2])
+    assert poses["object"][1:] == (4.25, "base")
+    assert [t.transform.rotation.w for t in msg.transforms] == [1.0, 1.0]
+    with pytest.raises(ValueError, match="finite"):
+        m.object_poses_to_msg({"object": [0.6, np.inf, 0.0]}, stamp=0.0)
+    with pytest.raises(ValueError, match="name"):
+        m.object_poses_to_msg({"": [0.6, 0.0, 0.0]}, stamp=0.0)
+    with pytest.raises(ValueError, match="frame_id"):
+        m.object_poses_to_msg({"object": [0.6, 0.0, 0.0]}, stamp=0.0, frame_id="")
+
+
+def test_audio_roundtrip_is_exact_and_labelled():
+    pcm = np.array([0, 1, -1, 32767, -32768], np.int16)
+    msg = cdr_roundtrip(m.audio_to_msg(pcm))
+    assert msg.__msgtype__ == "std_msgs/msg/Int16MultiArray"
+    back = m.audio_from_msg(msg)
+    assert back.dtype == np.int16 and np.array_equal(back, pcm)
+    with pytest.raises(ValueError, match="int16"):
+        m.audio_to_msg(pcm.astype(np.float32))
+    msg.layout.dim[0].label = "other"
+    with pytest.raises(ValueError, match="audio"):
+        m.audio_from_msg(msg)
+
+
+def test_diagnostics_roundtrip():
+    msg = cdr_roundtrip(m.diagnostics_to_msg("legion: safety", m.DIAG_WARN, "HOLD", {"workspace": 2, "estop": 0},
+                                             stamp=7.5, hardware_id="lbr_fri_ros2_stack"))
+    assert msg.__msgtype__ == "diagnostic_msgs/msg/DiagnosticArray"
+    assert m.diagnostics_from_msg(msg) == [("legion: safety", 1, "HOLD", {"workspace": "2", "estop": "0"})]
+    assert msg.status[0].hardware_id == "lbr_fri_ros2_stack"
+    with pytest.raises(ValueError, match="level"):
+        m.diagnostics_to_msg("x", 7, "", {}, stamp=0.0)

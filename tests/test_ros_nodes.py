@@ -225,13 +225,13 @@ def test_the_graph_reaches_the_goal_only_after_the_safety_node_is_armed():
 
 def test_safety_node_estop_latches_and_stale_joint_states_stop_forwarding():
     safety = make("safety")
-    q = np.zeros(7)
+    q = make("mujoco_plant").plant.joint_state()[0]  # the home posture above the table
     names = [f"lbr_A{k}" for k in range(1, 8)]
     assert not call(safety, "arm").success  # no joint states yet
     safety.get_clock().set(1.0)
     deliver(safety, "joint_states", m.joint_state_to_msg(names, q, q, stamp=1.0))
     assert call(safety, "arm").success
-    command = m.joint_trajectory_to_msg(q + 0.01, names, 1.0, 0.05)
+    command = m.joint_trajectory_to_msg(q + 0.002, names, 1.0, 0.05)
     deliver(safety, "joint_command", command)
     assert len(sent(safety, "joint_targets")) == 1
     assert call(safety, "estop").success and call(safety, "hold").message.startswith("e-stop is latched")
@@ -310,3 +310,23 @@ def test_task_sequencer_node_runs_a_long_horizon_command_subtask_by_subtask():
     assert final["state"] == "done"
     assert [(a["subtask"], a["steps"], a["success"]) for a in final["attempts"]] == \
         [("drawer-close", 3, None), ("reach", 3, False), ("reach", 1, True)]
+
+
+def test_safety_node_refuses_a_joint_command_whose_tcp_leaves_the_workspace_or_jumps():
+    plant = make("mujoco_plant")
+    safety = make("safety")
+    q, qd = plant.plant.joint_state()
+    names = list(plant.driver.joint_names)
+    deliver(safety, "joint_states", m.joint_state_to_msg(names, q, qd, stamp=0.0))
+    assert call(safety, "arm").success
+    fk = safety.real2sim.kinematics.forward_kinematics
+    step = q.copy()
+    step[1] += 0.004  # a few mm at the TCP: forwarded
+    deliver(safety, "joint_command", m.joint_trajectory_to_msg(step, names, 0.0, 0.05))
+    assert len(sent(safety, "joint_targets")) == 1
+    jump = step.copy()
+    jump[0] += 0.2  # 0.2 rad in 0.5 s: inside the joint position and velocity limits
+    deliver(safety, "joint_command", m.joint_trajectory_to_msg(jump, names, 0.0, 0.5))
+    moved = np.linalg.norm(fk(jump)[0] - fk(step)[0])
+    assert moved > 0.025 and len(sent(safety, "joint_targets")) == 1, f"a {moved:.3f} m TCP jump was forwarded"
+    assert any(k.startswith("cartesian_") for k in safety.supervisor.counters)

@@ -2,7 +2,8 @@
 
 Logic: :class:`sim2real.supervisor.SafetySupervisor` (HOLD / ARMED / ESTOP, joint-state watchdog) over
 :class:`sim2real.safety.SafetyFilter` (iiwa 14 joint position limits with a margin, velocity limits,
-non-finite rejection). Services ``arm`` / ``hold`` / ``estop`` are std_srvs/srv/Trigger. Accepted joint
+non-finite rejection; the commanded TCP inside the workspace box and within ``max_step_m`` of the last
+command, which allows 5 mm over sim2real's 2 cm step cap for IK error). Services ``arm`` / ``hold`` / ``estop`` are std_srvs/srv/Trigger. Accepted joint
 commands go to the driver's trajectory controller (``topics.joint_targets``; joint names of ``driver``:
 lbr_fri_ros2_stack or iiwa_ros2); the gripper goes to the Robotiq 2F-85 action (control_msgs
 GripperCommand, or ParallelGripperCommand on Jazzy+: ``gripper_action``). State and intervention
@@ -23,10 +24,11 @@ class SafetyNode(LegionNode):
     def __init__(self):
         super().__init__("safety")
         self.driver = driver(self.param("driver"))
-        self.real2sim, _, safety = make_chain()
+        self.real2sim, _, safety = make_chain(max_step_m=self.param("max_step_m"))
         self.real2sim.joint_names = list(self.driver.joint_names)
+        fk = self.real2sim.kinematics.forward_kinematics
         self.supervisor = SafetySupervisor(safety, watchdog_s=self.param("watchdog_s"),
-                                           start_in_hold=self.param("start_in_hold"))
+                                           start_in_hold=self.param("start_in_hold"), fk=lambda q: fk(q)[0])
         for key, handler in (("arm", self.supervisor_arm), ("hold", self.supervisor.hold),
                              ("estop", self.supervisor.estop)):
             self.create_service(Trigger, graph.SERVICES[key].name, self._trigger(handler))
