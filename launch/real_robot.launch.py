@@ -3,8 +3,8 @@
     ros2 launch launch/real_robot.launch.py [driver:=lbr_fri_ros2_stack|iiwa_ros2] [gripper_port:=/dev/ttyUSB0]
 
 The safety node starts in HOLD: check the scene, then ``ros2 service call /legion/safety/arm std_srvs/srv/Trigger``;
-``/legion/safety/estop`` latches a stop. The perception node (RealSense + AprilTags -> object poses) comes
-with issue 6; until then this file cannot run a task end to end.
+``/legion/safety/estop`` latches a stop. The perception node needs the tag map and the hand-eye calibration
+(parameters ``tag_map`` and ``calibration`` of ``perception``, in a site parameter file); it refuses to start without them.
 """
 import sys
 from pathlib import Path

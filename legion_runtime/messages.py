@@ -52,6 +52,9 @@ JointState = _T["sensor_msgs/msg/JointState"]
 JointTrajectory = _T["trajectory_msgs/msg/JointTrajectory"]
 JointTrajectoryPoint = _T["trajectory_msgs/msg/JointTrajectoryPoint"]
 TFMessage = _T["tf2_msgs/msg/TFMessage"]
+Image = _T["sensor_msgs/msg/Image"]
+CameraInfo = _T["sensor_msgs/msg/CameraInfo"]
+RegionOfInterest = _T["sensor_msgs/msg/RegionOfInterest"]
 DiagnosticArray = _T["diagnostic_msgs/msg/DiagnosticArray"]
 DiagnosticStatus = _T["diagnostic_msgs/msg/DiagnosticStatus"]
 KeyValue = _T["diagnostic_msgs/msg/KeyValue"]
@@ -395,6 +398,67 @@ def object_poses_from_msg(msg: Any) -> dict[str, tuple[np.ndarray, float, str]]:
         out[t.child_frame_id] = (_vector([v.x, v.y, v.z], f"position of {t.child_frame_id!r}", 3, np.float64),
                                  time_from_msg(t.header.stamp), t.header.frame_id)
     return out
+
+
+#: sensor_msgs/Image encodings this stack reads and writes -> channels
+IMAGE_ENCODINGS = {"mono8": 1, "rgb8": 3, "bgr8": 3}
+
+
+def image_to_msg(pixels: Any, encoding: str, stamp: float, frame_id: str) -> Any:
+    """uint8 image (H, W) mono8 or (H, W, 3) rgb8/bgr8 -> sensor_msgs/msg/Image (row-major, step = W * channels).
+
+    Raises:
+        ValueError: unknown encoding, or an array whose dtype/shape does not fit it.
+    """
+    a = np.asarray(pixels)
+    channels = IMAGE_ENCODINGS.get(encoding)
+    if channels is None:
+        raise ValueError(f"image encoding must be one of {sorted(IMAGE_ENCODINGS)}, got {encoding!r}")
+    if a.dtype != np.uint8 or a.ndim != (2 if channels == 1 else 3) or (channels == 3 and a.shape[2] != 3):
+        raise ValueError(f"{encoding} needs uint8 of shape (H, W{'' if channels == 1 else ', 3'}), got {a.dtype} {a.shape}")
+    return Image(header=_header(stamp, frame_id), height=a.shape[0], width=a.shape[1], encoding=encoding,
+                 is_bigendian=0, step=a.shape[1] * channels, data=np.ascontiguousarray(a).reshape(-1).copy())
+
+
+def image_from_msg(msg: Any) -> tuple[np.ndarray, str, float, str]:
+    """sensor_msgs/msg/Image -> (pixels uint8 (H, W) or (H, W, 3), encoding, stamp s, frame_id).
+
+    Raises:
+        ValueError: an encoding other than mono8/rgb8/bgr8, or data that does not match height, width and step.
+    """
+    _expect(msg, "sensor_msgs/msg/Image")
+    channels = IMAGE_ENCODINGS.get(msg.encoding)
+    if channels is None:
+        raise ValueError(f"image encoding {msg.encoding!r} is not supported; publish one of {sorted(IMAGE_ENCODINGS)}")
+    if msg.step < msg.width * channels or len(msg.data) != msg.step * msg.height:
+        raise ValueError(f"image data ({len(msg.data)} bytes, step {msg.step}) does not match {msg.height} x {msg.width} "
+                         f"{msg.encoding}")
+    rows = np.asarray(msg.data, dtype=np.uint8).reshape(msg.height, msg.step)[:, : msg.width * channels]
+    pixels = rows.reshape(msg.height, msg.width) if channels == 1 else rows.reshape(msg.height, msg.width, 3)
+    return pixels, msg.encoding, time_from_msg(msg.header.stamp), msg.header.frame_id
+
+
+def camera_info_to_msg(fx: float, fy: float, cx: float, cy: float, width: int, height: int, stamp: float,
+                       frame_id: str) -> Any:
+    """Pinhole intrinsics of a rectified image -> sensor_msgs/msg/CameraInfo (plumb_bob, zero distortion)."""
+    k = np.array([fx, 0.0, cx, 0.0, fy, cy, 0.0, 0.0, 1.0])
+    p = np.array([fx, 0.0, cx, 0.0, 0.0, fy, cy, 0.0, 0.0, 0.0, 1.0, 0.0])
+    return CameraInfo(header=_header(stamp, frame_id), height=int(height), width=int(width), distortion_model="plumb_bob",
+                      d=np.zeros(5), k=k, r=np.eye(3).reshape(-1), p=p, binning_x=0, binning_y=0,
+                      roi=RegionOfInterest(x_offset=0, y_offset=0, height=0, width=0, do_rectify=False))
+
+
+def camera_info_from_msg(msg: Any) -> tuple[float, float, float, float, int, int]:
+    """sensor_msgs/msg/CameraInfo -> (fx, fy, cx, cy, width, height) from K.
+
+    Raises:
+        ValueError: K is not a pinhole matrix with positive focal lengths (an uncalibrated camera sends zeros).
+    """
+    _expect(msg, "sensor_msgs/msg/CameraInfo")
+    k = np.asarray(msg.k, dtype=np.float64)
+    if k.shape != (9,) or not (k[0] > 0 and k[4] > 0) or not np.all(np.isfinite(k)):
+        raise ValueError(f"camera_info K must hold positive focal lengths, got {k.tolist()}: is the camera calibrated?")
+    return float(k[0]), float(k[4]), float(k[2]), float(k[5]), int(msg.width), int(msg.height)
 
 
 #: diagnostic_msgs/DiagnosticStatus levels

@@ -235,3 +235,26 @@ def test_diagnostics_roundtrip():
     assert msg.status[0].hardware_id == "lbr_fri_ros2_stack"
     with pytest.raises(ValueError, match="level"):
         m.diagnostics_to_msg("x", 7, "", {}, stamp=0.0)
+
+
+@pytest.mark.parametrize("encoding, shape", [("mono8", (4, 6)), ("rgb8", (4, 6, 3)), ("bgr8", (3, 5, 3))])
+def test_image_roundtrip_is_exact(encoding, shape):
+    pixels = (np.arange(np.prod(shape)) % 256).astype(np.uint8).reshape(shape)
+    msg = cdr_roundtrip(m.image_to_msg(pixels, encoding, stamp=3.5, frame_id="camera_color_optical_frame"))
+    assert msg.__msgtype__ == "sensor_msgs/msg/Image" and msg.step == shape[1] * (1 if encoding == "mono8" else 3)
+    back, enc, stamp, frame = m.image_from_msg(msg)
+    assert np.array_equal(back, pixels) and (enc, stamp, frame) == (encoding, 3.5, "camera_color_optical_frame")
+    with pytest.raises(ValueError, match="encoding"):
+        m.image_to_msg(pixels, "16UC1", stamp=0.0, frame_id="c")
+    msg.data = msg.data[:-1]
+    with pytest.raises(ValueError, match="does not match"):
+        m.image_from_msg(msg)
+
+
+def test_camera_info_roundtrip_and_uncalibrated_camera():
+    msg = cdr_roundtrip(m.camera_info_to_msg(615.2, 614.8, 321.0, 239.5, 640, 480, stamp=1.0, frame_id="cam"))
+    assert msg.__msgtype__ == "sensor_msgs/msg/CameraInfo"
+    assert m.camera_info_from_msg(msg) == (615.2, 614.8, 321.0, 239.5, 640, 480)
+    msg.k = np.zeros(9)
+    with pytest.raises(ValueError, match="calibrated"):
+        m.camera_info_from_msg(msg)

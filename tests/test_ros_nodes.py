@@ -96,10 +96,12 @@ def test_parameter_files_are_the_graphs():
         assert (PARAMS_FILE.parent / name).read_text() == text, f"{name}: run `legion ros-params` after editing the graph"
 
 
-NODE_ARGS = {"policy": {"checkpoint": CHECKPOINT}, "speech": {"audio_source": "topic"}}
+PERCEPTION = {"tag_map": str(ROOT / "tests/data/perception/tag_map.yaml"),
+              "calibration": str(ROOT / "tests/data/perception/camera_extrinsics.yaml")}
+NODE_ARGS = {"policy": {"checkpoint": CHECKPOINT}, "speech": {"audio_source": "topic"}, "perception": PERCEPTION}
 
 
-@pytest.mark.parametrize("key", [k for k in graph.NODES if k != "perception"])
+@pytest.mark.parametrize("key", list(graph.NODES))
 def test_node_declares_what_the_graph_and_parameter_file_say(key, parameter_file):
     node = make(key, **NODE_ARGS.get(key, {}))
     spec = graph.NODES[key]
@@ -330,3 +332,36 @@ def test_safety_node_refuses_a_joint_command_whose_tcp_leaves_the_workspace_or_j
     moved = np.linalg.norm(fk(jump)[0] - fk(step)[0])
     assert moved > 0.025 and len(sent(safety, "joint_targets")) == 1, f"a {moved:.3f} m TCP jump was forwarded"
     assert any(k.startswith("cartesian_") for k in safety.supervisor.counters)
+
+
+def test_perception_node_turns_a_camera_image_into_base_frame_object_poses():
+    sys.path.insert(0, str(ROOT / "tests"))
+    from tag_images import D435, facing_camera, render
+
+    from sim2real.perception import load_extrinsics
+
+    node = make("perception", **PERCEPTION)
+    frame = node.param("camera_frame")
+    R, t_obj, t_goal = facing_camera(0.2, 0.3), np.array([-0.1, 0.05, 0.8]), np.array([0.15, 0.0, 1.0])
+    gray = render([(3, 0.06, R, t_obj), (8, 0.06, R, t_goal)])
+    image = m.image_to_msg(np.repeat(gray[:, :, None], 3, axis=2), "bgr8", 5.0, frame)
+    deliver(node, "image", image)  # before camera_info: skipped
+    assert sent(node, "object_poses") == []
+    deliver(node, "camera_info", m.camera_info_to_msg(D435.fx, D435.fy, D435.cx, D435.cy, 640, 480, 5.0, frame))
+    deliver(node, "image", image)
+    (msg,) = sent(node, "object_poses")
+    poses = m.object_poses_from_msg(msg)
+    T = load_extrinsics(PERCEPTION["calibration"])
+    for name, p_cam in (("object", R @ np.array([0, 0, 0.02]) + t_obj), ("goal", t_goal)):
+        position, stamp, base = poses[name]
+        np.testing.assert_allclose(position, T[:3, :3] @ p_cam + T[:3, 3], atol=0.006)
+        assert (stamp, base) == (5.0, "base")
+    deliver(node, "image", m.image_to_msg(np.full((480, 640, 3), 100, np.uint8), "bgr8", 5.7, frame))  # tags gone
+    assert len(sent(node, "object_poses")) == 1, "stale poses are not published"
+
+
+def test_perception_node_without_a_calibration_says_what_to_set():
+    from sim2real.perception import PerceptionError
+
+    with pytest.raises(PerceptionError, match="parameter calibration is empty"):
+        make("perception", tag_map=PERCEPTION["tag_map"])

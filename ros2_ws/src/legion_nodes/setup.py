@@ -2,7 +2,7 @@
 from setuptools import setup
 
 PACKAGE = "legion_nodes"
-NODES = ["speech_node", "task_sequencer_node", "embedding_node", "real2sim_node", "policy_node", "sim2real_node",
+NODES = ["speech_node", "task_sequencer_node", "embedding_node", "perception_node", "real2sim_node", "policy_node", "sim2real_node",
          "safety_node", "mujoco_plant_node"]
 
 setup(

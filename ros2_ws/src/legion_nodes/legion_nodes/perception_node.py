@@ -1,0 +1,57 @@
+"""perception: RealSense colour image + camera_info -> AprilTag object positions in the robot base frame.
+
+Logic: :mod:`sim2real.perception` (pupil-apriltags tag36h11 detection, per-tag pose by OpenCV's
+IPPE_SQUARE, quality gates, base-frame mapping with the hand-eye calibration, smoothing, staleness).
+``tag_map`` is the tag map YAML, ``calibration`` the easy_handeye2-style YAML of T_base<-camera. Each
+image publishes the objects seen within ``max_age_s``; stale objects are left out (and logged), so
+real2sim holds rather than act on an old pose. Images come from realsense-ros topics; the
+pyrealsense2 path without ROS is issue 6.
+"""
+import cv2
+
+from legion_nodes._ros import LegionNode, run
+from legion_runtime import messages as m
+from sim2real.perception import (
+    Intrinsics, ObjectTracker, PerceptionError, TagDetector, load_extrinsics, load_tag_map,
+)
+
+
+class PerceptionNode(LegionNode):
+    def __init__(self):
+        super().__init__("perception")
+        for name, hint in (("tag_map", "calibration/tag_map.example.yaml shows the format"),
+                           ("calibration", "the easy_handeye2 YAML of T_base<-camera from the hand-eye calibration")):
+            if not self.param(name):
+                raise PerceptionError(f"parameter {name} is empty: set it to a file ({hint})")
+        tags = load_tag_map(self.param("tag_map"))
+        self.detector = TagDetector(tags)
+        self.tracker = ObjectTracker(tags, load_extrinsics(self.param("calibration")),
+                                     max_age_s=self.param("max_age_s"))
+        self.intrinsics = None
+        self.subscribe("camera_info", self.on_camera_info)
+        self.subscribe("image", self.on_image)
+
+    def on_camera_info(self, msg) -> None:
+        self.intrinsics = Intrinsics(*m.camera_info_from_msg(msg))
+
+    def on_image(self, msg) -> None:
+        if self.intrinsics is None:
+            self.get_logger().warning("image before camera_info: skipped")
+            return
+        pixels, encoding, stamp, frame = m.image_from_msg(msg)
+        if frame and frame != self.param("camera_frame"):
+            self.get_logger().error(f"image in frame {frame!r}, calibrated for {self.param('camera_frame')!r}: skipped")
+            return
+        gray = pixels if encoding == "mono8" else cv2.cvtColor(
+            pixels, cv2.COLOR_RGB2GRAY if encoding == "rgb8" else cv2.COLOR_BGR2GRAY)
+        self.tracker.update(self.detector.detect(gray, self.intrinsics), stamp)
+        fresh, stale = self.tracker.poses(stamp)
+        if stale:
+            self.get_logger().warning(f"stale (not published): {stale}")
+        if fresh:
+            self.publish("object_poses", m.object_poses_to_msg({k: p for k, (p, _) in fresh.items()}, stamp,
+                                                               self.param("base_frame")))
+
+
+def main(args=None):
+    run(PerceptionNode, args)

@@ -1,0 +1,222 @@
+"""AprilTag perception: camera image -> object positions in the robot base frame, with their age.
+
+The paper locates objects with AprilTags (tag36h11) seen by one RealSense at the table edge. Here:
+
+* :class:`TagDetector` finds tags with pupil-apriltags (the AprilTag 3 library) and estimates each
+  tag's pose from its four corners with OpenCV's ``solvePnP`` (``SOLVEPNP_IPPE_SQUARE``, the planar-square
+  solver), so tags of different sizes share one detection pass; it reports the decision margin and the
+  RMS reprojection error (px) of every detection.
+* A tag map (:func:`load_tag_map`, YAML) says which object each tag id marks, the tag's size (edge of the
+  black square, m) and the object's offset from the tag centre in the tag frame (x right, y down, z into
+  the tag, as AprilTag defines it).
+* :class:`ObjectTracker` keeps what passes the quality gates (``min_decision_margin``,
+  ``max_reprojection_px``), maps it to the base frame with the camera extrinsics T_base<-camera
+  (hand-eye calibration), smooths jitter with an exponential moving average, and reports each object
+  with its age. An object older than ``max_age_s`` is invalid: :meth:`ObjectTracker.poses` leaves it out
+  and names it in ``stale``, never reusing it silently.
+
+Frames: camera = the colour camera's optical frame (z forward, x right, y down; REP-103 ``*_optical_frame``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+
+class PerceptionError(ValueError):
+    """Unusable perception input (tag map, intrinsics, extrinsics, image); the message says how to fix it."""
+
+
+@dataclass(frozen=True)
+class TagSpec:
+    """One tag of the tag map: id (tag36h11), the object it marks, edge of its black square (m), offset (3,) m."""
+
+    tag_id: int
+    object: str
+    size_m: float
+    offset_m: tuple[float, float, float] = (0.0, 0.0, 0.0)
+
+
+def load_tag_map(path: str | Path) -> dict[int, TagSpec]:
+    """Read a tag map YAML: ``tags: [{id: 3, object: puck, size_m: 0.04, offset_m: [0, 0, 0.01]}, ...]``.
+
+    Raises:
+        PerceptionError: missing file, bad YAML, a duplicate id, a non-positive size or a bad offset.
+    """
+    import yaml
+
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+        entries = data["tags"]
+    except (OSError, yaml.YAMLError, KeyError, TypeError) as exc:
+        raise PerceptionError(f"cannot read tag map {path}: {exc}; expected 'tags: [{{id, object, size_m, offset_m}}]'") from exc
+    tags: dict[int, TagSpec] = {}
+    for e in entries:
+        try:
+            spec = TagSpec(int(e["id"]), str(e["object"]), float(e["size_m"]),
+                           tuple(float(v) for v in e.get("offset_m", (0.0, 0.0, 0.0))))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise PerceptionError(f"tag map {path}: bad entry {e!r} ({exc})") from exc
+        if spec.tag_id in tags:
+            raise PerceptionError(f"tag map {path}: tag id {spec.tag_id} is listed twice")
+        if not (np.isfinite(spec.size_m) and spec.size_m > 0) or len(spec.offset_m) != 3 \
+                or not np.all(np.isfinite(spec.offset_m)):
+            raise PerceptionError(f"tag map {path}: tag {spec.tag_id} needs size_m > 0 and a finite 3-d offset_m")
+        tags[spec.tag_id] = spec
+    return tags
+
+
+@dataclass(frozen=True)
+class Intrinsics:
+    """Pinhole intrinsics of an undistorted (rectified) image: focal lengths and principal point, px."""
+
+    fx: float
+    fy: float
+    cx: float
+    cy: float
+    width: int
+    height: int
+
+    def __post_init__(self):
+        if not (self.fx > 0 and self.fy > 0 and self.width > 0 and self.height > 0):
+            raise PerceptionError(f"intrinsics need fx, fy, width, height > 0, got {self}: is camera_info filled in?")
+
+    @property
+    def matrix(self) -> np.ndarray:
+        """(3, 3) camera matrix K."""
+        return np.array([[self.fx, 0.0, self.cx], [0.0, self.fy, self.cy], [0.0, 0.0, 1.0]])
+
+
+@dataclass(frozen=True)
+class TagObservation:
+    """One detected tag: id, pose of the tag in the camera frame (R (3,3), t (3,) m), quality figures."""
+
+    tag_id: int
+    rotation: np.ndarray
+    translation: np.ndarray
+    decision_margin: float
+    reprojection_px: float
+
+
+class TagDetector:
+    """tag36h11 detection (pupil-apriltags) and per-tag pose by ``cv2.solvePnP`` (IPPE_SQUARE).
+
+    Args:
+        tags: the tag map; tags not in it are ignored.
+        threads: detector threads. quad_decimate: detector downsampling (1.0: full resolution).
+    """
+
+    def __init__(self, tags: dict[int, TagSpec], threads: int = 1, quad_decimate: float = 1.0):
+        import pupil_apriltags
+
+        self.tags = tags
+        self._detector = pupil_apriltags.Detector(families="tag36h11", nthreads=threads, quad_decimate=quad_decimate)
+
+    def detect(self, gray: np.ndarray, intrinsics: Intrinsics) -> list[TagObservation]:
+        """Tags of the map seen in ``gray`` (H, W) uint8, with poses in the camera frame.
+
+        Raises:
+            PerceptionError: not a 2-d uint8 image of the intrinsics' size.
+        """
+        import cv2
+
+        if gray.dtype != np.uint8 or gray.ndim != 2 or gray.shape != (intrinsics.height, intrinsics.width):
+            raise PerceptionError(f"expected a {intrinsics.height}x{intrinsics.width} uint8 grey image, got "
+                                  f"{gray.dtype} {gray.shape}")
+        out = []
+        for d in self._detector.detect(gray):
+            spec = self.tags.get(d.tag_id)
+            if spec is None:
+                continue
+            h = spec.size_m / 2  # corners as pupil-apriltags orders them: (-1,+1), (+1,+1), (+1,-1), (-1,-1) in tag x, y
+            corners_tag = np.array([[-h, h, 0.0], [h, h, 0.0], [h, -h, 0.0], [-h, -h, 0.0]])
+            ok, rvec, tvec = cv2.solvePnP(corners_tag, d.corners.astype(np.float64), intrinsics.matrix, None,
+                                          flags=cv2.SOLVEPNP_IPPE_SQUARE)
+            if not ok:
+                continue
+            projected, _ = cv2.projectPoints(corners_tag, rvec, tvec, intrinsics.matrix, None)
+            error = float(np.sqrt(np.mean(np.sum((projected[:, 0] - d.corners) ** 2, axis=1))))
+            out.append(TagObservation(d.tag_id, cv2.Rodrigues(rvec)[0], tvec.ravel(), float(d.decision_margin), error))
+        return out
+
+
+@dataclass
+class ObjectTracker:
+    """Object positions in the base frame from tag observations (see the module docstring).
+
+    Args:
+        tags: the tag map.
+        base_from_camera: (4, 4) T_base<-camera (hand-eye calibration), m.
+        min_decision_margin: reject weaker detections (pupil-apriltags' margin; ~30+ is a clean tag).
+        max_reprojection_px: reject poses whose corners reproject worse than this, px.
+        smoothing: EMA weight of a new observation in (0, 1] (1: no smoothing).
+        max_age_s: an object not seen for longer is stale.
+    """
+
+    tags: dict[int, TagSpec]
+    base_from_camera: np.ndarray
+    min_decision_margin: float = 30.0
+    max_reprojection_px: float = 2.0
+    smoothing: float = 0.5
+    max_age_s: float = 0.5
+    rejected: dict[str, int] = field(default_factory=dict)
+    _objects: dict[str, tuple[np.ndarray, float]] = field(default_factory=dict)
+
+    def __post_init__(self):
+        T = np.asarray(self.base_from_camera, dtype=np.float64)
+        if T.shape != (4, 4) or not np.all(np.isfinite(T)) or not np.allclose(T[:3, :3] @ T[:3, :3].T, np.eye(3), atol=1e-6) \
+                or not np.allclose(T[3], [0, 0, 0, 1]):
+            raise PerceptionError("base_from_camera must be a finite 4x4 rigid transform (check the calibration file)")
+        if not 0 < self.smoothing <= 1:
+            raise PerceptionError(f"smoothing must lie in (0, 1], got {self.smoothing}")
+        self.base_from_camera = T
+
+    def update(self, observations: list[TagObservation], stamp: float) -> None:
+        """Take the detections of one image taken at ``stamp`` (s)."""
+        for o in observations:
+            spec = self.tags[o.tag_id]
+            if o.decision_margin < self.min_decision_margin:
+                self.rejected["decision_margin"] = self.rejected.get("decision_margin", 0) + 1
+                continue
+            if o.reprojection_px > self.max_reprojection_px:
+                self.rejected["reprojection"] = self.rejected.get("reprojection", 0) + 1
+                continue
+            p_cam = o.rotation @ np.asarray(spec.offset_m) + o.translation
+            p_base = self.base_from_camera[:3, :3] @ p_cam + self.base_from_camera[:3, 3]
+            previous = self._objects.get(spec.object)
+            if previous is not None and stamp - previous[1] <= self.max_age_s:
+                p_base = self.smoothing * p_base + (1 - self.smoothing) * previous[0]
+            self._objects[spec.object] = (p_base, stamp)
+
+    def poses(self, now: float) -> tuple[dict[str, tuple[np.ndarray, float]], list[str]]:
+        """({object: (position (3,) m base frame, stamp s)} of fresh objects, [stale object names])."""
+        fresh = {k: v for k, v in self._objects.items() if now - v[1] <= self.max_age_s}
+        return fresh, sorted(set(self._objects) - set(fresh))
+
+
+def load_extrinsics(path: str | Path) -> np.ndarray:
+    """T_base<-camera (4, 4) from an easy_handeye2-style YAML (``transform: {translation: {x,y,z}, rotation: {x,y,z,w}}``).
+
+    Raises:
+        PerceptionError: missing file, missing keys, non-finite values, or a quaternion that is not unit (±1e-3).
+    """
+    import yaml
+    from scipy.spatial.transform import Rotation
+
+    path = Path(path)
+    try:
+        tf = yaml.safe_load(path.read_text())["transform"]
+        t = np.array([float(tf["translation"][k]) for k in "xyz"])
+        q = np.array([float(tf["rotation"][k]) for k in "xyzw"])
+    except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError) as exc:
+        raise PerceptionError(f"cannot read calibration {path}: {exc}; expected easy_handeye2's "
+                              "transform: {translation: {x, y, z}, rotation: {x, y, z, w}}") from exc
+    if not (np.all(np.isfinite(t)) and np.all(np.isfinite(q))) or abs(np.linalg.norm(q) - 1) > 1e-3:
+        raise PerceptionError(f"calibration {path}: translation must be finite and rotation a unit quaternion, "
+                              f"got t={t}, |q|={np.linalg.norm(q):.4f}; re-run the calibration")
+    T = np.eye(4)
+    T[:3, :3], T[:3, 3] = Rotation.from_quat(q).as_matrix(), t
+    return T

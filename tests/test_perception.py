@@ -1,0 +1,96 @@
+"""AprilTag perception (sim2real.perception) on synthetic camera images of real tag36h11 codes at known poses."""
+import numpy as np
+import pytest
+
+from sim2real.perception import (
+    ObjectTracker, PerceptionError, TagDetector, TagSpec, load_extrinsics, load_tag_map,
+)
+from tag_images import D435, facing_camera, render
+
+DATA = "tests/data/perception"
+TAGS = {3: TagSpec(3, "object", 0.06, (0.0, 0.0, 0.02)), 8: TagSpec(8, "goal", 0.06)}
+
+
+def test_pose_accuracy_at_half_a_metre_to_1_2_m():
+    rng = np.random.default_rng(0)
+    detector = TagDetector(TAGS)
+    errors, found, angles = [], 0, []
+    n = 40
+    for i in range(n):
+        depth = rng.uniform(0.5, 1.2)
+        t = np.array([rng.uniform(-0.25, 0.25) * depth, rng.uniform(-0.15, 0.15) * depth, depth])
+        R = facing_camera(rng.uniform(-np.pi, np.pi), rng.uniform(-0.6, 0.6))
+        obs = detector.detect(render([(3, 0.06, R, t)], noise=2.0, seed=i), D435)
+        if obs:
+            found += 1
+            errors.append(np.linalg.norm(obs[0].translation - t))
+            angles.append(np.degrees(np.arccos(np.clip((np.trace(R.T @ obs[0].rotation) - 1) / 2, -1, 1))))
+    print(f"detected {found}/{n}; position error median {np.median(errors) * 1e3:.1f} mm, max {np.max(errors) * 1e3:.1f} mm; "
+          f"rotation error median {np.median(angles):.2f} deg")
+    assert found == n
+    assert np.median(errors) < 0.005 and np.median(angles) < 2.0
+
+
+def test_objects_land_in_the_base_frame_through_the_extrinsics_and_the_tag_offset():
+    T = load_extrinsics(f"{DATA}/camera_extrinsics.yaml")
+    tracker = ObjectTracker(TAGS, T, smoothing=1.0)
+    R, t = facing_camera(0.3, 0.2), np.array([0.05, 0.02, 0.8])
+    tracker.update(TagDetector(TAGS).detect(render([(3, 0.06, R, t)]), D435), stamp=2.0)
+    fresh, stale = tracker.poses(2.1)
+    expected = T[:3, :3] @ (R @ np.array([0, 0, 0.02]) + t) + T[:3, 3]
+    assert stale == [] and list(fresh) == ["object"]
+    np.testing.assert_allclose(fresh["object"][0], expected, atol=0.005)
+    assert fresh["object"][1] == 2.0
+
+
+def test_an_occluded_tag_goes_stale_and_is_never_reused():
+    tracker = ObjectTracker(TAGS, np.eye(4), max_age_s=0.5)
+    detector = TagDetector(TAGS)
+    R, t = facing_camera(), np.array([0.0, 0.0, 0.7])
+    tracker.update(detector.detect(render([(3, 0.06, R, t), (8, 0.06, R, t + [0.2, 0, 0])]), D435), stamp=0.0)
+    occluded = render([(3, 0.06, R, t), (8, 0.06, R, t + [0.2, 0, 0])])
+    occluded[:, 380:] = 90  # a hand over the goal tag
+    for k in range(1, 8):
+        tracker.update(detector.detect(occluded, D435), stamp=0.1 * k)
+    fresh, stale = tracker.poses(0.7)
+    assert list(fresh) == ["object"] and stale == ["goal"]
+
+
+def test_weak_detections_are_rejected_by_the_quality_gates():
+    tracker = ObjectTracker(TAGS, np.eye(4), min_decision_margin=500.0)  # stricter than any real detection
+    tracker.update(TagDetector(TAGS).detect(render([(3, 0.06, facing_camera(), np.array([0, 0, 0.7]))]), D435), 0.0)
+    assert tracker.poses(0.0) == ({}, []) and tracker.rejected == {"decision_margin": 1}
+
+
+def test_no_tag_in_view_and_unknown_tags_give_nothing():
+    detector = TagDetector(TAGS)
+    assert detector.detect(render([]), D435) == []
+    assert detector.detect(render([(5, 0.06, facing_camera(), np.array([0, 0, 0.7]))]), D435) == []  # not in the map
+
+
+def test_smoothing_averages_jitter():
+    tracker = ObjectTracker(TAGS, np.eye(4), smoothing=0.5)
+    from sim2real.perception import TagObservation
+
+    for k, z in enumerate((0.70, 0.72)):
+        tracker.update([TagObservation(8, np.eye(3), np.array([0, 0, z]), 100.0, 0.1)], stamp=0.1 * k)
+    np.testing.assert_allclose(tracker.poses(0.1)[0]["goal"][0], [0, 0, 0.71])
+
+
+def test_bad_files_and_inputs_give_clear_errors(tmp_path):
+    assert set(load_tag_map(f"{DATA}/tag_map.yaml")) == {3, 8}
+    (tmp_path / "dup.yaml").write_text("tags: [{id: 1, object: a, size_m: 0.05}, {id: 1, object: b, size_m: 0.05}]")
+    with pytest.raises(PerceptionError, match="listed twice"):
+        load_tag_map(tmp_path / "dup.yaml")
+    with pytest.raises(PerceptionError, match="cannot read tag map"):
+        load_tag_map(tmp_path / "missing.yaml")
+    (tmp_path / "cal.yaml").write_text("transform: {translation: {x: 1, y: 0, z: 0}, rotation: {x: 0, y: 0, z: 0, w: 0.5}}")
+    with pytest.raises(PerceptionError, match="unit quaternion"):
+        load_extrinsics(tmp_path / "cal.yaml")
+    (tmp_path / "cut.yaml").write_text("transform: {translation: {x: 1, y: 0")  # truncated file
+    with pytest.raises(PerceptionError, match="cannot read calibration"):
+        load_extrinsics(tmp_path / "cut.yaml")
+    with pytest.raises(PerceptionError, match="rigid transform"):
+        ObjectTracker(TAGS, np.full((4, 4), np.nan))
+    with pytest.raises(PerceptionError, match="grey image"):
+        TagDetector(TAGS).detect(np.zeros((480, 640, 3), np.uint8), D435)
