@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ORDER = ["control_cycle", "language", "trainer", "knowledge_space", "plant", "safety"]
+ORDER = ["control_cycle", "language", "trainer", "knowledge_space", "plant", "safety", "perception"]
 
 
 def main() -> int:

@@ -24,7 +24,7 @@ class PerceptionNode(LegionNode):
             if not self.param(name):
                 raise PerceptionError(f"parameter {name} is empty: set it to a file ({hint})")
         tags = load_tag_map(self.param("tag_map"))
-        self.detector = TagDetector(tags)
+        self.detector = TagDetector(tags, quad_decimate=self.param("quad_decimate"))
         self.tracker = ObjectTracker(tags, load_extrinsics(self.param("calibration")),
                                      max_age_s=self.param("max_age_s"))
         self.intrinsics = None

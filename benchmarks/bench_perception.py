@@ -1,0 +1,59 @@
+"""Perception throughput: tag36h11 detection + per-tag pose on 640 x 480 frames, one core.
+
+Frames are synthetic images of real tag36h11 codes (tests/tag_images.py: OpenCV's AprilTag dictionary warped
+through a pinhole camera with the RealSense D435's intrinsics) holding ``--tags`` 6 cm tags at 0.5-1.2 m.
+Prints the median and p99 time per frame of ``TagDetector.detect`` and the frame rate (target >= 30 frames/s
+on one core), and the median position error.
+
+    .venv/bin/python benchmarks/bench_perception.py [--frames 200] [--tags 2] [--decimate 1.5]
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from tag_images import D435, facing_camera, render  # noqa: E402
+
+from sim2real.perception import TagDetector, TagSpec  # noqa: E402
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--frames", type=int, default=200)
+    parser.add_argument("--tags", type=int, default=2)
+    parser.add_argument("--decimate", type=float, default=1.5, help="pupil-apriltags quad_decimate (the node's default)")
+    args = parser.parse_args()
+    rng = np.random.default_rng(0)
+    tags = {i: TagSpec(i, f"object{i}", 0.06) for i in range(args.tags)}
+    detector = TagDetector(tags, threads=1, quad_decimate=args.decimate)
+    frames, truths = [], []
+    for f in range(args.frames):
+        placed = []
+        for i in range(args.tags):
+            depth = rng.uniform(0.5, 1.2)
+            t = np.array([(-0.2 + 0.4 * i / max(args.tags - 1, 1)) * depth, rng.uniform(-0.1, 0.1) * depth, depth])
+            placed.append((i, 0.06, facing_camera(rng.uniform(-3, 3), rng.uniform(-0.5, 0.5)), t))
+        frames.append(render(placed, noise=2.0, seed=f))
+        truths.append({i: t for i, _, _, t in placed})
+    times, errors, seen = [], [], 0
+    for frame, truth in zip(frames, truths):
+        t0 = time.perf_counter()
+        observations = detector.detect(frame, D435)
+        times.append(time.perf_counter() - t0)
+        seen += len(observations)
+        errors += [np.linalg.norm(o.translation - truth[o.tag_id]) for o in observations]
+    times = np.array(times) * 1e3
+    print(f"{args.frames} frames 640x480, {args.tags} tags of 6 cm at 0.5-1.2 m, 1 thread, quad_decimate {args.decimate}")
+    print(f"  detection + pose: median {np.median(times):.2f} ms, p99 {np.percentile(times, 99):.2f} ms "
+          f"-> {1e3 / np.median(times):.0f} frames/s (target >= 30)")
+    print(f"  detected {seen}/{args.frames * args.tags} tags; position error median {np.median(errors) * 1e3:.1f} mm, "
+          f"p95 {np.percentile(errors, 95) * 1e3:.1f} mm")
+
+
+if __name__ == "__main__":
+    main()
