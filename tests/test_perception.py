@@ -5,6 +5,7 @@ import pytest
 from sim2real.perception import (
     ObjectTracker, PerceptionError, TagDetector, TagSpec, load_extrinsics, load_tag_map,
 )
+from realsense_cases import run_isolated
 from tag_images import D435, facing_camera, render
 
 DATA = "tests/data/perception"
@@ -94,3 +95,8 @@ def test_bad_files_and_inputs_give_clear_errors(tmp_path):
         ObjectTracker(TAGS, np.full((4, 4), np.nan))
     with pytest.raises(PerceptionError, match="grey image"):
         TagDetector(TAGS).detect(np.zeros((480, 640, 3), np.uint8), D435)
+
+
+
+def test_a_realsense_recording_replays_exact_frames_with_the_devices_intrinsics():
+    run_isolated("recording_replays_exact_frames")

@@ -365,3 +365,11 @@ def test_perception_node_without_a_calibration_says_what_to_set():
 
     with pytest.raises(PerceptionError, match="parameter calibration is empty"):
         make("perception", tag_map=PERCEPTION["tag_map"])
+
+
+
+def test_perception_node_reads_a_realsense_recording_through_pyrealsense2():
+    sys.path.insert(0, str(ROOT / "tests"))
+    from realsense_cases import run_isolated
+
+    run_isolated("perception_node_reads_a_recording")

@@ -1,13 +1,17 @@
-"""perception: RealSense colour image + camera_info -> AprilTag object positions in the robot base frame.
+"""perception: RealSense colour images -> AprilTag object positions in the robot base frame.
 
 Logic: :mod:`sim2real.perception` (pupil-apriltags tag36h11 detection, per-tag pose by OpenCV's
 IPPE_SQUARE, quality gates, base-frame mapping with the hand-eye calibration, smoothing, staleness).
-``tag_map`` is the tag map YAML, ``calibration`` the easy_handeye2-style YAML of T_base<-camera. Each
-image publishes the objects seen within ``max_age_s``; stale objects are left out (and logged), so
-real2sim holds rather than act on an old pose. Images come from realsense-ros topics; the
-pyrealsense2 path without ROS is issue 6.
+``tag_map`` is the tag map YAML, ``calibration`` the easy_handeye2-style YAML of T_base<-camera.
+
+Images come from realsense-ros (``camera_source: topics``: image + camera_info topics) or straight from
+pyrealsense2 (``camera_source: pyrealsense2``: the camera ``realsense_serial``, or the recording
+``realsense_recording``, polled at ``rate_hz``; :class:`sim2real.realsense.RealSenseSource`). Each image
+publishes the objects seen within ``max_age_s``; stale objects are left out (and logged), so real2sim
+holds rather than act on an old pose.
 """
 import cv2
+import numpy as np
 
 from legion_nodes._ros import LegionNode, run
 from legion_runtime import messages as m
@@ -28,8 +32,19 @@ class PerceptionNode(LegionNode):
         self.tracker = ObjectTracker(tags, load_extrinsics(self.param("calibration")),
                                      max_age_s=self.param("max_age_s"))
         self.intrinsics = None
-        self.subscribe("camera_info", self.on_camera_info)
-        self.subscribe("image", self.on_image)
+        source = self.param("camera_source")
+        if source == "topics":
+            self.subscribe("camera_info", self.on_camera_info)
+            self.subscribe("image", self.on_image)
+        elif source == "pyrealsense2":
+            from sim2real.realsense import RealSenseSource
+
+            self.camera = RealSenseSource(recording=self.param("realsense_recording") or None,
+                                          serial=self.param("realsense_serial") or None)
+            self.intrinsics = self.camera.intrinsics
+            self.create_timer(1.0 / self.param("rate_hz"), self.on_timer)
+        else:
+            raise ValueError(f"camera_source must be 'topics' or 'pyrealsense2', got {source!r}")
 
     def on_camera_info(self, msg) -> None:
         self.intrinsics = Intrinsics(*m.camera_info_from_msg(msg))
@@ -44,6 +59,14 @@ class PerceptionNode(LegionNode):
             return
         gray = pixels if encoding == "mono8" else cv2.cvtColor(
             pixels, cv2.COLOR_RGB2GRAY if encoding == "rgb8" else cv2.COLOR_BGR2GRAY)
+        self.process(gray, stamp)
+
+    def on_timer(self) -> None:
+        frame = self.camera.read(timeout_s=0.01)
+        if frame is not None:  # stamped on receipt: the ROS clock, like realsense-ros' default
+            self.process(cv2.cvtColor(frame.bgr, cv2.COLOR_BGR2GRAY), self.now_s())
+
+    def process(self, gray: np.ndarray, stamp: float) -> None:
         self.tracker.update(self.detector.detect(gray, self.intrinsics), stamp)
         fresh, stale = self.tracker.poses(stamp)
         if stale:
