@@ -246,6 +246,9 @@ def test_safety_node_estop_latches_and_stale_joint_states_stop_forwarding():
     deliver(safety, "joint_states", m.joint_state_to_msg(names, q, q, stamp=1.5))
     deliver(safety, "joint_command", command)
     assert len(sent(safety, "joint_targets")) == 2, "forwarding resumes when joint states are fresh"
+    wrong_names = m.joint_trajectory_to_msg(q + 0.002, [f"joint_a{k}" for k in range(1, 8)], 1.5, 0.05)
+    deliver(safety, "joint_command", wrong_names)  # another driver's joint names: refused, not guessed
+    assert len(sent(safety, "joint_targets")) == 2
     bad = m.joint_trajectory_to_msg(q + 3.0, names, 1.5, 0.05)  # beyond the position limits of A2, A4, A6
     deliver(safety, "joint_command", bad)
     (_, last) = sent(safety, "joint_targets")[-2:]

@@ -61,7 +61,10 @@ class SafetyNode(LegionNode):
 
     def on_joint_command(self, msg) -> None:
         q, names, _, period = m.joint_trajectory_from_msg(msg)
-        q = self.real2sim.joint_positions(names, q) if set(names) == set(self.driver.joint_names) else q
+        if sorted(names) != sorted(self.driver.joint_names):  # never guess which joint a value is for
+            self.get_logger().error(f"joint command for {names}, expected {list(self.driver.joint_names)}: refused")
+            return
+        q = self.real2sim.joint_positions(names, q)  # into A1..A7 order
         decision = self.supervisor.on_joint_command(q, period, self.now_s())
         if decision.q is not None:
             self.publish("joint_targets", m.joint_trajectory_to_msg(decision.q, self.driver.joint_names, 0.0, period))
