@@ -160,6 +160,32 @@ def sweep(
     print_report([load_run(c.out) for c in configs], None, Console(width=max(console.width, 150)))
 
 
+@app.command()
+def calibrate(
+    samples: Annotated[Path, typer.Option(help="YAML of paired samples: base_from_gripper (robot FK) and camera_from_tag (detector)")],
+    out: Annotated[Path, typer.Option(help="easy_handeye2-style calibration to write")] = Path("calibration/camera_extrinsics.yaml"),
+    method: Annotated[str, typer.Option(help="tsai | park | horaud | andreff | daniilidis (OpenCV calibrateHandEye)")] = "park",
+) -> None:
+    """Eye-on-base hand-eye calibration: T_base<-camera from robot poses and tag detections (OpenCV)."""
+    import numpy as np
+
+    from sim2real.calibration import CalibrationError, calibrate_eye_on_base, load_samples, write_calibration
+
+    try:
+        base_from_gripper, camera_from_tag = load_samples(samples)
+        result = calibrate_eye_on_base(base_from_gripper, camera_from_tag, method)
+    except CalibrationError as exc:
+        _fail(str(exc))
+    write_calibration(out, result)
+    t = result.base_from_camera[:3, 3]
+    console.print(f"T_base<-camera from {len(base_from_gripper)} samples ({method}): translation "
+                  f"[{t[0]:.4f}, {t[1]:.4f}, {t[2]:.4f}] m")
+    console.print(f"residuals of the gripper-to-tag transform: translation median "
+                  f"{np.median(result.translation_residuals_m) * 1e3:.1f} mm, max {result.translation_residuals_m.max() * 1e3:.1f} mm; "
+                  f"rotation median {np.median(result.rotation_residuals_deg):.2f} deg, max {result.rotation_residuals_deg.max():.2f} deg")
+    console.print(f"wrote {out}")
+
+
 @app.command("ros-params")
 def ros_params(
     out: Annotated[Path, typer.Option(help="folder of the parameter files")] = Path("launch/config"),
