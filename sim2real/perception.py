@@ -101,6 +101,32 @@ class TagObservation:
     reprojection_px: float
 
 
+def _pupil_detector_class():
+    """pupil-apriltags' ``Detector`` with its C resources freed in the right order.
+
+    pupil-apriltags 1.0.4's ``Detector.__del__`` destroys the tag families before the detector, and the
+    detector's destroy then reads them: a use-after-free (pupil-labs/apriltags PR #65, still open). Here it
+    corrupted the heap and aborted the test process later, at random places. This subclass frees the detector
+    first, then the families, as AprilTag's own example does.
+    """
+    import pupil_apriltags
+
+    class Detector(pupil_apriltags.Detector):
+        def __del__(self):
+            ptr = getattr(self, "tag_detector_ptr", None)
+            if ptr is None:
+                return
+            self.tag_detector_ptr = None
+            self.libc.apriltag_detector_destroy.restype = None
+            self.libc.apriltag_detector_destroy(ptr)
+            for family, tf in self.tag_families.items():
+                destroy = getattr(self.libc, f"{family}_destroy")
+                destroy.restype = None
+                destroy(tf)
+
+    return Detector
+
+
 class TagDetector:
     """tag36h11 detection (pupil-apriltags) and per-tag pose by ``cv2.solvePnP`` (IPPE_SQUARE).
 
@@ -110,10 +136,8 @@ class TagDetector:
     """
 
     def __init__(self, tags: dict[int, TagSpec], threads: int = 1, quad_decimate: float = 1.0):
-        import pupil_apriltags
-
         self.tags = tags
-        self._detector = pupil_apriltags.Detector(families="tag36h11", nthreads=threads, quad_decimate=quad_decimate)
+        self._detector = _pupil_detector_class()(families="tag36h11", nthreads=threads, quad_decimate=quad_decimate)
 
     def detect(self, gray: np.ndarray, intrinsics: Intrinsics) -> list[TagObservation]:
         """Tags of the map seen in ``gray`` (H, W) uint8, with poses in the camera frame.

@@ -100,3 +100,27 @@ def test_bad_files_and_inputs_give_clear_errors(tmp_path):
 
 def test_a_realsense_recording_replays_exact_frames_with_the_devices_intrinsics():
     run_isolated("recording_replays_exact_frames")
+
+
+
+def test_freeing_a_detector_reads_no_freed_memory():
+    """pupil-apriltags' own Detector frees its tag families before the detector, whose destroy then reads them
+    (PR #65). With glibc filling freed memory (MALLOC_PERTURB_) that read crashes (measured: bus error, exit
+    135); ours frees the detector first and survives 30 create / detect / free cycles."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import gc, numpy as np\n"
+            "from tag_images import D435, facing_camera, render\n"
+            "from sim2real.perception import TagDetector, TagSpec\n"
+            "img = render([(3, 0.06, facing_camera(), np.array([0, 0, 0.7]))])\n"
+            "for _ in range(30):\n"
+            "    d = TagDetector({3: TagSpec(3, 'o', 0.06)})\n"
+            "    assert len(d.detect(img, D435)) == 1\n"
+            "    del d\n"
+            "    gc.collect()\n"
+            "print('freed 30')\n")
+    env = {**os.environ, "MALLOC_PERTURB_": "165", "MALLOC_CHECK_": "3", "PYTHONPATH": "tests"}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 0 and "freed 30" in result.stdout, (result.returncode, result.stderr[-2000:])
