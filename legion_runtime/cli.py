@@ -39,6 +39,10 @@ def run(
     max_steps: Annotated[int, typer.Option(help="control steps per subtask (20 Hz)")] = 150,
     out: Annotated[Path, typer.Option(help="folder that receives the run folder")] = Path("runs"),
     video: Annotated[bool, typer.Option(help="render video.mp4 and frames.png")] = True,
+    perception: Annotated[str, typer.Option(
+        help="camera: objects from the virtual RealSense through AprilTag detection; simulator: ground truth")] = "camera",
+    calibration: Annotated[Optional[Path], typer.Option(
+        help="camera extrinsics (easy_handeye2 YAML); default calibration/sim_camera_extrinsics.yaml")] = None,
 ) -> None:
     """Speak (or type) a command and watch the simulated KUKA iiwa carry it out with the LEGION policy."""
     from legion_runtime.main_job import BadInput, run_main_job
@@ -49,7 +53,8 @@ def run(
     try:
         result = run_main_job(wav=wav, text=text, checkpoint=checkpoint, speech_backend=speech_backend,
                               vosk_model=vosk_model, embedding_model=embedding_model, seed=seed,
-                              max_steps=max_steps, out_dir=out, video=video, console=console)
+                              max_steps=max_steps, out_dir=out, video=video, perception=perception,
+                              calibration=calibration, console=console)
     except UnknownCommandError as exc:
         _fail(str(exc), EXIT_UNKNOWN_COMMAND)
     except BadInput as exc:
@@ -184,6 +189,54 @@ def calibrate(
                   f"{np.median(result.translation_residuals_m) * 1e3:.1f} mm, max {result.translation_residuals_m.max() * 1e3:.1f} mm; "
                   f"rotation median {np.median(result.rotation_residuals_deg):.2f} deg, max {result.rotation_residuals_deg.max():.2f} deg")
     console.print(f"wrote {out}")
+
+
+@app.command("calibrate-sim")
+def calibrate_sim(
+    n: Annotated[int, typer.Option(help="robot poses that show the gripper tag to the camera")] = 25,
+    seed: Annotated[int, typer.Option(help="seed of the random poses")] = 0,
+    samples_out: Annotated[Path, typer.Option(help="where to write the samples")] = Path("calibration/sim_samples.yaml"),
+    out: Annotated[Path, typer.Option(help="calibration to write")] = Path("calibration/sim_camera_extrinsics.yaml"),
+    method: Annotated[str, typer.Option(help="OpenCV calibrateHandEye method")] = "park",
+) -> None:
+    """Calibrate the simulated RealSense as the real one: collect samples, run `legion calibrate`, compare with the truth."""
+    import numpy as np
+    from scipy.spatial.transform import Rotation
+
+    from legion_sim.calibration_rig import collect_samples, true_base_from_camera
+    from legion_sim.camera import CALIBRATION_TAG_SIZE_M
+    from sim2real.calibration import write_samples
+
+    base_from_flange, camera_from_tag, plant = collect_samples(n, seed)
+    write_samples(samples_out, base_from_flange, camera_from_tag, plant.camera().intrinsics, CALIBRATION_TAG_SIZE_M)
+    console.print(f"wrote {n} samples to {samples_out}")
+    calibrate(samples=samples_out, out=out, method=method)
+    from sim2real.perception import load_extrinsics
+
+    truth, found = true_base_from_camera(plant), load_extrinsics(out)
+    plant.close()
+    dt = np.linalg.norm(found[:3, 3] - truth[:3, 3])
+    dr = np.degrees(Rotation.from_matrix(found[:3, :3].T @ truth[:3, :3]).magnitude())
+    console.print(f"error against the simulated camera's true pose: {dt * 1e3:.2f} mm, {dr:.3f} deg")
+
+
+@app.command("calibrate-check")
+def calibrate_check(
+    calibration: Annotated[Path, typer.Option(help="calibration written by legion calibrate")],
+    samples: Annotated[Path, typer.Option(help="new samples (with intrinsics and tag_size_m)")],
+) -> None:
+    """Reprojection error of a saved calibration on new samples: predicted vs detected tag corners (px)."""
+    import numpy as np
+
+    from sim2real.calibration import CalibrationError, check_calibration
+
+    try:
+        result = check_calibration(calibration, samples)
+    except CalibrationError as exc:
+        _fail(str(exc))
+    px, mm = result.reprojection_px, result.position_error_m * 1e3
+    console.print(f"{len(px)} samples: reprojection error median {np.median(px):.2f} px, max {px.max():.2f} px; "
+                  f"tag position error median {np.median(mm):.1f} mm, max {mm.max():.1f} mm")
 
 
 @app.command("ros-params")

@@ -73,6 +73,24 @@ def make_chain(frame=None, **limits):
     return Real2Sim(frame), Sim2Real(frame), SafetyFilter(limits)
 
 
+def _camera_perception(perception: str, calibration: Path | None, plan: Plan):
+    """The run's camera perception (None for ``"simulator"``), checked against every subtask of the plan."""
+    if perception == "simulator":
+        return None
+    if perception != "camera":
+        raise BadInput(f"perception must be 'camera' or 'simulator', got {perception!r}")
+    from legion_runtime.sim_perception import SIM_CALIBRATION, CameraPerception
+    from sim2real.perception import PerceptionError
+
+    try:
+        camera = CameraPerception(calibration or SIM_CALIBRATION)
+        for subtask in plan.subtasks:
+            camera.rule(subtask.env_id)
+    except PerceptionError as exc:
+        raise BadInput(f"camera perception: {exc}") from exc
+    return camera
+
+
 def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:40] or "command"
 
@@ -80,8 +98,14 @@ def _slug(text: str) -> str:
 def run_main_job(*, wav: Path | None, text: str | None, checkpoint: Path, speech_backend: str = "pocketsphinx",
                  vosk_model: Path | None = None, embedding_model: Path | None = None, seed: int = 0,
                  max_steps: int = MAX_STEPS_PER_SUBTASK, out_dir: Path = Path("runs"), video: bool = True,
+                 perception: str = "camera", calibration: Path | None = None,
                  console: Console | None = None) -> RunResult:
     """Run a command end to end and write the run folder.
+
+    Args:
+        perception: ``"camera"``: objects and goals come from the virtual RealSense through the AprilTag
+            detector and the camera calibration (as on the robot); ``"simulator"``: read from the simulator.
+        calibration: camera extrinsics for ``"camera"`` (default: calibration/sim_camera_extrinsics.yaml).
 
     Raises:
         BadInput: unusable checkpoint, audio, speech model or embedding model.
@@ -99,6 +123,7 @@ def run_main_job(*, wav: Path | None, text: str | None, checkpoint: Path, speech
     else:
         heard = text
     plan: Plan = library.plan(heard)  # UnknownCommandError lists the known commands
+    camera = _camera_perception(perception, calibration, plan)
 
     from legion_policy.embedding import EmbeddingModelError, TextEmbedder
     try:
@@ -139,13 +164,30 @@ def run_main_job(*, wav: Path | None, text: str | None, checkpoint: Path, speech
                 def on_step(step: int, plant=plant) -> None:  # 10 frames/s: every other 20 Hz step
                     if step % 2 == 1:
                         frames.append(plant.render())
-            outcome = loop.run_subtask(plant, subtask.name, embedding, max_steps, t0_ns=t_ns, on_step=on_step)
+            objects = None
+            if camera is not None:
+                from sim2real.goals import ObjectNotSeenError
+
+                objects = camera.for_subtask(plant, subtask.env_id)
+                try:
+                    goal = objects.start(t_ns * 1e-9)
+                except ObjectNotSeenError as exc:
+                    outcomes.append(SubtaskOutcome(subtask.name, False, 0, skipped=str(exc)))
+                    plant.close()
+                    console.print(f"subtask {i + 1}/{len(plan.subtasks)} {subtask.name!r}: [yellow]skipped[/]: {exc}")
+                    continue
+                console.print(f"goal from the camera: {np.round(goal, 3).tolist()} (sim frame, m); "
+                              f"simulator's goal {np.round(plant.goal_position(), 3).tolist()}")
+            outcome = loop.run_subtask(plant, subtask.name, embedding, max_steps, t0_ns=t_ns, on_step=on_step,
+                                       objects=objects)
             t_ns += outcome.steps * int(plant.dt * 1e9)
             outcomes.append(outcome)
+            plant.close()
             status = "[green]success[/]" if outcome.success else "[red]failed[/]"
+            component = max(set(outcome.components), key=outcome.components.count) if outcome.components else "none"
             console.print(f"subtask {i + 1}/{len(plan.subtasks)} {subtask.name!r} ({subtask.env_id}): {status} "
                           f"in {outcome.steps} steps ({outcome.steps * plant.dt:.2f} s), "
-                          f"DPMM component {max(set(outcome.components), key=outcome.components.count)}, "
+                          f"DPMM component {component}, "
                           f"safety interventions {outcome.interventions or 'none'}, holds {outcome.holds}")
     if video and frames:
         _write_video(run_dir, frames)

@@ -27,6 +27,9 @@ from sim2real.transforms import Real2Sim, Sim2Real
 GRIPPER_CLOSED_RAD = m.GRIPPER_CLOSED_RAD
 
 Publish = Callable[[str, object, int], None]  # (topic key of legion_runtime.graph.TOPICS, message, stamp ns)
+#: Perceived object and goal at a stamp (s): ((3,), (3,)) sim frame, m, or None while the object is not seen
+#: (``sim2real.object_state.ObjectState.positions`` bound to a camera).
+Objects = Callable[[float], "tuple[np.ndarray, np.ndarray] | None"]
 
 
 class Plant(Protocol):
@@ -54,9 +57,11 @@ class SubtaskOutcome:
         subtask: library name, e.g. ``"reach"``.
         success: the plant's success test held at some step (Meta-World: success if any step succeeds).
         steps: control steps executed (<= max_steps; the loop stops at the first success).
-        holds: cycles in which the safety filter rejected the command (nothing sent).
-        interventions: safety interventions by reason during this subtask.
-        components: DPMM component inferred at each step.
+        holds: cycles in which nothing new was sent (safety filter rejection, or no fresh object pose).
+        interventions: safety interventions by reason during this subtask, and ``object_not_seen``
+            (cycles held because perception had no fresh pose of the object).
+        components: DPMM component inferred at each step the policy ran.
+        skipped: why the subtask was not attempted ('' if it was), e.g. its object was not seen.
     """
 
     subtask: str
@@ -65,6 +70,7 @@ class SubtaskOutcome:
     holds: int = 0
     interventions: dict[str, int] = field(default_factory=dict)
     components: list[int] = field(default_factory=list)
+    skipped: str = ""
 
 
 class ControlLoop:
@@ -84,7 +90,8 @@ class ControlLoop:
         self.publish = publish
 
     def run_subtask(self, plant: Plant, name: str, embedding: np.ndarray, max_steps: int = 150,
-                    t0_ns: int = 0, on_step: Callable[[int], None] | None = None) -> SubtaskOutcome:
+                    t0_ns: int = 0, on_step: Callable[[int], None] | None = None,
+                    objects: Objects | None = None) -> SubtaskOutcome:
         """Run one subtask until the plant reports success or ``max_steps`` control steps have passed.
 
         Args:
@@ -94,6 +101,8 @@ class ControlLoop:
             max_steps: step limit (paper: 150).
             t0_ns: stamp of the first cycle, ns (the plant's clock then advances by ``plant.dt``).
             on_step: called after each plant step with the step index (video frames).
+            objects: where the object and goal come from: perception (a camera through the tag detector);
+                None reads them from the plant (the simulator's ground truth).
 
         Returns:
             :class:`SubtaskOutcome`.
@@ -107,25 +116,33 @@ class ControlLoop:
         gripper = 0.0  # last accepted gripper command (fraction closed); starts open
         outcome = SubtaskOutcome(subtask=name, success=False, steps=0)
         dt_ns = int(round(plant.dt * 1e9))
+        not_seen = 0
         for step in range(max_steps):
             stamp = t0_ns + step * dt_ns
             q, qd = plant.joint_state()
-            obs = self.real2sim.observation(q, plant.object_position(), plant.goal_position())
-            action, component = self.policy.act(obs, embedding)
-            outcome.components.append(int(component))
+            seen = (plant.object_position(), plant.goal_position()) if objects is None else objects(stamp * 1e-9)
             tcp_base = self.real2sim.kinematics.forward_kinematics(q)[0]
-            if np.all(np.isfinite(action)):
-                cmd = self.sim2real.command(action, stamp=stamp * 1e-9)
-                verdict = self.safety.filter_cartesian(cmd.position_base, last_sent, cmd.gripper)
-            else:  # a non-finite action is a HOLD, decided by the safety filter like any other
-                verdict = self.safety.filter_cartesian(np.full(3, np.nan), tcp_base, gripper)
-            q_cmd = None
-            if verdict.accepted:
-                ik = self.sim2real.kinematics.solve_ik(verdict.position, q, self.sim2real.target_rot_base,
-                                                       max_iterations=self.sim2real.ik_iterations)
-                joint_verdict = self.safety.filter_joints(ik.q, q, plant.dt)
-                if joint_verdict.accepted:
-                    q_cmd, gripper, last_sent = joint_verdict.q, verdict.gripper, verdict.position
+            q_cmd, accepted_target = None, None
+            if seen is None:  # no fresh object pose: nothing for the policy to act on; hold
+                not_seen += 1
+                obs, action, component = np.full(12, np.nan), np.full(4, np.nan), -1
+            else:
+                obs = self.real2sim.observation(q, *seen)
+                action, component = self.policy.act(obs, embedding)
+                if np.all(np.isfinite(action)):
+                    cmd = self.sim2real.command(action, stamp=stamp * 1e-9)
+                    verdict = self.safety.filter_cartesian(cmd.position_base, last_sent, cmd.gripper)
+                else:  # a non-finite action is a HOLD, decided by the safety filter like any other
+                    verdict = self.safety.filter_cartesian(np.full(3, np.nan), tcp_base, gripper)
+                if verdict.accepted:
+                    ik = self.sim2real.kinematics.solve_ik(verdict.position, q, self.sim2real.target_rot_base,
+                                                           max_iterations=self.sim2real.ik_iterations)
+                    joint_verdict = self.safety.filter_joints(ik.q, q, plant.dt)
+                    if joint_verdict.accepted:
+                        q_cmd, gripper, last_sent = joint_verdict.q, verdict.gripper, verdict.position
+                        accepted_target = verdict.position
+            if seen is not None:
+                outcome.components.append(int(component))
             if q_cmd is None:  # HOLD: keep the measured posture, re-anchor the target on the measured TCP
                 outcome.holds += 1
                 self.sim2real.reset(self.real2sim.frame.to_sim(tcp_base))
@@ -133,7 +150,7 @@ class ControlLoop:
                 q_cmd = q
             if self.publish is not None:
                 self._publish(stamp, plant, q, qd, obs, action, component,
-                              verdict.position if verdict.accepted else tcp_base, q_cmd, gripper)
+                              tcp_base if accepted_target is None else accepted_target, q_cmd, gripper)
             plant.step(q_cmd, gripper)
             outcome.steps = step + 1
             if on_step is not None:
@@ -143,15 +160,19 @@ class ControlLoop:
                 break
         outcome.interventions = {k: v - before.get(k, 0) for k, v in self.safety.counters.items()
                                  if v - before.get(k, 0)}
+        if not_seen:
+            outcome.interventions["object_not_seen"] = not_seen
         return outcome
 
     def _publish(self, stamp, plant, q, qd, obs, action, component, target_base, q_cmd, gripper) -> None:
         pub = self.publish
         pub("joint_states", m.joint_state_to_msg(plant.joint_names, q, qd, stamp=stamp * 1e-9), stamp)
-        pub("observation", m.observation_to_msg(obs), stamp)
+        if np.all(np.isfinite(obs)):
+            pub("observation", m.observation_to_msg(obs), stamp)
         if np.all(np.isfinite(action)):
             pub("action", m.action_to_msg(action), stamp)
-        pub("component", m.component_to_msg(int(component)), stamp)
+        if component >= 0:  # -1: no inference this cycle (no fresh object pose)
+            pub("component", m.component_to_msg(int(component)), stamp)
         pub("cartesian_target", m.cartesian_target_to_msg(target_base, stamp * 1e-9), stamp)
         pub("joint_targets", m.joint_trajectory_to_msg(q_cmd, plant.joint_names, stamp * 1e-9, plant.dt), stamp)
         pub("gripper_command", m.gripper_command_to_msg(gripper * GRIPPER_CLOSED_RAD), stamp)

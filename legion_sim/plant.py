@@ -23,6 +23,7 @@ from functools import lru_cache  # noqa: E402
 import mujoco  # noqa: E402
 import numpy as np  # noqa: E402
 
+from legion_sim.camera import GOAL_MARKER_BODY, VirtualRealSense, add_perception_rig  # noqa: E402
 from legion_sim.kuka_scene import (  # noqa: E402
     CAMERA_NAME, FINGERTIP_PADS, GRIPPER_CLOSED_RAD, GRIPPER_JOINT, GRIPPER_PREFIX, SceneConfig, build_kuka_scene,
 )
@@ -154,6 +155,7 @@ class KukaPlant:
         self.config = config or SceneConfig()
         self.frame = FrameTransform.from_pos_quat(self.config.base_pos, self.config.base_quat)
         spec = build_kuka_scene(_metaworld_env(task).model_name, self.config)
+        add_perception_rig(spec, task, GRIPPER_PREFIX + "robotiq_85_adapter_link")
         self.model = spec.compile()
         self.data = mujoco.MjData(self.model)
         self.joint_names = list(JOINT_NAMES)
@@ -166,6 +168,9 @@ class KukaPlant:
         self._pads = [self.model.geom(n).id for n in FINGERTIP_PADS]
         self._hand = self.model.body(GRIPPER_PREFIX + "robotiq_85_adapter_link").id
         self._task = TASKS[task](task, self.model)
+        marker = mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_BODY, GOAL_MARKER_BODY)
+        self._goal_marker = int(self.model.body_mocapid[marker]) if marker >= 0 else None
+        self._camera: VirtualRealSense | None = None
         self._kinematics = ArmKinematics()
         self._rng = np.random.default_rng(seed)
         self._renderers: dict[tuple[int, int], mujoco.Renderer] = {}
@@ -191,6 +196,8 @@ class KukaPlant:
             self._rng = np.random.default_rng(seed)
         mujoco.mj_resetData(self.model, self.data)
         self._task.reset(self.data, self._rng)
+        if self._goal_marker is not None:
+            self.data.mocap_pos[self._goal_marker] = self._task.goal
         rot = self.frame.rotation_to_base(TOP_DOWN_ROT)
         tcp = self.frame.to_base(self._task.hand_init_pos) + self.ee_offset_m * rot[:, 2]
         start = self._kinematics.solve_ik(tcp, Q_NOMINAL, rot, max_iterations=300)
@@ -319,11 +326,19 @@ class KukaPlant:
         renderer.update_scene(self.data, camera=CAMERA_NAME)
         return renderer.render().copy()
 
+    def camera(self) -> VirtualRealSense:
+        """The virtual RealSense at the table edge (640 x 480 colour stream, D435 intrinsics)."""
+        if self._camera is None:
+            self._camera = VirtualRealSense(self.model, self.data)
+        return self._camera
+
     def close(self) -> None:
         """Free the renderers' GL contexts (do it before exit: EGL may be torn down before the GC runs)."""
         for renderer in self._renderers.values():
             renderer.close()
         self._renderers.clear()
+        if self._camera is not None:
+            self._camera.close()
 
     def __enter__(self) -> "KukaPlant":
         return self

@@ -30,12 +30,13 @@ class CalibrationError(ValueError):
 
 @dataclass(frozen=True)
 class HandEyeResult:
-    """T_base<-camera (4, 4) and the per-sample residuals of the fixed gripper-to-tag transform (m, deg)."""
+    """T_base<-camera (4, 4), the mean T_gripper<-tag (4, 4) and each sample's residual from it (m, deg)."""
 
     base_from_camera: np.ndarray
     translation_residuals_m: np.ndarray
     rotation_residuals_deg: np.ndarray
     method: str
+    gripper_from_tag: np.ndarray
 
 
 def _check(transforms, name: str) -> np.ndarray:
@@ -89,31 +90,119 @@ def calibrate_eye_on_base(base_from_gripper, camera_from_tag, method: str = "par
 
     rotations = Rotation.from_matrix(per_sample[:, :3, :3])
     mean_r = rotations.mean()
+    tag = np.eye(4)
+    tag[:3, :3], tag[:3, 3] = mean_r.as_matrix(), mean_t
     return HandEyeResult(T, np.linalg.norm(per_sample[:, :3, 3] - mean_t, axis=1),
-                         np.degrees((mean_r.inv() * rotations).magnitude()), method)
+                         np.degrees((mean_r.inv() * rotations).magnitude()), method, tag)
 
 
 def easy_handeye_yaml(base_from_camera: np.ndarray, robot_base_frame: str = "base",
                       tracking_base_frame: str = "camera_color_optical_frame", robot_effector_frame: str = "tool0",
                       tracking_marker_frame: str = "calibration_tag") -> dict:
     """easy_handeye2's eye-on-base calibration dict for T_base<-camera (metres, unit quaternion x y z w)."""
-    from scipy.spatial.transform import Rotation
-
-    q = Rotation.from_matrix(base_from_camera[:3, :3]).as_quat()
-    t = base_from_camera[:3, 3]
     return {"parameters": {"calibration_type": "eye_on_base", "robot_base_frame": robot_base_frame,
                            "robot_effector_frame": robot_effector_frame, "tracking_base_frame": tracking_base_frame,
                            "tracking_marker_frame": tracking_marker_frame},
-            "transform": {"translation": dict(zip("xyz", map(float, t))), "rotation": dict(zip("xyzw", map(float, q)))}}
+            "transform": _transform_dict(base_from_camera)}
+
+
+def _transform_dict(T: np.ndarray) -> dict:
+    from scipy.spatial.transform import Rotation
+
+    return {"translation": dict(zip("xyz", map(float, T[:3, 3]))),
+            "rotation": dict(zip("xyzw", map(float, Rotation.from_matrix(T[:3, :3]).as_quat())))}
+
+
+def _transform(d, where) -> np.ndarray:
+    from scipy.spatial.transform import Rotation
+
+    q = np.array([float(d["rotation"][k]) for k in "xyzw"])
+    t = np.array([float(d["translation"][k]) for k in "xyz"])
+    if not (np.all(np.isfinite(q)) and np.all(np.isfinite(t))) or abs(np.linalg.norm(q) - 1) > 1e-3:
+        raise CalibrationError(f"{where}: translation must be finite and rotation a unit quaternion (x, y, z, w), "
+                               f"got t={t}, q={q}")
+    T = np.eye(4)
+    T[:3, :3], T[:3, 3] = Rotation.from_quat(q).as_matrix(), t
+    return T
 
 
 def write_calibration(path: str | Path, result: HandEyeResult, **frames) -> None:
-    """Write :func:`easy_handeye_yaml` of ``result`` to ``path`` (folders are created)."""
+    """Write :func:`easy_handeye_yaml` of ``result`` to ``path`` (folders are created), plus our key
+    ``tag_in_effector`` (the estimated T_gripper<-tag, which ``legion calibrate-check`` needs; easy_handeye2
+    ignores it)."""
     import yaml
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(easy_handeye_yaml(result.base_from_camera, **frames), sort_keys=False))
+    data = easy_handeye_yaml(result.base_from_camera, **frames)
+    data["tag_in_effector"] = _transform_dict(result.gripper_from_tag)
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+
+
+def write_samples(path: str | Path, base_from_gripper: np.ndarray, camera_from_tag: np.ndarray,
+                  intrinsics=None, tag_size_m: float | None = None) -> None:
+    """Write paired samples in the form :func:`load_samples` reads, with the camera intrinsics (px) and the
+    calibration tag's edge (m) that ``legion calibrate-check`` needs for reprojection errors."""
+    import yaml
+
+    data = {"samples": [{"base_from_gripper": _transform_dict(a), "camera_from_tag": _transform_dict(b)}
+                        for a, b in zip(base_from_gripper, camera_from_tag)]}
+    if intrinsics is not None:
+        data["intrinsics"] = {k: float(getattr(intrinsics, k)) for k in ("fx", "fy", "cx", "cy")} | \
+            {"width": int(intrinsics.width), "height": int(intrinsics.height)}
+    if tag_size_m is not None:
+        data["tag_size_m"] = float(tag_size_m)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """Errors of a saved calibration on samples: per sample, RMS corner reprojection error (px) and the
+    distance between the predicted and the measured tag position (m)."""
+
+    reprojection_px: np.ndarray
+    position_error_m: np.ndarray
+
+
+def check_calibration(calibration: str | Path, samples: str | Path) -> CheckResult:
+    """Predict each sample's tag pose from the robot pose and a saved calibration, and compare with the detection.
+
+    Predicted T_camera<-tag = inv(T_base<-camera) T_base<-gripper T_gripper<-tag; its tag corners are projected
+    with the samples' intrinsics and compared with the corners of the measured pose.
+
+    Raises:
+        CalibrationError: unreadable calibration (or one without ``tag_in_effector``) or samples without
+            ``intrinsics`` and ``tag_size_m``.
+    """
+    import yaml
+
+    try:
+        cal = yaml.safe_load(Path(calibration).read_text())
+        base_from_camera = _transform(cal["transform"], calibration)
+        gripper_from_tag = _transform(cal["tag_in_effector"], calibration)
+    except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError) as exc:
+        if isinstance(exc, CalibrationError):
+            raise
+        raise CalibrationError(f"cannot read calibration {calibration}: {exc!r}; write it with legion calibrate") from exc
+    A, B = load_samples(samples)
+    try:
+        meta = yaml.safe_load(Path(samples).read_text())
+        i = meta["intrinsics"]
+        K = np.array([[float(i["fx"]), 0, float(i["cx"])], [0, float(i["fy"]), float(i["cy"])], [0, 0, 1.0]])
+        h = float(meta["tag_size_m"]) / 2
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CalibrationError(f"{samples} needs intrinsics {{fx, fy, cx, cy}} and tag_size_m for a check") from exc
+    corners = np.array([[-h, h, 0.0], [h, h, 0.0], [h, -h, 0.0], [-h, -h, 0.0]])
+    predicted = invert(base_from_camera)[None] @ A @ gripper_from_tag[None]
+
+    def project(T):
+        p = (K @ (T[:3, :3] @ corners.T + T[:3, 3:4])).T
+        return p[:, :2] / p[:, 2:]
+
+    px = np.array([np.sqrt(np.mean(np.sum((project(P) - project(M)) ** 2, axis=1))) for P, M in zip(predicted, B)])
+    return CheckResult(px, np.linalg.norm(predicted[:, :3, 3] - B[:, :3, 3], axis=1))
 
 
 def load_samples(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
@@ -124,19 +213,12 @@ def load_samples(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
         CalibrationError: unreadable file, a missing key, or a quaternion that is not unit.
     """
     import yaml
-    from scipy.spatial.transform import Rotation
-
-    def transform(d) -> np.ndarray:
-        q = np.array([float(d["rotation"][k]) for k in "xyzw"])
-        if abs(np.linalg.norm(q) - 1) > 1e-3:
-            raise CalibrationError(f"{path}: rotation {q} is not a unit quaternion (x, y, z, w)")
-        T = np.eye(4)
-        T[:3, :3], T[:3, 3] = Rotation.from_quat(q).as_matrix(), [float(d["translation"][k]) for k in "xyz"]
-        return T
 
     try:
         entries = yaml.safe_load(Path(path).read_text())["samples"]
-        pairs = [(transform(e["base_from_gripper"]), transform(e["camera_from_tag"])) for e in entries]
+        pairs = [(_transform(e["base_from_gripper"], path), _transform(e["camera_from_tag"], path)) for e in entries]
+    except CalibrationError:
+        raise
     except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError) as exc:
         raise CalibrationError(f"cannot read samples {path}: {exc}; expected samples: [{{base_from_gripper: "
                                "{translation, rotation}, camera_from_tag: {translation, rotation}}, ...]") from exc

@@ -92,13 +92,19 @@ class Intrinsics:
 
 @dataclass(frozen=True)
 class TagObservation:
-    """One detected tag: id, pose of the tag in the camera frame (R (3,3), t (3,) m), quality figures."""
+    """One detected tag: id, pose of the tag in the camera frame (R (3,3), t (3,) m), quality figures.
+
+    ``ambiguity``: RMS reprojection error of the best pose over that of the second solution of the planar
+    pose problem (IPPE gives two). Near 1, both fit the corners equally well and the rotation may be the
+    flipped one (a small tag seen nearly face on); near 0 the pose is unique.
+    """
 
     tag_id: int
     rotation: np.ndarray
     translation: np.ndarray
     decision_margin: float
     reprojection_px: float
+    ambiguity: float = 0.0
 
 
 def _pupil_detector_class():
@@ -157,13 +163,14 @@ class TagDetector:
                 continue
             h = spec.size_m / 2  # corners as pupil-apriltags orders them: (-1,+1), (+1,+1), (+1,-1), (-1,-1) in tag x, y
             corners_tag = np.array([[-h, h, 0.0], [h, h, 0.0], [h, -h, 0.0], [-h, -h, 0.0]])
-            ok, rvec, tvec = cv2.solvePnP(corners_tag, d.corners.astype(np.float64), intrinsics.matrix, None,
-                                          flags=cv2.SOLVEPNP_IPPE_SQUARE)
-            if not ok:
+            n, rvecs, tvecs, errors = cv2.solvePnPGeneric(corners_tag, d.corners.astype(np.float64), intrinsics.matrix,
+                                                          None, flags=cv2.SOLVEPNP_IPPE_SQUARE)
+            if not n:
                 continue
-            projected, _ = cv2.projectPoints(corners_tag, rvec, tvec, intrinsics.matrix, None)
-            error = float(np.sqrt(np.mean(np.sum((projected[:, 0] - d.corners) ** 2, axis=1))))
-            out.append(TagObservation(d.tag_id, cv2.Rodrigues(rvec)[0], tvec.ravel(), float(d.decision_margin), error))
+            errors = np.asarray(errors, dtype=np.float64).ravel()  # RMS px, best first
+            ambiguity = float(errors[0] / max(errors[1], 1e-12)) if n > 1 else 0.0
+            out.append(TagObservation(d.tag_id, cv2.Rodrigues(rvecs[0])[0], np.asarray(tvecs[0]).ravel(),
+                                      float(d.decision_margin), float(errors[0]), min(ambiguity, 1.0)))
         return out
 
 
@@ -176,6 +183,8 @@ class ObjectTracker:
         base_from_camera: (4, 4) T_base<-camera (hand-eye calibration), m.
         min_decision_margin: reject weaker detections (pupil-apriltags' margin; ~30+ is a clean tag).
         max_reprojection_px: reject poses whose corners reproject worse than this, px.
+        max_ambiguity: reject poses whose two planar solutions fit nearly equally (:class:`TagObservation`); in
+            rendered frames correct poses measured <= 0.17 and a 14 deg flip 0.38.
         smoothing: EMA weight of a new observation in (0, 1] (1: no smoothing).
         max_age_s: an object not seen for longer is stale.
     """
@@ -184,6 +193,7 @@ class ObjectTracker:
     base_from_camera: np.ndarray
     min_decision_margin: float = 30.0
     max_reprojection_px: float = 2.0
+    max_ambiguity: float = 0.3
     smoothing: float = 0.5
     max_age_s: float = 0.5
     rejected: dict[str, int] = field(default_factory=dict)
@@ -207,6 +217,9 @@ class ObjectTracker:
                 continue
             if o.reprojection_px > self.max_reprojection_px:
                 self.rejected["reprojection"] = self.rejected.get("reprojection", 0) + 1
+                continue
+            if o.ambiguity > self.max_ambiguity:
+                self.rejected["ambiguity"] = self.rejected.get("ambiguity", 0) + 1
                 continue
             p_cam = o.rotation @ np.asarray(spec.offset_m) + o.translation
             p_base = self.base_from_camera[:3, :3] @ p_cam + self.base_from_camera[:3, 3]
