@@ -70,16 +70,20 @@ def evaluate(
     checkpoint: Annotated[Path, typer.Option(help="checkpoint folder")] = DEFAULT_CHECKPOINT,
     seed: Annotated[int, typer.Option(help="seed of the first episode; episode i uses seed + i")] = 1000,
     plant: Annotated[str, typer.Option(help="kuka (whole chain, joint targets) or metaworld (Sawyer, mocap)")] = "kuka",
+    perception: Annotated[str, typer.Option(
+        help="kuka plant: simulator (ground truth) or camera (virtual RealSense + AprilTags)")] = "simulator",
 ) -> None:
     """Success rate of the shipped policy on one subtask, through the whole chain (kuka) or on Meta-World."""
     from legion_runtime.main_job import BadInput, evaluate_policy
 
     try:
         rate, n = evaluate_policy(task=task, episodes=episodes, checkpoint=checkpoint, seed=seed, plant=plant,
+                                  perception=perception,
                                   console=console)
     except BadInput as exc:
         _fail(str(exc))
-    console.print(f"{task} on {plant}: success {rate:.2f} ({round(rate * n)}/{n} episodes)")
+    console.print(f"{task} on {plant} ({perception if plant == 'kuka' else 'mocap'}): success {rate:.2f} "
+                  f"({round(rate * n)}/{n} episodes)")
 
 
 @app.command()

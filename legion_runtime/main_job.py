@@ -210,6 +210,7 @@ def _write_video(run_dir: Path, frames: list[np.ndarray]) -> None:
 
 
 def evaluate_policy(*, task: str, episodes: int, checkpoint: Path, seed: int = 1000, plant: str = "kuka",
+                    perception: str = "simulator", calibration: Path | None = None,
                     console: Console | None = None) -> tuple[float, int]:
     """Success rate of the checkpoint's policy on one subtask over randomised episodes.
 
@@ -217,6 +218,8 @@ def evaluate_policy(*, task: str, episodes: int, checkpoint: Path, seed: int = 1
         task: Meta-World environment of the subtask (``reach-v3``).
         plant: ``"kuka"``: the whole deployment chain on the KUKA plant; ``"metaworld"``: the Sawyer
             environment with Meta-World's mocap control (what the policy was trained on).
+        perception: for ``"kuka"``: ``"simulator"`` (ground-truth object and goal) or ``"camera"`` (virtual
+            RealSense through the tag detector; an episode whose object is not seen at the start counts as failed).
 
     Returns:
         (success rate in [0, 1], number of episodes).
@@ -242,10 +245,20 @@ def evaluate_policy(*, task: str, episodes: int, checkpoint: Path, seed: int = 1
 
     from legion_sim.plant import KukaPlant
 
+    from sim2real.goals import ObjectNotSeenError
+
+    camera = _camera_perception(perception, calibration, Plan(subtask.description, (subtask,)))
     loop = ControlLoop(policy, *make_chain())
     kuka = KukaPlant(task, seed=seed)
     successes = 0
     for i in range(episodes):
         kuka.reset(seed + i)
-        successes += loop.run_subtask(kuka, subtask.name, embedding).success
+        objects = None if camera is None else camera.for_subtask(kuka, task)
+        try:
+            if objects is not None:
+                objects.start(0.0)
+        except ObjectNotSeenError:
+            continue
+        successes += loop.run_subtask(kuka, subtask.name, embedding, objects=objects).success
+    kuka.close()
     return successes / episodes, episodes

@@ -39,7 +39,7 @@ class CameraPerception:
     tag_map: Path | None = None
     frame: FrameTransform | None = None
     max_age_s: float = 0.15
-    quad_decimate: float = 1.0
+    quad_decimate: float = 1.5
 
     def __post_init__(self):
         from legion_sim.camera import sim_tag_map_path

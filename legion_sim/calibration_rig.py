@@ -12,7 +12,7 @@ import mujoco
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from legion_sim.camera import CALIBRATION_TAG_ID, CALIBRATION_TAG_SITE, CALIBRATION_TAG_SIZE_M
+from legion_sim.camera import CALIBRATION_TAG_ID, CAMERA_POS_SIM, CALIBRATION_TAG_SITE, CALIBRATION_TAG_SIZE_M
 from legion_sim.plant import Q_NOMINAL, KukaPlant
 from sim2real.kinematics import FLANGE_OFFSET_M, TOP_DOWN_ROT, ArmKinematics
 from sim2real.perception import TagDetector, TagSpec
@@ -39,8 +39,11 @@ def collect_samples(n: int = 20, seed: int = 0, max_tries: int = 400) -> tuple[n
         if len(A) == n:
             break
         target_sim = rng.uniform([-0.2, 0.45, 0.15], [0.2, 0.75, 0.4])
-        # the tag looks along the adapter link's +x; top-down with +x towards the camera (+y) is a -90 deg yaw
-        turn = Rotation.from_euler("zxy", [-90.0 + rng.uniform(-35, 35), rng.uniform(-25, 25), rng.uniform(-25, 25)],
+        # the tag looks along the adapter link's +x, which is -x of the sim frame in the top-down pose: yaw it
+        # towards the camera, then turn and tilt at random
+        to_camera = np.asarray(CAMERA_POS_SIM[:2]) - target_sim[:2]
+        yaw = np.degrees(np.arctan2(-to_camera[1], -to_camera[0]))
+        turn = Rotation.from_euler("zxy", [yaw + rng.uniform(-35, 35), rng.uniform(-25, 25), rng.uniform(-25, 25)],
                                    degrees=True)
         rot_base = plant.frame.rotation_to_base(turn.as_matrix() @ TOP_DOWN_ROT)
         ik = tcp_kin.solve_ik(plant.frame.to_base(target_sim), Q_NOMINAL, rot_base, max_iterations=300)

@@ -170,42 +170,48 @@ class VirtualRealSense:
 # --------------------------------------------------------------------------------------------------
 # The perception rig of the KUKA scene: where the camera stands and which tags ride on what.
 
-#: Camera at the far table edge, facing the robot (sim frame, m): 0.9-1.2 m from the objects.
-CAMERA_POS_SIM = (0.0, 1.35, 0.75)
-CAMERA_LOOK_AT_SIM = (0.0, 0.65, 0.05)
+#: Camera at the side edge of the table (+x), looking across it (sim frame, m): 0.8-1.1 m from the objects.
+#: From the far edge (facing the robot) the goal marker and the gripper on its way to the goal hid the puck
+#: in 8 of 20 reach episodes; from the side they stand beside it.
+CAMERA_POS_SIM = (0.7, 0.65, 0.7)
+CAMERA_LOOK_AT_SIM = (0.0, 0.7, 0.05)
 #: Tag frame of a tag lying face up (x along +x, y along -y, z down): quaternion (w, x, y, z).
 FACE_UP = (0.0, 1.0, 0.0, 0.0)
+#: Tag frame of an upright tag facing +x (x along +y, y down, z along -x).
+FACE_PLUS_X = (0.5, -0.5, -0.5, 0.5)
 #: Mocap body that carries the goal marker tag of tasks whose goal is a point in space (reach).
 GOAL_MARKER_BODY = "goal_marker"
+#: Mocap body with a 20 x 20 cm grey card (visual only), parked under the floor; move it to occlude a tag.
+OCCLUDER_BODY = "occluder"
+OCCLUDER_PARKED_POS = (0.0, 0.0, -2.0)
 #: Calibration tag on the gripper (tag36h11 id, edge m), on the side of the 2F-85 base facing along +x of the
 #: adapter link, and its frame in the adapter link's frame (the true T_gripper<-tag, for tests).
 CALIBRATION_TAG_ID = 10
 CALIBRATION_TAG_SIZE_M = 0.05
 CALIBRATION_TAG_SITE = "calibration_tag"
 CALIBRATION_TAG_POS = (0.047, 0.0, 0.045)
-CALIBRATION_TAG_QUAT = (0.5, -0.5, -0.5, 0.5)  # tag x = +y, tag y = -z, tag z = -x of the adapter link
+CALIBRATION_TAG_QUAT = FACE_PLUS_X  # on the adapter link: tag x = +y, tag y = -z, tag z = -x
 
 
 @dataclass(frozen=True)
 class TagMount:
-    """A tag in the scene: id, edge (m), carrying body, tag frame in the body frame (m; w, x, y, z), and the
-    length of a post under a face-up tag (m, visual only; 0: none)."""
+    """A tag in the scene: id, edge (m), carrying body, tag frame in the body frame (m; w, x, y, z)."""
 
     tag_id: int
     size_m: float
     body: str
     pos: tuple[float, float, float]
     quat: tuple[float, float, float, float] = FACE_UP
-    post_m: float = 0.0
 
 
 #: Tags on the objects of each task; ids, sizes and object offsets match legion_sim/data/sim_tag_map.yaml.
 TAG_MOUNTS: dict[str, tuple[TagMount, ...]] = {
     # the puck (cylinder, 2 cm half height) with its tag on top; the goal marker floats at the goal
     "reach-v3": (TagMount(0, 0.04, "obj", (0.0, 0.0, 0.0205)), TagMount(1, 0.04, GOAL_MARKER_BODY, (0.0, 0.0, 0.0))),
-    # on a 10 cm post at the back of the drawer (it slides with drawer_link and the handle): lower, the drawer's
-    # walls and, once closed, its case hide it; nearer the handle, the gripper does
-    "drawer-close-v3": (TagMount(2, 0.04, "drawer_link", (0.0, 0.05, 0.11), post_m=0.10),),
+    # upright on the drawer's outer side wall facing the camera (+x), near its front: it slides with the handle,
+    # stays outside the case until the drawer is nearly shut, and the gripper, working above the drawer, never
+    # comes between it and the camera (a tag on top was hidden by the drawer's walls or the wrist)
+    "drawer-close-v3": (TagMount(2, 0.04, "drawer_link", (0.128, -0.07, 0.008), FACE_PLUS_X),),
 }
 
 
@@ -217,7 +223,7 @@ def sim_tag_map_path() -> str:
 
 
 def add_perception_rig(spec: mujoco.MjSpec, task: str, gripper_body: str) -> None:
-    """Add the virtual RealSense, the task's object tags and the gripper's calibration tag to a KUKA scene.
+    """Add the virtual RealSense, the task's object tags, the gripper's calibration tag and an occluder card.
 
     Args:
         spec: the scene of ``task`` (:func:`legion_sim.kuka_scene.build_kuka_scene`).
@@ -230,11 +236,10 @@ def add_perception_rig(spec: mujoco.MjSpec, task: str, gripper_body: str) -> Non
     if any(m.body == GOAL_MARKER_BODY for m in mounts):
         spec.worldbody.add_body(name=GOAL_MARKER_BODY, mocap=True)
     for m in mounts:
-        body = spec.body(m.body)
-        add_tag(spec, body, f"tag{m.tag_id}", m.tag_id, m.size_m, m.pos, m.quat)
-        if m.post_m > 0:
-            post = body.add_geom(type=mujoco.mjtGeom.mjGEOM_CYLINDER, size=[0.004, m.post_m / 2, 0.0], density=0.0,
-                                 pos=[m.pos[0], m.pos[1], m.pos[2] - m.post_m / 2 - 0.001], rgba=[0.3, 0.3, 0.3, 1.0])
-            post.contype, post.conaffinity, post.group = 0, 0, 1
+        add_tag(spec, spec.body(m.body), f"tag{m.tag_id}", m.tag_id, m.size_m, m.pos, m.quat)
+    occluder = spec.worldbody.add_body(name=OCCLUDER_BODY, mocap=True, pos=list(OCCLUDER_PARKED_POS))
+    card = occluder.add_geom(type=mujoco.mjtGeom.mjGEOM_BOX, size=[0.1, 0.1, 0.002], density=0.0,
+                             rgba=[0.5, 0.5, 0.5, 1.0])
+    card.contype, card.conaffinity, card.group = 0, 0, 1
     add_tag(spec, spec.body(gripper_body), CALIBRATION_TAG_SITE, CALIBRATION_TAG_ID, CALIBRATION_TAG_SIZE_M,
             CALIBRATION_TAG_POS, CALIBRATION_TAG_QUAT)

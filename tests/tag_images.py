@@ -1,12 +1,12 @@
 """Synthetic camera images of real tag36h11 tags at known poses (for perception tests).
 
-Tag bit patterns come from OpenCV's AprilTag dictionary (``cv2.aruco.DICT_APRILTAG_36h11``, the same
-family pupil-apriltags detects); each tag is warped into a 640 x 480 image through the exact homography of
-a pinhole camera, so the true pose of every tag is known.
+Tag bit patterns come from OpenCV's AprilTag dictionary (``legion_sim.camera.tag_image``); each tag is warped
+into a 640 x 480 image through the exact homography of a pinhole camera, so the true pose of every tag is known.
 """
 import cv2
 import numpy as np
 
+from legion_sim.camera import tag_image
 from sim2real.perception import Intrinsics
 
 #: RealSense D435 colour stream at 640 x 480 (typical factory intrinsics)
@@ -15,13 +15,8 @@ _CELL = 24
 
 
 def tag_texture(tag_id: int) -> np.ndarray:
-    """(10 c, 10 c) uint8: the 8 x 8-cell tag (black border + 6 x 6 data) inside a 1-cell white quiet zone."""
-    marker = cv2.aruco.generateImageMarker(cv2.aruco.getPredefinedDictionary(cv2.aruco.DICT_APRILTAG_36h11),
-                                           tag_id, 8 * _CELL)
-    # OpenCV draws the code turned 180 degrees from AprilTag's upright tag (measured: pupil-apriltags' pose_R
-    # of OpenCV's image is R_z(pi) off); turn it so that the texture's top-left is the tag frame's (-1, -1).
-    marker = cv2.rotate(marker, cv2.ROTATE_180)
-    return cv2.copyMakeBorder(marker, _CELL, _CELL, _CELL, _CELL, cv2.BORDER_CONSTANT, value=255)
+    """(10 c, 10 c) uint8 tag with its quiet zone, upright (the same image the MuJoCo scene's tags carry)."""
+    return tag_image(tag_id, _CELL)
 
 
 def render(tags: list[tuple[int, float, np.ndarray, np.ndarray]], intrinsics: Intrinsics = D435,
