@@ -94,7 +94,8 @@ TOPICS: dict[str, Topic] = {
     "camera_info": Topic("/camera/camera/color/camera_info", "sensor_msgs/msg/CameraInfo", "sensor_data",
                          "colour camera intrinsics (realsense-ros)"),
     "object_poses": Topic("/legion/object_poses", "tf2_msgs/msg/TFMessage", "sensor_data",
-                          "object and goal poses, m, one transform per object (child_frame_id = object name), "
+                          "object poses, m, one transform per tag-map object (child_frame_id = its name: puck, "
+                          "goal, drawer_handle, ...), "
                           "header.frame_id = the robot base frame, stamp = detection time"),
     "observation": Topic("/legion/observation", "std_msgs/msg/Float32MultiArray", "sensor_data",
                          "12-d observation s_t in the sim frame, m (sim2real.observation.OBS_LAYOUT)"),
@@ -140,8 +141,8 @@ NODES: dict[str, Node] = {n.name: n for n in (
          {"tag_map": "", "calibration": "", "base_frame": "base", "camera_frame": "camera_color_optical_frame",
           "max_age_s": 0.5, "quad_decimate": 1.5, "camera_source": "topics", "realsense_serial": "",
           "realsense_recording": "", "rate_hz": 30.0}),  # 1.5: 9 ms/frame vs 46 ms at 1.0, same error (bench_perception)
-    Node("real2sim", "real2sim_node", ("joint_states", "object_poses"), ("observation",),
-         {"driver": "lbr_fri_ros2_stack", "base_frame": "base", "max_object_age_s": 0.5}),
+    Node("real2sim", "real2sim_node", ("joint_states", "object_poses", "subtask"), ("observation",),
+         {"driver": "lbr_fri_ros2_stack", "base_frame": "base", "max_object_age_s": 0.5, "task_library": ""}),
     Node("policy", "policy_node", ("observation", "embedding", "subtask"), ("action", "component"),
          {"checkpoint": "models/legion-reach-drawer", "rate_hz": 20.0, "max_steps_per_subtask": 150}),
     Node("sim2real", "sim2real_node", ("action", "joint_states", "subtask"),
@@ -152,8 +153,9 @@ NODES: dict[str, Node] = {n.name: n for n in (
          {"driver": "lbr_fri_ros2_stack", "max_step_m": 0.025, "start_in_hold": True, "watchdog_s": 0.1,
           "gripper_action": "GripperCommand", "gripper_max_effort": 50.0},
          services=("arm", "hold", "estop"), action_clients=("gripper",)),
-    Node("mujoco_plant", "mujoco_plant_node", ("joint_targets",), ("joint_states", "object_poses"),
-         {"driver": "lbr_fri_ros2_stack", "task": "reach-v3", "seed": 0, "base_frame": "base"},
+    Node("mujoco_plant", "mujoco_plant_node", ("joint_targets",), ("joint_states", "object_poses", "image", "camera_info"),
+         {"driver": "lbr_fri_ros2_stack", "task": "reach-v3", "seed": 0, "base_frame": "base", "camera": False,
+          "camera_frame": "camera_color_optical_frame"},
          action_servers=("gripper",)),
 )}
 

@@ -96,7 +96,9 @@ class TagObservation:
 
     ``ambiguity``: RMS reprojection error of the best pose over that of the second solution of the planar
     pose problem (IPPE gives two). Near 1, both fit the corners equally well and the rotation may be the
-    flipped one (a small tag seen nearly face on); near 0 the pose is unique.
+    flipped one (a small tag seen nearly face on); near 0 the pose is unique. Two solutions within
+    :data:`SAME_POSE_DEG` of each other are one pose: ambiguity 0. ``alternative``: that second solution
+    (R (3, 3), t (3,) m), or None.
     """
 
     tag_id: int
@@ -105,6 +107,18 @@ class TagObservation:
     decision_margin: float
     reprojection_px: float
     ambiguity: float = 0.0
+    alternative: tuple[np.ndarray, np.ndarray] | None = None
+
+
+#: Two planar pose solutions closer than this (deg) are the same pose for :attr:`TagObservation.ambiguity`.
+SAME_POSE_DEG = 2.0
+
+
+def _angle_deg(rvec_a, rvec_b) -> float:
+    import cv2
+
+    Ra, Rb = cv2.Rodrigues(np.asarray(rvec_a))[0], cv2.Rodrigues(np.asarray(rvec_b))[0]
+    return float(np.degrees(np.arccos(np.clip((np.trace(Ra.T @ Rb) - 1) / 2, -1.0, 1.0))))
 
 
 def _pupil_detector_class():
@@ -168,9 +182,12 @@ class TagDetector:
             if not n:
                 continue
             errors = np.asarray(errors, dtype=np.float64).ravel()  # RMS px, best first
-            ambiguity = float(errors[0] / max(errors[1], 1e-12)) if n > 1 else 0.0
+            ambiguity = 0.0
+            if n > 1 and _angle_deg(rvecs[0], rvecs[1]) > SAME_POSE_DEG:
+                ambiguity = float(errors[0] / max(errors[1], 1e-12))
+            alternative = (cv2.Rodrigues(rvecs[1])[0], np.asarray(tvecs[1]).ravel()) if n > 1 else None
             out.append(TagObservation(d.tag_id, cv2.Rodrigues(rvecs[0])[0], np.asarray(tvecs[0]).ravel(),
-                                      float(d.decision_margin), float(errors[0]), min(ambiguity, 1.0)))
+                                      float(d.decision_margin), float(errors[0]), min(ambiguity, 1.0), alternative))
         return out
 
 
@@ -183,8 +200,10 @@ class ObjectTracker:
         base_from_camera: (4, 4) T_base<-camera (hand-eye calibration), m.
         min_decision_margin: reject weaker detections (pupil-apriltags' margin; ~30+ is a clean tag).
         max_reprojection_px: reject poses whose corners reproject worse than this, px.
-        max_ambiguity: reject poses whose two planar solutions fit nearly equally (:class:`TagObservation`); in
-            rendered frames correct poses measured <= 0.17 and a 14 deg flip 0.38.
+        max_ambiguity, max_ambiguous_shift_m: reject a tag whose two planar pose solutions fit nearly equally
+            (:attr:`TagObservation.ambiguity` above ``max_ambiguity``; in rendered frames unique poses measured
+            <= 0.17 and a 14 deg flip 0.38) when the two put the object point more than ``max_ambiguous_shift_m``
+            apart (the flip matters through the tag-to-object offset).
         smoothing: EMA weight of a new observation in (0, 1] (1: no smoothing).
         max_age_s: an object not seen for longer is stale.
     """
@@ -194,6 +213,7 @@ class ObjectTracker:
     min_decision_margin: float = 30.0
     max_reprojection_px: float = 2.0
     max_ambiguity: float = 0.3
+    max_ambiguous_shift_m: float = 0.005
     smoothing: float = 0.5
     max_age_s: float = 0.5
     rejected: dict[str, int] = field(default_factory=dict)
@@ -218,10 +238,12 @@ class ObjectTracker:
             if o.reprojection_px > self.max_reprojection_px:
                 self.rejected["reprojection"] = self.rejected.get("reprojection", 0) + 1
                 continue
-            if o.ambiguity > self.max_ambiguity:
-                self.rejected["ambiguity"] = self.rejected.get("ambiguity", 0) + 1
-                continue
             p_cam = o.rotation @ np.asarray(spec.offset_m) + o.translation
+            if o.ambiguity > self.max_ambiguity and o.alternative is not None:
+                p_alt = o.alternative[0] @ np.asarray(spec.offset_m) + o.alternative[1]
+                if np.linalg.norm(p_cam - p_alt) > self.max_ambiguous_shift_m:
+                    self.rejected["ambiguity"] = self.rejected.get("ambiguity", 0) + 1
+                    continue
             p_base = self.base_from_camera[:3, :3] @ p_cam + self.base_from_camera[:3, 3]
             previous = self._objects.get(spec.object)
             if previous is not None and stamp - previous[1] <= self.max_age_s:

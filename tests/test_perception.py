@@ -1,9 +1,10 @@
 """AprilTag perception (sim2real.perception) on synthetic camera images of real tag36h11 codes at known poses."""
 import numpy as np
 import pytest
+from scipy.spatial.transform import Rotation
 
 from sim2real.perception import (
-    ObjectTracker, PerceptionError, TagDetector, TagSpec, load_extrinsics, load_tag_map,
+    ObjectTracker, PerceptionError, TagDetector, TagObservation, TagSpec, load_extrinsics, load_tag_map,
 )
 from realsense_cases import run_isolated
 from tag_images import D435, facing_camera, render
@@ -61,6 +62,18 @@ def test_weak_detections_are_rejected_by_the_quality_gates():
     tracker = ObjectTracker(TAGS, np.eye(4), min_decision_margin=500.0)  # stricter than any real detection
     tracker.update(TagDetector(TAGS).detect(render([(3, 0.06, facing_camera(), np.array([0, 0, 0.7]))]), D435), 0.0)
     assert tracker.poses(0.0) == ({}, []) and tracker.rejected == {"decision_margin": 1}
+
+
+def test_an_ambiguous_pose_is_rejected_only_when_the_flip_moves_the_object():
+    """IPPE's two solutions fit the corners almost equally (ratio 0.9), 30 deg apart: a tag whose object lies 10 cm
+    behind it would land 5 cm off with the other solution, so it is rejected; a tag on its object is kept."""
+    R_alt = Rotation.from_euler("x", 30, degrees=True).as_matrix()
+    t = np.array([0.0, 0.0, 0.8])
+    obs = TagObservation(0, np.eye(3), t, 100.0, 0.1, ambiguity=0.9, alternative=(R_alt, t))
+    tags = {0: TagSpec(0, "behind", 0.04, (0.0, 0.0, 0.1)), 1: TagSpec(1, "on_tag", 0.04)}
+    tracker = ObjectTracker(tags, np.eye(4))
+    tracker.update([obs, TagObservation(1, np.eye(3), t, 100.0, 0.1, ambiguity=0.9, alternative=(R_alt, t))], 0.0)
+    assert list(tracker.poses(0.0)[0]) == ["on_tag"] and tracker.rejected == {"ambiguity": 1}
 
 
 def test_no_tag_in_view_and_unknown_tags_give_nothing():

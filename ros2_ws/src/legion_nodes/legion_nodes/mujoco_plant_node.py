@@ -3,8 +3,10 @@
 It takes the driver's place with the driver's interface: joint targets on the trajectory-controller
 topic, the gripper action (control_msgs GripperCommand), ``joint_states`` with the driver's joint
 names, stepping :class:`legion_sim.plant.KukaPlant` (Meta-World's task scene, joint-position servos)
-every 50 ms of wall time. Until the camera path lands (issue 6) it also publishes the simulator's object
-and goal positions on ``object_poses`` (robot base frame), where the perception node would.
+every 50 ms of wall time. It stands in for the camera too: with ``camera: true`` it publishes the virtual
+RealSense's colour image and camera_info on realsense-ros' topics (the perception node detects the tags);
+with ``camera: false`` it publishes the simulator's object positions on ``object_poses`` (robot base frame,
+tag-map names: the task's object and, where the task has one, its goal marker).
 """
 import numpy as np
 from rclpy.action import ActionServer
@@ -14,6 +16,7 @@ from legion_runtime import graph
 from legion_runtime import messages as m
 from legion_sim.plant import KukaPlant
 from sim2real.drivers import driver
+from sim2real.goals import GOAL_RULES
 
 GRIPPER_CLOSED_RAD = m.GRIPPER_CLOSED_RAD
 
@@ -56,10 +59,18 @@ class MujocoPlantNode(LegionNode):
         q, qd = self.plant.joint_state()
         now = self.now_s()
         self.publish("joint_states", m.joint_state_to_msg(list(self.driver.joint_names), q, qd, stamp=now))
+        if self.param("camera"):
+            camera = self.plant.camera()
+            k, frame = camera.intrinsics, self.param("camera_frame")
+            self.publish("camera_info", m.camera_info_to_msg(k.fx, k.fy, k.cx, k.cy, k.width, k.height, now, frame))
+            self.publish("image", m.image_to_msg(camera.grab(), "rgb8", now, frame))
+            return
+        rule = GOAL_RULES[self.param("task")]
         to_base = self.plant.frame.to_base
-        self.publish("object_poses", m.object_poses_to_msg(
-            {"object": to_base(self.plant.object_position()), "goal": to_base(self.plant.goal_position())},
-            now, self.param("base_frame")))
+        poses = {rule.object: to_base(self.plant.object_position())}
+        if rule.goal_object is not None:
+            poses[rule.goal_object] = to_base(self.plant.goal_position())
+        self.publish("object_poses", m.object_poses_to_msg(poses, now, self.param("base_frame")))
 
 
 def main(args=None):

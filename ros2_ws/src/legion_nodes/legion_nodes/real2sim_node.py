@@ -1,14 +1,18 @@
 """real2sim: joint states + object poses -> the policy's 12-d sim-frame observation, at the joint-state rate.
 
-Logic: :class:`sim2real.transforms.Real2Sim` (FK of the iiwa 14, frame transform, ee offset). The
-object and goal positions come from ``object_poses`` (children ``object`` and ``goal``, robot base
-frame). A pose older than ``max_object_age_s`` is stale: no observation is published and the reason
+Logic: :class:`sim2real.transforms.Real2Sim` (FK of the iiwa 14, frame transform, ee offset) and the running
+subtask's :class:`sim2real.goals.GoalRule` (which tag-map object the subtask acts on, and how its goal follows
+from the initial detections). ``object_poses`` carries tag-map object names in the robot base frame. When a
+subtask starts (``subtask`` topic), its goal is derived from the first fresh poses and then held fixed, as in
+the paper. An object pose older than ``max_object_age_s`` is stale: no observation is published and the reason
 is logged, never a stale pose silently reused.
 """
 from legion_nodes._ros import LegionNode, run
+from legion_policy.tasks import load_task_library
 from legion_runtime import messages as m
 from legion_runtime.main_job import make_chain
 from sim2real.drivers import driver
+from sim2real.goals import GOAL_RULES, ObjectNotSeenError
 
 
 class Real2SimNode(LegionNode):
@@ -16,9 +20,23 @@ class Real2SimNode(LegionNode):
         super().__init__("real2sim")
         self.real2sim = make_chain()[0]
         self.real2sim.joint_names = list(driver(self.param("driver")).joint_names)
+        self.library = load_task_library(self.param("task_library") or None)
+        self.rule, self.goal = None, None
         self.objects: dict = {}
+        self.subscribe("subtask", self.on_subtask)
         self.subscribe("object_poses", self.on_object_poses)
         self.subscribe("joint_states", self.on_joint_states)
+
+    def on_subtask(self, msg) -> None:
+        text = m.command_from_msg(msg)
+        self.rule, self.goal = None, None
+        if not text:
+            return
+        try:
+            env_id = self.library.plan(text).subtasks[0].env_id
+            self.rule = GOAL_RULES[env_id]
+        except (ValueError, KeyError) as exc:
+            self.get_logger().error(f"subtask {text!r}: no goal rule ({exc}); known: {sorted(GOAL_RULES)}")
 
     def on_object_poses(self, msg) -> None:
         for name, (position, stamp, frame) in m.object_poses_from_msg(msg).items():
@@ -28,15 +46,23 @@ class Real2SimNode(LegionNode):
             self.objects[name] = (position, stamp)
 
     def on_joint_states(self, msg) -> None:
+        if self.rule is None:
+            return  # idle: no subtask, nothing to observe
         state = m.joint_state_from_msg(msg)
-        now = state.stamp
-        missing = [k for k in ("object", "goal") if k not in self.objects]
-        stale = [k for k, (_, t) in self.objects.items() if now - t > self.param("max_object_age_s")]
-        if missing or stale:
-            self.get_logger().warning(f"no observation: missing {missing}, stale {stale}")
+        fresh = {k: self.real2sim.frame.to_sim(p) for k, (p, t) in self.objects.items()
+                 if state.stamp - t <= self.param("max_object_age_s")}
+        if self.goal is None:
+            try:
+                self.goal = self.rule.goal(fresh)
+            except ObjectNotSeenError as exc:
+                self.get_logger().warning(f"no observation: {exc}")
+                return
+        if self.rule.object not in fresh:
+            stale = sorted(set(self.objects) - set(fresh))
+            self.get_logger().warning(f"no observation: {self.rule.object!r} not seen (stale {stale})")
             return
         q = self.real2sim.joint_positions(state.names, state.position)
-        obs = self.real2sim.observation(q, self.objects["object"][0], self.objects["goal"][0], frame="base")
+        obs = self.real2sim.observation(q, fresh[self.rule.object], self.goal)
         self.publish("observation", m.observation_to_msg(obs))
 
 
