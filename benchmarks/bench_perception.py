@@ -7,7 +7,7 @@ through a pinhole camera with the RealSense D435's intrinsics) holding ``--tags`
 Prints the median and p99 time per frame of ``TagDetector.detect`` and the frame rate (target >= 30 frames/s
 on one core), the detection rate and the position error.
 
-    MUJOCO_GL=egl .venv/bin/python benchmarks/bench_perception.py [--source rendered] [--frames 200] [--decimate 1.5]
+    MUJOCO_GL=egl .venv/bin/python benchmarks/bench_perception.py [--source rendered] [--frames 200] [--decimate 1.0]
 """
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=200)
     parser.add_argument("--tags", type=int, default=2)
-    parser.add_argument("--decimate", type=float, default=1.5, help="pupil-apriltags quad_decimate (the node's default)")
+    parser.add_argument("--decimate", type=float, default=1.0, help="pupil-apriltags quad_decimate (the node's default)")
     parser.add_argument("--source", choices=("synthetic", "rendered"), default="synthetic")
     args = parser.parse_args()
     if args.source == "rendered":

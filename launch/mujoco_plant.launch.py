@@ -2,9 +2,9 @@
 
     ros2 launch launch/mujoco_plant.launch.py [task:=reach-v3] [checkpoint:=models/legion-reach-drawer]
 
-The mujoco_plant node takes the arm driver's and the gripper's place with their topics and action, and
-publishes the simulator's object poses where the perception node would (until the camera path, issue 6).
-Speech listens on the default microphone; arm the safety node to move:
+The mujoco_plant node takes the arm driver's, the gripper's and the RealSense's place with their topics and
+action: it publishes the virtual RealSense's images, and the perception node finds the tags on them with the
+simulated camera's calibration (``calibration/sim_camera_extrinsics.yaml``). Speech listens on the default microphone; arm the safety node to move:
 ``ros2 service call /legion/safety/arm std_srvs/srv/Trigger``.
 """
 import sys
@@ -18,12 +18,17 @@ from launch.substitutions import LaunchConfiguration  # noqa: E402
 
 import _legion  # noqa: E402
 
-NODES = ("speech", "task_sequencer", "embedding", "real2sim", "policy", "sim2real", "safety", "mujoco_plant")
+from legion_sim.camera import sim_tag_map_path  # noqa: E402
+
+NODES = ("speech", "task_sequencer", "embedding", "perception", "real2sim", "policy", "sim2real", "safety",
+         "mujoco_plant")
 
 
 def generate_launch_description() -> LaunchDescription:
     return LaunchDescription([
         *_legion.arguments(),
         DeclareLaunchArgument("task", default_value="reach-v3", description="Meta-World task scene of the plant"),
-        *_legion.legion_nodes(NODES, extra={"mujoco_plant": {"task": LaunchConfiguration("task")}}),
+        *_legion.legion_nodes(NODES, extra={
+            "mujoco_plant": {"task": LaunchConfiguration("task"), "camera": True},
+            "perception": {"tag_map": sim_tag_map_path(), "calibration": "calibration/sim_camera_extrinsics.yaml"}}),
     ])

@@ -224,6 +224,23 @@ def calibrate_sim(
     console.print(f"error against the simulated camera's true pose: {dt * 1e3:.2f} mm, {dr:.3f} deg")
 
 
+@app.command("camera-offset")
+def camera_offset(
+    xyz: Annotated[tuple[float, float, float], typer.Option(help="colour lens position in the robot base frame, m")],
+    rpy: Annotated[tuple[float, float, float], typer.Option(
+        help="camera_link roll pitch yaw about the base's fixed axes, rad (0 0 0: level, looking along +x)")],
+    out: Annotated[Path, typer.Option(help="extrinsics to write")] = Path("calibration/camera_extrinsics.yaml"),
+) -> None:
+    """Camera offset set-up: write the extrinsics from a measured camera pose (no hand-eye calibration)."""
+    from sim2real.calibration import CalibrationError, camera_from_measurement, write_extrinsics
+
+    try:
+        write_extrinsics(out, camera_from_measurement(xyz, rpy))
+    except CalibrationError as exc:
+        _fail(str(exc))
+    console.print(f"wrote {out}; check it with `legion calibrate-check` on a few samples")
+
+
 @app.command("calibrate-check")
 def calibrate_check(
     calibration: Annotated[Path, typer.Option(help="calibration written by legion calibrate")],

@@ -16,8 +16,9 @@ from sim2real.object_state import ObjectState
 from sim2real.perception import ObjectTracker, PerceptionError, TagDetector, load_extrinsics, load_tag_map
 from sim2real.transforms import FrameTransform
 
-#: The extrinsics the main job uses with the virtual camera: written by ``legion calibrate-sim``.
-SIM_CALIBRATION = Path(__file__).resolve().parent.parent / "calibration" / "sim_camera_extrinsics.yaml"
+#: The extrinsics the main job uses with the virtual camera, written by ``legion calibrate-sim`` (relative to the
+#: working directory, the repository root, like the default checkpoint ``models/...``).
+SIM_CALIBRATION = Path("calibration/sim_camera_extrinsics.yaml")
 
 
 @dataclass
@@ -39,7 +40,7 @@ class CameraPerception:
     tag_map: Path | None = None
     frame: FrameTransform | None = None
     max_age_s: float = 0.15
-    quad_decimate: float = 1.5
+    quad_decimate: float = 1.0
 
     def __post_init__(self):
         from legion_sim.camera import sim_tag_map_path

@@ -113,7 +113,13 @@ def _transform_dict(T: np.ndarray) -> dict:
             "rotation": dict(zip("xyzw", map(float, Rotation.from_matrix(T[:3, :3]).as_quat())))}
 
 
-def _transform(d, where) -> np.ndarray:
+def transform_from_dict(d, where) -> np.ndarray:
+    """(4, 4) rigid transform from ``{translation: {x, y, z}, rotation: {x, y, z, w}}`` (m, unit quaternion).
+
+    Raises:
+        CalibrationError: non-finite values or a quaternion that is not unit (±1e-3); ``where`` names the source.
+        KeyError, TypeError, ValueError: a missing key or a value that is not a number.
+    """
     from scipy.spatial.transform import Rotation
 
     q = np.array([float(d["rotation"][k]) for k in "xyzw"])
@@ -124,6 +130,40 @@ def _transform(d, where) -> np.ndarray:
     T = np.eye(4)
     T[:3, :3], T[:3, 3] = Rotation.from_quat(q).as_matrix(), t
     return T
+
+
+#: camera_link (x forward, y left, z up; REP-103 body frame) -> its optical frame (z forward, x right, y down).
+LINK_FROM_OPTICAL = np.array([[0.0, 0.0, 1.0], [-1.0, 0.0, 0.0], [0.0, -1.0, 0.0]])
+
+
+def camera_from_measurement(xyz_m, rpy_rad) -> np.ndarray:
+    """T_base<-camera_color_optical_frame (4, 4) from a measured camera pose ("camera offset set-up").
+
+    For a set-up without a hand-eye calibration: measure where the colour lens is in the robot base frame
+    (``xyz_m``, m) and how the camera body is turned (``rpy_rad``: roll, pitch, yaw of camera_link about the
+    base's fixed x, y, z axes, rad, REP-103). A camera level and looking along the base's +x is rpy (0, 0, 0).
+
+    Raises:
+        CalibrationError: not 3 finite numbers each.
+    """
+    from scipy.spatial.transform import Rotation
+
+    xyz, rpy = np.asarray(xyz_m, dtype=np.float64), np.asarray(rpy_rad, dtype=np.float64)
+    if xyz.shape != (3,) or rpy.shape != (3,) or not (np.all(np.isfinite(xyz)) and np.all(np.isfinite(rpy))):
+        raise CalibrationError(f"a camera pose needs 3 finite coordinates (m) and 3 finite angles (rad), got {xyz_m}, {rpy_rad}")
+    T = np.eye(4)
+    T[:3, :3] = Rotation.from_euler("xyz", rpy).as_matrix() @ LINK_FROM_OPTICAL
+    T[:3, 3] = xyz
+    return T
+
+
+def write_extrinsics(path: str | Path, base_from_camera: np.ndarray, **frames) -> None:
+    """Write T_base<-camera as easy_handeye2's YAML (folders are created)."""
+    import yaml
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(easy_handeye_yaml(base_from_camera, **frames), sort_keys=False))
 
 
 def write_calibration(path: str | Path, result: HandEyeResult, **frames) -> None:
@@ -180,8 +220,8 @@ def check_calibration(calibration: str | Path, samples: str | Path) -> CheckResu
 
     try:
         cal = yaml.safe_load(Path(calibration).read_text())
-        base_from_camera = _transform(cal["transform"], calibration)
-        gripper_from_tag = _transform(cal["tag_in_effector"], calibration)
+        base_from_camera = transform_from_dict(cal["transform"], calibration)
+        gripper_from_tag = transform_from_dict(cal["tag_in_effector"], calibration)
     except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError) as exc:
         if isinstance(exc, CalibrationError):
             raise
@@ -216,7 +256,8 @@ def load_samples(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
 
     try:
         entries = yaml.safe_load(Path(path).read_text())["samples"]
-        pairs = [(_transform(e["base_from_gripper"], path), _transform(e["camera_from_tag"], path)) for e in entries]
+        pairs = [(transform_from_dict(e["base_from_gripper"], path), transform_from_dict(e["camera_from_tag"], path))
+                 for e in entries]
     except CalibrationError:
         raise
     except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError) as exc:

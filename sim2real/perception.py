@@ -263,19 +263,14 @@ def load_extrinsics(path: str | Path) -> np.ndarray:
         PerceptionError: missing file, missing keys, non-finite values, or a quaternion that is not unit (±1e-3).
     """
     import yaml
-    from scipy.spatial.transform import Rotation
+
+    from sim2real.calibration import CalibrationError, transform_from_dict
 
     path = Path(path)
     try:
-        tf = yaml.safe_load(path.read_text())["transform"]
-        t = np.array([float(tf["translation"][k]) for k in "xyz"])
-        q = np.array([float(tf["rotation"][k]) for k in "xyzw"])
+        return transform_from_dict(yaml.safe_load(path.read_text())["transform"], path)
+    except CalibrationError as exc:
+        raise PerceptionError(f"calibration {exc}; re-run the calibration") from exc
     except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError) as exc:
-        raise PerceptionError(f"cannot read calibration {path}: {exc}; expected easy_handeye2's "
+        raise PerceptionError(f"cannot read calibration {path}: {exc!r}; expected easy_handeye2's "
                               "transform: {translation: {x, y, z}, rotation: {x, y, z, w}}") from exc
-    if not (np.all(np.isfinite(t)) and np.all(np.isfinite(q))) or abs(np.linalg.norm(q) - 1) > 1e-3:
-        raise PerceptionError(f"calibration {path}: translation must be finite and rotation a unit quaternion, "
-                              f"got t={t}, |q|={np.linalg.norm(q):.4f}; re-run the calibration")
-    T = np.eye(4)
-    T[:3, :3], T[:3, 3] = Rotation.from_quat(q).as_matrix(), t
-    return T

@@ -112,3 +112,26 @@ def test_run_needs_exactly_one_input(tmp_path):
     assert legion("run", "--checkpoint", str(SHIPPED)).exit_code == 2
     result = legion("run", "--text", "reach the goal", "--wav", "x.wav", "--checkpoint", str(SHIPPED))
     assert result.exit_code == 2 and "exactly one" in result.output
+
+
+@pytest.mark.parametrize("content, reason", [
+    ("transform: {translation: {x: 0.1, y: 1.2}}", "cannot read calibration"),  # a key missing
+    ("transform: {translation: {x: 0, y: 1.2, z: .nan}, rotation: {x: 0, y: 0, z: 0, w: 1}}", "must be finite"),
+    ("transform: {translation: {x: 0, y: 1.2, z: 0.7}, rotation: {x: 0.5, y: 0, z: 0, w: 0.5}}", "unit quaternion"),
+    ("\x00\x01 not yaml [", "cannot read calibration"),
+])
+def test_a_corrupt_camera_calibration_is_refused_before_anything_moves(tmp_path, content, reason):
+    calibration = tmp_path / "extrinsics.yaml"
+    calibration.write_text(content)
+    result = legion("run", "--text", "reach the goal", "--checkpoint", str(SHIPPED), "--calibration", str(calibration),
+                    "--out", str(tmp_path / "runs"))
+    assert result.exit_code == 2 and reason in result.output and "camera perception" in result.output
+    assert not (tmp_path / "runs").exists()
+
+
+def test_reach_through_the_camera_path_in_the_kuka_scene():
+    """The same 20 episodes with objects and goals from the virtual RealSense through AprilTag detection."""
+    rate, n = evaluate_policy(task="reach-v3", episodes=20, checkpoint=SHIPPED, seed=1000, plant="kuka",
+                              perception="camera")
+    print(f"KUKA chain reach-v3 through the camera: success {rate:.2f} over {n} episodes")
+    assert n == 20 and rate >= 0.8

@@ -71,8 +71,8 @@ def flatten(entities):
 
 
 LAUNCH_FILES = {
-    "mujoco_plant.launch.py": {"speech", "task_sequencer", "embedding", "real2sim", "policy", "sim2real", "safety",
-                               "mujoco_plant"},
+    "mujoco_plant.launch.py": {"speech", "task_sequencer", "embedding", "perception", "real2sim", "policy", "sim2real",
+                               "safety", "mujoco_plant"},
     "mock_hardware.launch.py": {"speech", "task_sequencer", "embedding", "real2sim", "policy", "sim2real", "safety"},
     "real_robot.launch.py": set(graph.DEPLOYMENT_NODES),
 }
