@@ -3,11 +3,13 @@
 * :func:`tag_image`: the tag's bit pattern from OpenCV's AprilTag dictionary (``DICT_APRILTAG_36h11``, the
   family pupil-apriltags detects), turned upright and framed by its white quiet zone.
 * :func:`add_tag`: a thin visual-only plate textured with that image on any body (no mass, no contacts, so the
-  physics is unchanged). The plate's frame is the tag frame as AprilTag defines it (x right, y down, z into the
-  tag), so the true pose of every tag is the plate geom's pose.
+  physics is unchanged), and a site at the tag frame as AprilTag defines it (x right, y down, z into the tag):
+  the site's pose is the tag's true pose.
 * :func:`add_realsense`: a MuJoCo camera with a D435 colour sensor's pinhole intrinsics at 640 x 480
   (``focal_pixel``, ``principal_pixel``, ``resolution``).
-* :class:`VirtualRealSense`: renders that camera and reports its true pose T_base<-camera_color_optical_frame.
+* :class:`VirtualRealSense`: renders that camera and reports its true pose T_sim<-camera_color_optical_frame.
+* :func:`add_perception_rig`: the KUKA scene's camera at the side edge of the table, the task objects' tags,
+  the gripper's calibration tag and an occluder card.
 
 MuJoCo cameras look along their -z with y up; the optical frame (REP-103 ``*_optical_frame``) looks along +z
 with y down: R_optical = R_mujoco diag(1, -1, -1).

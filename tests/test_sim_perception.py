@@ -10,7 +10,7 @@ from sim_tag_frames import random_visible_tag_frame
 
 from legion_runtime.sim_perception import SIM_CALIBRATION, CameraPerception
 from legion_sim.calibration_rig import collect_samples, true_base_from_camera
-from legion_sim.camera import CALIBRATION_TAG_SIZE_M, OCCLUDER_BODY, D435_COLOR_640x480
+from legion_sim.camera import CALIBRATION_TAG_SIZE_M, OCCLUDER_BODY, OCCLUDER_PARKED_POS, D435_COLOR_640x480
 from legion_sim.plant import KukaPlant
 from sim2real.calibration import calibrate_eye_on_base, check_calibration, write_calibration, write_samples
 from sim2real.goals import ObjectNotSeenError
@@ -152,7 +152,7 @@ def test_the_arm_holds_while_the_object_is_not_seen_and_resumes_after(fault):
                 else:
                     objects.drop_frames = True
             if step == 12:  # ... and ends ten cycles later
-                plant.data.mocap_pos[plant.model.body_mocapid[plant.model.body(OCCLUDER_BODY).id]] = [0, 0, -2]
+                plant.data.mocap_pos[plant.model.body_mocapid[plant.model.body(OCCLUDER_BODY).id]] = OCCLUDER_PARKED_POS
                 mujoco.mj_forward(plant.model, plant.data)
                 objects.drop_frames = False
 
