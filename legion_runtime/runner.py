@@ -20,7 +20,6 @@ from typing import Callable, Protocol
 import numpy as np
 
 from legion_runtime import messages as m
-from sim2real.kinematics import JOINT_LIMITS_RAD
 from sim2real.safety import SafetyFilter
 from sim2real.transforms import Real2Sim, Sim2Real
 
@@ -148,8 +147,8 @@ class ControlLoop:
                 outcome.holds += 1
                 self.sim2real.reset(self.real2sim.frame.to_sim(tcp_base))
                 last_sent = tcp_base
-                # a contact can push a joint a little past its limit; the hold target stays inside
-                q_cmd = np.clip(q, -JOINT_LIMITS_RAD, JOINT_LIMITS_RAD)
+                # a contact can push a joint past the safety band; the hold target pulls it back
+                q_cmd = self.safety.hold_target(q, plant.dt)
             if self.publish is not None:
                 self._publish(stamp, plant, q, qd, obs, action, component,
                               tcp_base if accepted_target is None else accepted_target, q_cmd, gripper)

@@ -354,6 +354,32 @@ class SafetyFilter:
         self._record((reason,), "cartesian command rejected, HOLD", target, current, level=logging.WARNING)
         return CartesianVerdict(False, position.copy(), self._last_gripper, (reason,))
 
+    def hold_target(self, q_current, dt) -> np.ndarray:
+        """What to command while holding: the measured posture, with any joint outside the position limits minus
+        the margin moved back towards them at most at its velocity limit over ``dt``.
+
+        A hold at the measured posture lets a pushed joint creep: a contact holds it a few degrees past its
+        target, and each new hold target starts from there. Pulling it back stops that ratchet (seen in the
+        soak run: A6 2° past its 120° limit while pushing a drawer).
+
+        Args:
+            q_current: (7,) measured joint positions, rad (finite).
+            dt: control period, s (> 0).
+
+        Returns:
+            (7,) joint targets, rad, inside the hardware limits.
+
+        Raises:
+            ValueError: wrong shape, non-finite ``q_current`` or ``dt`` <= 0.
+        """
+        q = _vector("q_current", q_current, 7)
+        dt = _scalar("dt", dt)
+        if not (np.isfinite(q).all() and math.isfinite(dt) and dt > 0):
+            raise ValueError(f"hold_target needs finite joint positions and dt > 0, got {q}, {dt}")
+        back = np.clip(q, self._q_lo, self._q_hi) - q  # zero for joints inside the band
+        step = self.limits.joint_velocity_max * dt
+        return q + np.clip(back, -step, step)
+
     def _hold_joints(self, target: np.ndarray, current: np.ndarray, reason: str) -> JointVerdict:
         q = current if np.isfinite(current).all() else self._last_q
         self._record((reason,), "joint command rejected, HOLD", target, current, level=logging.WARNING)

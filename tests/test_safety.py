@@ -290,6 +290,20 @@ def test_joint_target_inside_the_margin_band_passes_and_beyond_it_is_rejected():
     np.testing.assert_array_equal(v.q, near)
 
 
+def test_a_hold_pulls_a_pushed_joint_back_into_the_band_at_its_velocity_limit():
+    f = SafetyFilter(LIMITS)
+    pushed = Q0.copy()
+    pushed[5] = np.radians(124.0)  # A6 limit ±120°, band ±115°: a contact pushed it past both
+    hold = f.hold_target(pushed, 0.05)
+    np.testing.assert_array_equal(np.delete(hold, 5), np.delete(pushed, 5))  # the others stay where they are
+    assert np.isclose(np.degrees(pushed[5] - hold[5]), 135.0 * 0.05)  # back by A6's 135 deg/s over 50 ms
+    for _ in range(3):
+        hold = f.hold_target(hold, 0.05)
+    assert np.isclose(np.degrees(hold[5]), 115.0)  # and no further than the band
+    with pytest.raises(ValueError, match="finite"):
+        f.hold_target(np.full(7, np.nan), 0.05)
+
+
 def test_joint_outside_the_band_may_only_move_back():
     f = SafetyFilter(LIMITS)
     out = Q0.copy()
