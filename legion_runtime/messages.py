@@ -361,11 +361,12 @@ def cartesian_target_from_msg(msg: Any) -> tuple[np.ndarray, float, str]:
     return p, time_from_msg(msg.header.stamp), msg.header.frame_id
 
 
-def object_poses_to_msg(positions: dict[str, Any], stamp: float, frame_id: str = "base") -> Any:
+def object_poses_to_msg(positions: dict[str, Any], stamp: float | dict[str, float], frame_id: str = "base") -> Any:
     """Object positions {name: (3,) m in ``frame_id``} -> tf2_msgs/msg/TFMessage, one transform per object.
 
     Each transform has ``header.frame_id = frame_id``, ``child_frame_id = name`` and the identity rotation
-    (the policy uses object positions only). ``stamp`` is the detection time, s: consumers judge staleness by it.
+    (the policy uses object positions only). ``stamp`` is the detection time, s, one for all or {name: s} per
+    object (each transform has its own header): consumers judge staleness by it.
 
     Raises:
         ValueError: an empty name or frame, or a position that is not a finite 3-vector.
@@ -377,7 +378,8 @@ def object_poses_to_msg(positions: dict[str, Any], stamp: float, frame_id: str =
         if not name:
             raise ValueError("every object needs a name (child_frame_id)")
         p = _vector(position, f"position of {name!r}", 3, np.float64)
-        transforms.append(TransformStamped(header=_header(stamp, frame_id), child_frame_id=name,
+        t = stamp[name] if isinstance(stamp, dict) else stamp
+        transforms.append(TransformStamped(header=_header(t, frame_id), child_frame_id=name,
                                            transform=Transform(translation=Vector3(x=p[0], y=p[1], z=p[2]),
                                                                rotation=Quaternion(x=0.0, y=0.0, z=0.0, w=1.0))))
     return TFMessage(transforms=transforms)

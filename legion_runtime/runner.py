@@ -116,16 +116,21 @@ class ControlLoop:
         gripper = 0.0  # last accepted gripper command (fraction closed); starts open
         outcome = SubtaskOutcome(subtask=name, success=False, steps=0)
         dt_ns = int(round(plant.dt * 1e9))
-        not_seen = 0
+        not_seen = outside = 0
         for step in range(max_steps):
             stamp = t0_ns + step * dt_ns
             q, qd = plant.joint_state()
             seen = (plant.object_position(), plant.goal_position()) if objects is None else objects(stamp * 1e-9)
             tcp_base = self.real2sim.kinematics.forward_kinematics(q)[0]
             q_cmd, accepted_target = None, None
+            pushed = self.safety.outside_band(q)
+            if pushed:  # a contact pushed a joint past its band: hold, which pulls it back in
+                outside += 1
             if seen is None:  # no fresh object pose: nothing for the policy to act on; hold
                 not_seen += 1
                 obs, action, component = np.full(12, np.nan), np.full(4, np.nan), -1
+            elif pushed:
+                obs, action, component = self.real2sim.observation(q, *seen), np.full(4, np.nan), -1
             else:
                 obs = self.real2sim.observation(q, *seen)
                 action, component = self.policy.act(obs, embedding)
@@ -141,7 +146,7 @@ class ControlLoop:
                     if joint_verdict.accepted:
                         q_cmd, gripper, last_sent = joint_verdict.q, verdict.gripper, verdict.position
                         accepted_target = verdict.position
-            if seen is not None:
+            if component >= 0:  # the policy ran this cycle
                 outcome.components.append(int(component))
             if q_cmd is None:  # HOLD: keep the measured posture, re-anchor the target on the measured TCP
                 outcome.holds += 1
@@ -163,6 +168,8 @@ class ControlLoop:
                                  if v - before.get(k, 0)}
         if not_seen:
             outcome.interventions["object_not_seen"] = not_seen
+        if outside:
+            outcome.interventions["joint_outside_band"] = outside
         return outcome
 
     def _publish(self, stamp, plant, q, qd, obs, action, component, target_base, q_cmd, gripper) -> None:

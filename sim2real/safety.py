@@ -354,6 +354,12 @@ class SafetyFilter:
         self._record((reason,), "cartesian command rejected, HOLD", target, current, level=logging.WARNING)
         return CartesianVerdict(False, position.copy(), self._last_gripper, (reason,))
 
+    def outside_band(self, q_current) -> bool:
+        """True if a measured joint (7,) rad lies outside the position limits minus the margin (a contact pushed it
+        there, or it was never inside); such a cycle is a HOLD, whose :meth:`hold_target` pulls it back."""
+        q = _vector("q_current", q_current, 7)
+        return bool(np.any(q < self._q_lo) or np.any(q > self._q_hi))
+
     def hold_target(self, q_current, dt) -> np.ndarray:
         """What to command while holding: the measured posture, with any joint outside the position limits minus
         the margin moved back towards them at most at its velocity limit over ``dt``.

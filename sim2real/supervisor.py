@@ -8,9 +8,12 @@ only while ARMED, and only what :meth:`sim2real.safety.SafetyFilter.filter_joint
 * :meth:`hold` returns to HOLD; :meth:`estop` latches ESTOP, which only :meth:`arm` releases;
 * arming needs fresh joint states (so the filter has a measured posture to compare against);
 * watchdog: while the last joint state is older than ``watchdog_s`` (default 0.1 s, two 20 Hz
-  periods) nothing is forwarded, and forwarding resumes by itself when states are fresh again. A
-  command is acted on when it arrives, so a stopped policy simply sends nothing: the driver's
-  trajectory controller holds its last target;
+  periods; age from the state's own stamp, so a burst of late states is still stale) nothing is
+  forwarded, and forwarding resumes by itself when states are fresh again. A command stamped more than
+  ``watchdog_s`` ago is refused too ("stale_command"). A command is acted on when it arrives, so a
+  stopped policy simply sends nothing: the driver's trajectory controller holds its last target;
+* command rate monitor: the rate of arriving commands (:attr:`command_rate_hz`, exponential average) and
+  every gap longer than two command periods ("command_gap") are reported as diagnostics;
 * with ``fk`` (forward kinematics to the TCP, base frame), a joint command is also checked in
   Cartesian space: its TCP must lie in the workspace box and within ``max_step_m`` of the last
   forwarded target (the sim2real node clamps each step before IK; this catches anything else, e.g. an
@@ -63,6 +66,8 @@ class SafetySupervisor:
         self._t_state = -np.inf
         self.fk = fk
         self._last_tcp: np.ndarray | None = None  # TCP of the last forwarded command (step reference)
+        self._t_command: float | None = None
+        self.command_rate_hz = 0.0
 
     def _count(self, reason: str) -> None:
         self.counters[reason] = self.counters.get(reason, 0) + 1
@@ -90,16 +95,29 @@ class SafetySupervisor:
         return True, "e-stop latched"
 
     # ------------------------------------------------------------------------------ inputs
-    def on_joint_state(self, q: np.ndarray, now: float) -> None:
-        """Measured joint positions (7,) rad at time ``now``; non-finite states are ignored and counted."""
+    def on_joint_state(self, q: np.ndarray, stamp: float) -> None:
+        """Measured joint positions (7,) rad, measured at ``stamp`` (s); non-finite states are ignored and counted."""
         q = np.asarray(q, dtype=np.float64)
         if q.shape != (7,) or not np.all(np.isfinite(q)):
             self._count("bad_joint_state")
             return
-        self._q, self._t_state = q, now
+        if stamp >= self._t_state:  # an older state arriving late does not replace a newer one
+            self._q, self._t_state = q, stamp
 
-    def on_joint_command(self, q_target: np.ndarray, period_s: float, now: float) -> Decision:
-        """A proposed joint command reaching the target in ``period_s``: forward it (filtered) or not."""
+    def on_joint_command(self, q_target: np.ndarray, period_s: float, now: float,
+                         stamp: float | None = None) -> Decision:
+        """A proposed joint command reaching the target in ``period_s``, made at ``stamp`` (None: now), arriving
+        at ``now``: forward it (filtered) or not."""
+        if self._t_command is not None and now > self._t_command:
+            interval = now - self._t_command
+            if interval > 2 * period_s:
+                self._count("command_gap")
+            rate = 1.0 / interval
+            self.command_rate_hz = rate if self.command_rate_hz == 0 else 0.9 * self.command_rate_hz + 0.1 * rate
+        self._t_command = now
+        if stamp is not None and now - stamp > self.watchdog_s:
+            self._count("stale_command")
+            return Decision(None, ("stale_command",))
         if self.state != ARMED:
             self._count(f"not_armed_{self.state.lower()}")
             return Decision(None, (f"state {self.state}",))

@@ -6,37 +6,22 @@ parameter file. What is doubled: rclpy's node plumbing (no ROS 2 on this machine
 interface is checked against the graph description and ``launch/config/legion.yaml``, and the nodes are
 wired into one closed loop through an in-test bus that routes the bytes they publish by topic name.
 """
-import importlib
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
+from ros_graph import CHECKPOINT, ROOT, Bus, call, deliver, make, sent
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "tests" / "ros2_double"), str(ROOT / "ros2_ws" / "src" / "legion_nodes")]
-
-import rclpy.node  # noqa: E402  (the test double)
+import rclpy.node  # noqa: E402  (the test double, on sys.path through ros_graph)
 from rclpy.action import ServerGoalHandle  # noqa: E402
-from rclpy.qos import ReliabilityPolicy  # noqa: E402
+from rclpy.qos import DurabilityPolicy, ReliabilityPolicy  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
 
 from legion_runtime import graph  # noqa: E402
 from legion_runtime import messages as m  # noqa: E402
 
 PARAMS_FILE = ROOT / "launch" / "config" / "legion.yaml"
-CHECKPOINT = str(ROOT / "models" / "legion-reach-drawer")
-
-
-def make(key: str, **overrides):
-    """Construct the node of graph node ``key`` from its file, with parameter overrides (as a launch file sets)."""
-    rclpy.node.PARAMETER_OVERRIDES.clear()
-    rclpy.node.PARAMETER_OVERRIDES[key] = overrides
-    module = importlib.import_module(f"legion_nodes.{graph.NODES[key].executable}")
-    cls = next(v for v in vars(module).values() if isinstance(v, type) and v.__module__ == module.__name__
-               and issubclass(v, rclpy.node.Node))
-    return cls()
 
 
 def flatten(tree: dict, prefix: str = "") -> dict:
@@ -47,43 +32,6 @@ def flatten(tree: dict, prefix: str = "") -> dict:
         else:
             out[f"{prefix}{k}"] = v
     return out
-
-
-def sent(node, key: str) -> list:
-    """Messages ``node`` published on graph topic ``key``, deserialized."""
-    pub = node._publishers_by_key[key]
-    return [m.deserialize(b, graph.TOPICS[key].msgtype) for b in pub.sent]
-
-
-def deliver(node, key: str, msg) -> None:
-    """Hand ``msg`` (rosbags dataclass) to ``node``'s subscription on graph topic ``key``, as CDR bytes."""
-    name = node.param(f"topics.{key}")
-    subs = [s for s in node.subscriptions_ if s.topic == name]
-    assert subs, f"{node.get_name()} does not subscribe to {name}"
-    for s in subs:
-        s.callback(m.serialize(msg))
-
-
-class Bus:
-    """Routes every published message to the subscriptions with the same topic name (bytes, as DDS would)."""
-
-    def __init__(self, nodes):
-        self.nodes = nodes
-        self.cursor = {}
-
-    def pump(self) -> int:
-        moved = 0
-        for node in self.nodes:
-            for pub in node.declared_publishers:
-                start = self.cursor.get(id(pub), 0)
-                for data in pub.sent[start:]:
-                    for other in self.nodes:
-                        for sub in other.subscriptions_:
-                            if sub.topic == pub.topic:
-                                sub.callback(data)
-                                moved += 1
-                self.cursor[id(pub)] = len(pub.sent)
-        return moved
 
 
 @pytest.fixture(scope="module")
@@ -110,11 +58,12 @@ def test_node_declares_what_the_graph_and_parameter_file_say(key, parameter_file
     for name, value in flatten(parameter_file[key]["ros__parameters"]).items():
         if name not in NODE_ARGS.get(key, {}):
             assert node.param(name) == value, name
-    published = {(p.topic, p.msg_type.ros_type, p.qos.reliability) for p in node.declared_publishers}
-    subscribed = {(s.topic, s.msg_type.ros_type, s.qos.reliability, s.raw) for s in node.subscriptions_}
+    published = {(p.topic, p.msg_type.ros_type, (p.qos.reliability, p.qos.durability)) for p in node.declared_publishers}
+    subscribed = {(s.topic, s.msg_type.ros_type, (s.qos.reliability, s.qos.durability), s.raw) for s in node.subscriptions_}
 
-    def reliability(t):
-        return ReliabilityPolicy.BEST_EFFORT if t.qos == "sensor_data" else ReliabilityPolicy.RELIABLE
+    def reliability(t):  # and durability: "latched" topics keep their last message for late joiners
+        return (ReliabilityPolicy.BEST_EFFORT if t.qos == "sensor_data" else ReliabilityPolicy.RELIABLE,
+                DurabilityPolicy.TRANSIENT_LOCAL if t.qos == "latched" else DurabilityPolicy.VOLATILE)
 
     assert published == {(graph.TOPICS[k].name, graph.TOPICS[k].msgtype, reliability(graph.TOPICS[k])) for k in spec.publishes}
     expected_subs = set(spec.subscribes) - ({"audio"} if key == "speech" and node.param("audio_source") != "topic" else set())
@@ -209,11 +158,6 @@ def test_camera_chain_plant_image_to_perception_to_real2sim_matches_the_simulato
         assert error < 0.01
 
 
-def call(node, service: str):
-    srv = next(s for s in node.services_ if s.name == graph.SERVICES[service].name)
-    return srv.callback(Trigger.Request(), Trigger.Response())
-
-
 def test_the_graph_reaches_the_goal_only_after_the_safety_node_is_armed():
     """plant -> real2sim -> policy -> sim2real -> safety -> plant, 20 Hz in lockstep, through CDR bytes."""
     plant = make("mujoco_plant", seed=3)
@@ -273,10 +217,16 @@ def test_safety_node_estop_latches_and_stale_joint_states_stop_forwarding():
     assert len(sent(safety, "joint_targets")) == 1, "nothing passes a latched e-stop"
     assert call(safety, "arm").success
     safety.get_clock().set(1.5)  # joint states now 0.5 s old: the watchdog forwards nothing
-    deliver(safety, "joint_command", command)
+    fresh_command = m.joint_trajectory_to_msg(q + 0.002, names, 1.5, 0.05)
+    deliver(safety, "joint_command", fresh_command)
     assert len(sent(safety, "joint_targets")) == 1 and safety.supervisor.counters["stale_joint_states"] == 1
+    deliver(safety, "joint_states", m.joint_state_to_msg(names, q, q, stamp=1.3))  # arriving 200 ms late: stale
+    deliver(safety, "joint_command", fresh_command)
+    assert len(sent(safety, "joint_targets")) == 1 and safety.supervisor.counters["stale_joint_states"] == 2
+    deliver(safety, "joint_command", command)  # made at 1.0 s, arriving at 1.5 s: refused
+    assert safety.supervisor.counters["stale_command"] == 1
     deliver(safety, "joint_states", m.joint_state_to_msg(names, q, q, stamp=1.5))
-    deliver(safety, "joint_command", command)
+    deliver(safety, "joint_command", fresh_command)
     assert len(sent(safety, "joint_targets")) == 2, "forwarding resumes when joint states are fresh"
     wrong_names = m.joint_trajectory_to_msg(q + 0.002, [f"joint_a{k}" for k in range(1, 8)], 1.5, 0.05)
     deliver(safety, "joint_command", wrong_names)  # another driver's joint names: refused, not guessed

@@ -50,15 +50,16 @@ class _Logger:
     def __init__(self):
         self.records: list[tuple[str, str]] = []
 
+    # rclpy's logging calls take keyword options (throttle_duration_sec, once, skip_first): accepted, recorded as is
     def _log(self, level, msg):
         self.records.append((level, str(msg)))
 
-    def debug(self, msg): self._log("debug", msg)
-    def info(self, msg): self._log("info", msg)
-    def warning(self, msg): self._log("warning", msg)
-    def warn(self, msg): self._log("warning", msg)
-    def error(self, msg): self._log("error", msg)
-    def fatal(self, msg): self._log("fatal", msg)
+    def debug(self, msg, **options): self._log("debug", msg)
+    def info(self, msg, **options): self._log("info", msg)
+    def warning(self, msg, **options): self._log("warning", msg)
+    def warn(self, msg, **options): self._log("warning", msg)
+    def error(self, msg, **options): self._log("error", msg)
+    def fatal(self, msg, **options): self._log("fatal", msg)
 
 
 class _Time:

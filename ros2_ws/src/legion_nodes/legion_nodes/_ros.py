@@ -14,14 +14,16 @@ from typing import Any
 
 import rclpy
 from rclpy.node import Node
-from rclpy.qos import QoSProfile, qos_profile_sensor_data
+from rclpy.qos import DurabilityPolicy, QoSProfile, qos_profile_sensor_data
 from rosidl_runtime_py.utilities import get_message
 
 from legion_runtime import graph
 from legion_runtime import messages as m
 
-#: graph QoS name -> rclpy profile (reliable keep-last-10 is rclpy's default for a depth of 10)
-QOS = {"reliable": QoSProfile(depth=10), "sensor_data": qos_profile_sensor_data}
+#: graph QoS name -> rclpy profile (reliable keep-last-10 is rclpy's default for a depth of 10; "latched": the
+#: last message is kept for late joiners, so a restarted node learns the running subtask at once)
+QOS = {"reliable": QoSProfile(depth=10), "sensor_data": qos_profile_sensor_data,
+       "latched": QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)}
 
 
 class LegionNode(Node):

@@ -72,7 +72,10 @@ class PerceptionNode(LegionNode):
         if stale:
             self.get_logger().warning(f"stale (not published): {stale}")
         if fresh:
-            self.publish("object_poses", m.object_poses_to_msg({k: p for k, (p, _) in fresh.items()}, stamp,
+            # each pose stamped with its own last detection, not this image: a pose kept by the tracker is
+            # no younger than when it was seen
+            self.publish("object_poses", m.object_poses_to_msg({k: p for k, (p, _) in fresh.items()},
+                                                               {k: t for k, (_, t) in fresh.items()},
                                                                self.param("base_frame")))
 
 

@@ -2,8 +2,12 @@
 
 Logic: :class:`legion_policy.checkpoint.LegionPolicy` (``act(obs, embedding) -> (action, component)``).
 A new subtask description resets the step count; an empty one (idle) stops acting. Nothing is
-published until both an observation and an embedding have arrived.
+published until both an observation and an embedding have arrived, nor while the last observation is older
+than ``max_observation_age_s`` (real2sim stopped: object not seen, joint states stale): the policy never acts
+on an old observation, and the driver holds its last target. A non-finite action is logged and not published.
 """
+import numpy as np
+
 from legion_nodes._ros import LegionNode, run
 from legion_policy.checkpoint import LegionPolicy
 from legion_runtime import messages as m
@@ -14,6 +18,8 @@ class PolicyNode(LegionNode):
         super().__init__("policy")
         self.policy = LegionPolicy.load(self.param("checkpoint"))
         self.obs = self.embedding = None
+        self.obs_time = -float("inf")
+        self.stale_cycles = self.bad_actions = 0
         self.active, self.steps = False, 0
         self.subscribe("observation", self.on_observation)
         self.subscribe("embedding", self.on_embedding)
@@ -21,7 +27,7 @@ class PolicyNode(LegionNode):
         self.create_timer(1.0 / self.param("rate_hz"), self.on_timer)
 
     def on_observation(self, msg) -> None:
-        self.obs = m.observation_from_msg(msg)
+        self.obs, self.obs_time = m.observation_from_msg(msg), self.now_s()
 
     def on_embedding(self, msg) -> None:
         self.embedding = m.embedding_from_msg(msg)
@@ -34,8 +40,16 @@ class PolicyNode(LegionNode):
             return
         if self.steps >= self.param("max_steps_per_subtask"):
             return
+        if self.now_s() - self.obs_time > self.param("max_observation_age_s"):
+            self.stale_cycles += 1
+            self.get_logger().warning("observation stale: not acting", throttle_duration_sec=1.0)
+            return
         action, component = self.policy.act(self.obs, self.embedding)
         self.steps += 1
+        if not np.all(np.isfinite(action)):  # publish nothing: sim2real gets no action and the arm holds
+            self.bad_actions += 1
+            self.get_logger().error(f"policy output {action} is not finite: not published", throttle_duration_sec=1.0)
+            return
         self.publish("action", m.action_to_msg(action))
         self.publish("component", m.component_to_msg(int(component)))
 

@@ -57,15 +57,16 @@ class SafetyNode(LegionNode):
 
     def on_joint_states(self, msg) -> None:
         state = m.joint_state_from_msg(msg)
-        self.supervisor.on_joint_state(self.real2sim.joint_positions(state.names, state.position), self.now_s())
+        stamp = state.stamp if state.stamp > 0 else self.now_s()  # an unstamped state: its arrival time
+        self.supervisor.on_joint_state(self.real2sim.joint_positions(state.names, state.position), stamp)
 
     def on_joint_command(self, msg) -> None:
-        q, names, _, period = m.joint_trajectory_from_msg(msg)
+        q, names, stamp, period = m.joint_trajectory_from_msg(msg)
         if sorted(names) != sorted(self.driver.joint_names):  # never guess which joint a value is for
             self.get_logger().error(f"joint command for {names}, expected {list(self.driver.joint_names)}: refused")
             return
         q = self.real2sim.joint_positions(names, q)  # into A1..A7 order
-        decision = self.supervisor.on_joint_command(q, period, self.now_s())
+        decision = self.supervisor.on_joint_command(q, period, self.now_s(), stamp if stamp > 0 else None)
         if decision.q is not None:
             self.publish("joint_targets", m.joint_trajectory_to_msg(decision.q, self.driver.joint_names, 0.0, period))
 
@@ -87,7 +88,8 @@ class SafetyNode(LegionNode):
         s = self.supervisor
         level = m.DIAG_OK if s.state == ARMED and s.healthy(now) else m.DIAG_WARN
         message = s.state + ("" if s.healthy(now) else ", joint states stale")
-        self.publish("diagnostics", m.diagnostics_to_msg("legion: safety", level, message, s.counters, now,
+        values = {**s.counters, "command_rate_hz": f"{s.command_rate_hz:.1f}"}
+        self.publish("diagnostics", m.diagnostics_to_msg("legion: safety", level, message, values, now,
                                                           hardware_id=self.driver.name))
 
 
