@@ -18,6 +18,8 @@ only while ARMED, and only what :meth:`sim2real.safety.SafetyFilter.filter_joint
   Cartesian space: its TCP must lie in the workspace box and within ``max_step_m`` of the last
   forwarded target (the sim2real node clamps each step before IK; this catches anything else, e.g. an
   IK solution that flips the arm); any Cartesian intervention refuses the command;
+* a measured joint outside its limits minus the margin (a contact pushed it there) replaces the command by
+  one that pulls it back at its velocity limit ("joint_outside_band"; :meth:`SafetyFilter.hold_target`);
 * every refusal is counted by reason in :attr:`counters` (published as diagnostics).
 
 Times are seconds of one clock (ROS time on the robot, plant time in tests).
@@ -124,6 +126,10 @@ class SafetySupervisor:
         if not self.healthy(now):
             self._count("stale_joint_states")
             return Decision(None, ("stale_joint_states",))
+        if self.safety.outside_band(self._q):  # pushed past the margin band: pull back instead of the command
+            self._count("joint_outside_band")
+            self._last_tcp = None
+            return Decision(self.safety.hold_target(self._q, period_s), ("joint_outside_band",))
         verdict = self.safety.filter_joints(q_target, self._q, period_s)
         for r in verdict.reasons:
             self._count(r)
