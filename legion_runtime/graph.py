@@ -240,5 +240,5 @@ def parameter_files() -> dict[str, str]:
 def recorded_topics() -> dict[str, str]:
     """Topic name → message type for every topic the in-process runner records (its rosbag2)."""
     keys = ("command_text", "subtask", "embedding", "observation", "action", "component", "cartesian_target",
-            "joint_targets", "gripper_command", "joint_states")
+            "joint_targets", "gripper_command", "joint_states", "diagnostics")
     return {TOPICS[k].name: TOPICS[k].msgtype for k in keys}

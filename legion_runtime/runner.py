@@ -170,6 +170,12 @@ class ControlLoop:
             outcome.interventions["object_not_seen"] = not_seen
         if outside:
             outcome.interventions["joint_outside_band"] = outside
+        if self.publish is not None:  # the subtask's safety record, as the safety node publishes it
+            level = m.DIAG_OK if not outcome.holds else m.DIAG_WARN
+            self.publish("diagnostics", m.diagnostics_to_msg(
+                "legion: safety", level, f"subtask {name}: {outcome.holds} holds",
+                {**outcome.interventions, "cycles": outcome.steps}, (t0_ns + outcome.steps * dt_ns) * 1e-9),
+                t0_ns + outcome.steps * dt_ns)
         return outcome
 
     def _publish(self, stamp, plant, q, qd, obs, action, component, target_base, q_cmd, gripper) -> None:
