@@ -50,18 +50,25 @@ class Bus:
         self.cursor = {}
 
     def pump(self) -> int:
+        """Deliver everything published since the last pump; returns the number of deliveries."""
         moved = 0
         for node in self.nodes:
             for pub in node.declared_publishers:
                 start = self.cursor.get(id(pub), 0)
                 for data in pub.sent[start:]:
-                    for other in self.nodes:
-                        for sub in other.subscriptions_:
-                            if sub.topic == pub.topic:
-                                sub.callback(data)
-                                moved += 1
+                    moved += self.route(pub.topic, data)
                 self.cursor[id(pub)] = len(pub.sent)
         return moved
+
+    def route(self, topic: str, data: bytes) -> int:
+        """Hand one message to every subscription on ``topic``."""
+        n = 0
+        for node in self.nodes:
+            for sub in node.subscriptions_:
+                if sub.topic == topic:
+                    sub.callback(data)
+                    n += 1
+        return n
 
 
 def call(node, service: str):
