@@ -75,18 +75,17 @@ class SubtaskPerception:
 
     ``start(stamp_s)`` derives the goal (raises ``ObjectNotSeenError``); ``self(stamp_s)`` renders a frame at
     ``stamp_s`` and returns ((3,), (3,)) sim-frame object and goal, or None while the object is not seen.
-    ``drop_frames``: a test hook standing for a camera that delivers nothing (cable pulled, driver dead).
+    ``camera`` None stands for a camera that delivers nothing (cable pulled, driver dead).
     """
 
     state: ObjectState
-    camera: object
-    drop_frames: bool = False
+    camera: object | None
     _now: float = 0.0
 
     def _source(self):
         import cv2
 
-        if self.drop_frames:
+        if self.camera is None:
             return None
         return cv2.cvtColor(self.camera.grab(), cv2.COLOR_RGB2GRAY), self.camera.intrinsics, self._now
 

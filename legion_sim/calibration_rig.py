@@ -12,7 +12,7 @@ import mujoco
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from legion_sim.camera import CALIBRATION_TAG_ID, CAMERA_POS_SIM, CALIBRATION_TAG_SITE, CALIBRATION_TAG_SIZE_M
+from legion_sim.camera import CALIBRATION_TAG_ID, CAMERA_POS_SIM, CALIBRATION_TAG_SIZE_M
 from legion_sim.plant import Q_NOMINAL, KukaPlant
 from sim2real.kinematics import FLANGE_OFFSET_M, TOP_DOWN_ROT, ArmKinematics
 from sim2real.perception import TagDetector, TagSpec
@@ -74,12 +74,3 @@ def true_base_from_camera(plant: KukaPlant) -> np.ndarray:
     T[:3, :3] = plant.frame.rotation_to_base(T_sim_cam[:3, :3])
     T[:3, 3] = plant.frame.to_base(T_sim_cam[:3, 3])
     return T
-
-
-def true_site_pose_camera(plant: KukaPlant, site: str = CALIBRATION_TAG_SITE) -> np.ndarray:
-    """(4, 4) true T_camera<-site (a tag site of :func:`legion_sim.camera.add_tag`)."""
-    T_sim_cam = plant.camera().pose_sim()
-    s = plant.model.site(site).id
-    T_sim_site = np.eye(4)
-    T_sim_site[:3, :3], T_sim_site[:3, 3] = plant.data.site_xmat[s].reshape(3, 3), plant.data.site_xpos[s]
-    return np.linalg.inv(T_sim_cam) @ T_sim_site

@@ -41,18 +41,13 @@ class ObjectState:
     frame: FrameTransform
     rule: GoalRule
     goal: np.ndarray | None = None
-    frames: int = 0
-    missing_frames: int = 0
 
-    def observe(self, source: FrameSource, now: float) -> None:
+    def observe(self, source: FrameSource) -> None:
         """Take one frame from ``source`` (if any) into the tracker."""
         grabbed = source()
-        if grabbed is None:
-            self.missing_frames += 1
-            return
-        gray, intrinsics, stamp = grabbed
-        self.frames += 1
-        self.tracker.update(self.detector.detect(gray, intrinsics), stamp)
+        if grabbed is not None:
+            gray, intrinsics, stamp = grabbed
+            self.tracker.update(self.detector.detect(gray, intrinsics), stamp)
 
     def start(self, source: FrameSource, now: float) -> np.ndarray:
         """Begin a subtask: observe one frame and derive the goal from the initial detections.
@@ -63,7 +58,7 @@ class ObjectState:
         Raises:
             ObjectNotSeenError: the subtask's object or goal marker is not seen (the message names it).
         """
-        self.observe(source, now)
+        self.observe(source)
         fresh, _ = self.tracker.poses(now)
         initial = {k: self.frame.to_sim(p) for k, (p, _) in fresh.items()}
         if self.rule.object not in initial:
@@ -80,7 +75,7 @@ class ObjectState:
         """
         if self.goal is None:
             raise RuntimeError("call ObjectState.start() at the beginning of the subtask")
-        self.observe(source, now)
+        self.observe(source)
         fresh, _ = self.tracker.poses(now)
         if self.rule.object not in fresh:
             return None

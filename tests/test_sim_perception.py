@@ -144,17 +144,19 @@ def test_the_arm_holds_while_the_object_is_not_seen_and_resumes_after(fault):
         objects.start(0.0)
         joints = []
 
+        camera = objects.camera
+
         def on_step(step):
             joints.append(plant.joint_state()[0])
             if step == 1:  # the fault starts after two cycles ...
                 if fault == "occlusion":
                     occlude(plant)
                 else:
-                    objects.drop_frames = True
+                    objects.camera = None
             if step == 12:  # ... and ends ten cycles later
                 plant.data.mocap_pos[plant.model.body_mocapid[plant.model.body(OCCLUDER_BODY).id]] = OCCLUDER_PARKED_POS
                 mujoco.mj_forward(plant.model, plant.data)
-                objects.drop_frames = False
+                objects.camera = camera
 
         outcome = ControlLoop(policy, *make_chain()).run_subtask(plant, "reach", embedding, 150, on_step=on_step,
                                                                  objects=objects)

@@ -32,7 +32,7 @@ PERIOD = 0.05
 def test_no_sequence_of_inputs_makes_the_supervisor_forward_an_unsafe_command(values, wild, seed, steps):
     rng = np.random.default_rng(seed)
     supervisor = SafetySupervisor(SafetyFilter(LIMITS), watchdog_s=WATCHDOG)
-    now, q_state, t_state, estopped, forwarded = 0.0, None, -np.inf, False, 0
+    now, q_state, t_state, estopped = 0.0, None, -np.inf, False
     with quiet_log():
         for e in range(EVENTS):
             now += steps[rng.integers(len(steps))]
@@ -50,7 +50,6 @@ def test_no_sequence_of_inputs_makes_the_supervisor_forward_an_unsafe_command(va
                 state_before = supervisor.state
                 decision = supervisor.on_joint_command(target, PERIOD, now, stamp)
                 if decision.q is not None:
-                    forwarded += 1
                     q = decision.q
                     assert state_before == ARMED and not estopped
                     assert now - t_state <= WATCHDOG and now - stamp <= WATCHDOG
@@ -70,7 +69,6 @@ def test_no_sequence_of_inputs_makes_the_supervisor_forward_an_unsafe_command(va
                 supervisor.estop()
                 estopped = True
                 assert supervisor.state == ESTOP
-    assert forwarded >= 0  # how many passed varies; every one was checked above
 
 
 def test_a_sequence_with_fresh_inputs_forwards_and_stale_ones_do_not():
