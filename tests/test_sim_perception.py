@@ -71,6 +71,9 @@ def test_calibrating_the_simulated_camera_recovers_its_pose_within_5_mm_and_half
     dr = angle_deg(result.base_from_camera[:3, :3], truth[:3, :3])
     print(f"25 simulated samples, park: camera pose error {dt * 1e3:.2f} mm, {dr:.3f} deg")
     assert dt < 0.005 and dr < 0.5
+    shipped = CameraPerception().base_from_camera  # calibration/sim_camera_extrinsics.yaml is this very result
+    assert np.linalg.norm(shipped[:3, 3] - result.base_from_camera[:3, 3]) < 1e-4, "re-run `legion calibrate-sim`"
+    assert angle_deg(shipped[:3, :3], result.base_from_camera[:3, :3]) < 0.01
     # the check command's figures: small on new samples, large for a calibration 2 cm off
     A2, B2, other = collect_samples(10, seed=7)
     other.close()
