@@ -143,12 +143,16 @@ def _robot_geoms_touch_world_only(spec: mujoco.MjSpec) -> None:
         geom.contype, geom.conaffinity = 1, 0
 
 
-def build_kuka_scene(task_xml: str, config: SceneConfig = SceneConfig()) -> mujoco.MjSpec:
+def build_kuka_scene(task_xml: str, config: SceneConfig = SceneConfig(),
+                     keep_qpos_layout: bool = False) -> mujoco.MjSpec:
     """Replace the Sawyer of a Meta-World v3 task XML by the iiwa 14 + 2F-85.
 
     Args:
         task_xml: path of the Meta-World task XML (an env's ``model_name``).
         config: robot placement and gains.
+        keep_qpos_layout: keep the Sawyer's 9 joints as an invisible, inert placeholder (first in the tree),
+            and its ``mocap`` body, so that Meta-World's own task code, which writes objects at hard-coded
+            ``qpos[9:]``, runs unchanged (:mod:`legion_sim.kuka_metaworld`).
 
     Returns:
         An uncompiled spec. Names: arm joints :data:`sim2real.kinematics.JOINT_NAMES`, actuators
@@ -163,8 +167,11 @@ def build_kuka_scene(task_xml: str, config: SceneConfig = SceneConfig()) -> mujo
     if sawyer is None or spec.body("mocap") is None:
         raise ValueError(f"{task_xml} has no Sawyer body 'base' or no 'mocap' body; pass a Meta-World v3 "
                          "sawyer_xyz task XML (an env's model_name)")
-    spec.detach_body(sawyer)  # also removes the mocap weld and the claw actuators that refer to it
-    spec.detach_body(spec.body("mocap"))
+    if keep_qpos_layout:
+        _sawyer_to_placeholder(spec, sawyer)
+    else:
+        spec.detach_body(sawyer)  # also removes the mocap weld and the claw actuators that refer to it
+        spec.detach_body(spec.body("mocap"))
     used = {g.meshname for g in spec.geoms}
     for mesh in list(spec.meshes):  # the Sawyer's meshes
         if mesh.name not in used:
@@ -204,6 +211,28 @@ def build_kuka_scene(task_xml: str, config: SceneConfig = SceneConfig()) -> mujo
     # fixed view from the far left corner of the table, looking at (0, 0.45, 0.25)
     spec.worldbody.add_camera(name=CAMERA_NAME, pos=[-1.2, 1.3, 0.9], xyaxes=[-0.578, -0.816, 0.0, 0.33, -0.234, 0.915])
     return spec
+
+
+def _sawyer_to_placeholder(spec: mujoco.MjSpec, sawyer: mujoco.MjsBody) -> None:
+    """Empty the Sawyer's base body and give it 9 inert hinge joints (no geoms, gravity-compensated, damped).
+
+    Meta-World's tasks index ``qpos``/``qvel`` from 9 (after the Sawyer's 7 arm and 2 finger joints); the
+    placeholder keeps those indices. Removing the Sawyer's links also drops its weld and claw actuators.
+    """
+    for child in list(sawyer.bodies):
+        spec.detach_body(child)
+    for element in list(sawyer.geoms) + list(sawyer.sites):
+        element.delete()
+    sawyer.name = "sawyer_qpos_placeholder"
+    body = sawyer
+    for i in range(9):  # a chain: MuJoCo allows at most 6 dofs per body
+        if i % 3 == 0 and i:
+            body = body.add_body(name=f"sawyer_qpos_placeholder_{i // 3}")
+        if i % 3 == 0:
+            body.explicitinertial = True
+            body.mass, body.inertia, body.gravcomp = 1.0, [1.0, 1.0, 1.0], 1.0
+        body.add_joint(name=f"sawyer_placeholder_{i}", type=mujoco.mjtJoint.mjJNT_HINGE, axis=[0.0, 0.0, 1.0],
+                       armature=1.0, damping=100.0, limited=mujoco.mjtLimited.mjLIMITED_FALSE)
 
 
 def _add_position_servo(spec: mujoco.MjSpec, name: str, joint: str, kp: float, ctrlrange) -> mujoco.MjsActuator:

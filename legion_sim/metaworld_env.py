@@ -52,6 +52,10 @@ class MetaWorldTaskEnv(gym.Env):
             rising to the goal. Success tests are the same for both.
         placement: ``"random"`` (default): a new object/goal placement every episode; ``"fixed"``: the
             one placement of the MT1 task drawn from ``seed`` in every episode (the paper's official code).
+        robot: ``"sawyer"`` (Meta-World's own) or ``"kuka"``: the iiwa 14 + 2F-85 in the same task code
+            (:mod:`legion_sim.kuka_metaworld`).
+        control: KUKA only: ``"mocap"`` (Meta-World's mocap weld, 12.5 ms steps) or ``"joint"`` (Sim2Real + IK
+            to joint position servos, 50 ms steps, as deployed).
 
     Observation: Box(-inf, inf, (12,), float32), layout :data:`sim2real.observation.OBS_LAYOUT`.
     Action: Box(-1, 1, (4,), float32).
@@ -63,7 +67,8 @@ class MetaWorldTaskEnv(gym.Env):
     metadata = {"render_modes": ["rgb_array"], "render_fps": 80}
 
     def __init__(self, env_id: str, seed: int = 0, max_episode_steps: int = EPISODE_STEPS,
-                 render_mode: str | None = None, reward_version: str = "v2", placement: str = "random"):
+                 render_mode: str | None = None, reward_version: str = "v2", placement: str = "random",
+                 robot: str = "sawyer", control: str = "mocap"):
         import metaworld
 
         if env_id not in metaworld.MT1.ENV_NAMES:
@@ -75,12 +80,23 @@ class MetaWorldTaskEnv(gym.Env):
             raise ValueError(f"placement must be 'random' or 'fixed', got {placement!r}")
         if reward_version not in ("v1", "v2"):
             raise ValueError(f"reward_version must be 'v1' or 'v2', got {reward_version!r}")
+        if robot not in ("sawyer", "kuka"):
+            raise ValueError(f"robot must be 'sawyer' or 'kuka', got {robot!r}")
+        if robot == "sawyer" and control != "mocap":
+            raise ValueError("the Sawyer is driven by Meta-World's mocap only; control='joint' needs robot='kuka'")
         self.env_id = env_id
+        self.robot, self.control = robot, control
         self.reward_version = reward_version
         self._reward_scale = V1_REWARD_SCALE if reward_version == "v1" else 1.0
         self.max_episode_steps = int(max_episode_steps)
         benchmark = metaworld.MT1(env_id, seed=seed)
-        self._env = benchmark.train_classes[env_id](render_mode=render_mode, reward_function_version=reward_version)
+        env_class = benchmark.train_classes[env_id]
+        extra = {}
+        if robot == "kuka":
+            from legion_sim.kuka_metaworld import kuka_env_class
+
+            env_class, extra = kuka_env_class(env_class), {"control": control}
+        self._env = env_class(render_mode=render_mode, reward_function_version=reward_version, **extra)
         # MT1 tasks carry partially_observable=False: set_task makes the goal visible properly.
         self._env.set_task(benchmark.train_tasks[0])
         self.placement = placement
