@@ -1,96 +1,182 @@
-"""Long-horizon commands as sequences of learned subtasks (the task sequencer node's logic).
+"""Long-horizon commands as sequences of learned subtasks (the task sequencer node's logic, plain Python).
 
-A recognised command is planned with the task library (:meth:`legion_policy.tasks.TaskLibrary.plan`);
-its subtasks then run one at a time. The sequencer is stepped once per control step (one observation)
-and moves on when the running subtask succeeds or has used ``max_steps`` steps (paper: 150); a failed
-subtask is tried again up to ``retries`` times. Success is judged from the 12-d observation where a
-test exists (:data:`SUCCESS_TESTS`, Meta-World's own thresholds); other subtasks end on their step budget
-and are reported with ``success: None`` (unknown) until perception judges them (issue 8).
+A recognised command is planned with the task library (:meth:`legion_policy.tasks.TaskLibrary.plan`) and its
+subtasks run one at a time, in an order chosen by ``order``:
+
+* ``"library"``: the order the library lists (a compound command's subtasks in library order);
+* ``"random"``: the subtasks of a ``set`` task ("clean the table") shuffled with ``rng``; a ``chain`` ("make
+  the coffee") and single subtasks keep their order (the status notes it);
+* ``"spoken"``: a compound command ("close the drawer then press the button") in the order spoken, anything
+  else in library order.
+
+The sequencer is stepped once per control step with what perception gives (tcp, object point, goal; sim frame,
+m). Success is judged with the subtask's library :class:`sim2real.goals.SuccessTest` (Meta-World v3's own
+``evaluate_state`` test) on those perceived positions. An attempt that has used ``max_steps`` steps (paper: 150)
+without success failed; it is tried again ``retries`` times, then the sequencer moves on. :meth:`skip` gives up
+on the current subtask without attempting it (its object is not seen). In a chain, a subtask that finally fails
+or is skipped stops the chain: the later subtasks are skipped with reason :data:`CHAIN_FAILED`.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
+import random
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from legion_policy.tasks import Plan, TaskLibrary
+from legion_policy.tasks import Plan, Subtask, TaskLibrary
 
-#: env_id -> success test on the 12-d sim-frame observation (sim2real.observation layout: ee 0:3, object 3:6,
-#: goal 9:12). reach-v3: Meta-World's ``reach_dist <= 0.05`` m between the hand and the goal.
-SUCCESS_TESTS: dict[str, Callable[[np.ndarray], bool]] = {
-    "reach-v3": lambda obs: float(np.linalg.norm(obs[0:3] - obs[9:12])) <= 0.05,
-}
+ORDERS = ("library", "random", "spoken")
+CHAIN_FAILED = "previous subtask of the chain failed"
 
 
 @dataclass
-class SubtaskRecord:
-    """One attempt: subtask name, steps used, success (None: no test for this subtask)."""
+class Attempt:
+    """One attempt at a subtask.
+
+    Attributes:
+        subtask: library name of the subtask.
+        attempt: 1 for the first try, 2 for the retry...
+        steps: control steps used.
+        success: the success test passed.
+        skipped: why the subtask was not attempted (further), or None.
+    """
 
     subtask: str
+    attempt: int = 1
     steps: int = 0
-    success: bool | None = None
+    success: bool = False
+    skipped: str | None = None
 
 
-@dataclass
 class TaskSequencer:
-    """Runs the subtasks of one command in order (see the module docstring).
+    """Runs the subtasks of one command (see the module docstring).
 
     Args:
         library: the task library (checkpoint's or the shipped one).
-        max_steps: control steps per subtask attempt (paper: 150).
+        max_steps: control steps per attempt (paper: 150).
         retries: extra attempts of a failed subtask (0: none).
+        order: ``"library"``, ``"random"`` or ``"spoken"``.
+        rng: ``random.Random`` for ``"random"`` (default: a fresh unseeded one).
+
+    Raises:
+        ValueError: unknown order, ``max_steps`` < 1 or ``retries`` < 0.
     """
 
-    library: TaskLibrary
-    max_steps: int = 150
-    retries: int = 1
-    plan: Plan | None = None
-    index: int = 0
-    attempt: int = 0
-    records: list[SubtaskRecord] = field(default_factory=list)
+    def __init__(self, library: TaskLibrary, max_steps: int = 150, retries: int = 1, order: str = "library",
+                 rng: random.Random | None = None):
+        if order not in ORDERS:
+            raise ValueError(f"order must be one of {list(ORDERS)}, got {order!r}")
+        if max_steps < 1 or retries < 0:
+            raise ValueError(f"need max_steps >= 1 and retries >= 0, got {max_steps} and {retries}")
+        self.library, self.max_steps, self.retries, self.order = library, int(max_steps), int(retries), order
+        self.rng = rng or random.Random()
+        self.plan: Plan | None = None
+        self.queue: list[Subtask] = []
+        self.order_used, self.note = "", ""
+        self.index = 0
+        self.attempts: list[Attempt] = []
 
     def command(self, text: str) -> str:
-        """Start a command; returns the description of its first subtask.
+        """Start a command (dropping any running one); returns the description of its first subtask.
 
         Raises:
             legion_policy.tasks.UnknownCommandError: ``text`` is not in the library (it lists the known ones).
         """
-        self.plan, self.index, self.attempt = self.library.plan(text), 0, 0
-        self.records = [SubtaskRecord(self.plan.subtasks[0].name)]
+        plan = self.library.plan(text)
+        queue, self.note = list(plan.subtasks), ""
+        if plan.order == "set" and self.order == "random":
+            self.rng.shuffle(queue)
+            self.order_used = "random"
+        elif plan.order == "spoken" and self.order != "spoken":
+            names = list(self.library.subtasks)
+            queue.sort(key=lambda st: names.index(st.name))
+            self.order_used = "library"
+        else:
+            self.order_used = {"set": "library"}.get(plan.order, plan.order)
+        if plan.order == "chain" and self.order == "random":
+            self.note = f"{plan.text!r} is a chain: it runs in its order, order 'random' applies to set tasks only"
+        self.plan, self.queue, self.index = plan, queue, 0
+        self.attempts = [Attempt(queue[0].name)]
         return self.current()
+
+    def current_subtask(self) -> Subtask | None:
+        """The subtask to run now (None when idle or done)."""
+        return self.queue[self.index] if self.index < len(self.queue) else None
 
     def current(self) -> str:
         """Description of the subtask to run now ('' when idle or done)."""
-        if self.plan is None or self.index >= len(self.plan.subtasks):
-            return ""
-        return self.plan.subtasks[self.index].description
+        subtask = self.current_subtask()
+        return subtask.description if subtask else ""
 
-    def step(self, obs: np.ndarray) -> bool:
-        """Count one control step of the running subtask, observed as ``obs`` (12,). True if the subtask changed."""
-        if not self.current():
+    def step(self, tcp: np.ndarray, obj: np.ndarray | None, goal: np.ndarray | None) -> bool:
+        """Count one control step of the running subtask and judge its success.
+
+        Args:
+            tcp: (3,) tool centre point, sim frame, m.
+            obj: (3,) perceived object point, sim frame, m; None while not seen (then an object test cannot pass).
+            goal: (3,) goal, sim frame, m; None while not derived.
+
+        Returns:
+            True when the subtask changed (next subtask, a retry, or done).
+        """
+        subtask = self.current_subtask()
+        if subtask is None:
             return False
-        subtask = self.plan.subtasks[self.index]
-        record = self.records[-1]
-        record.steps += 1
-        test = SUCCESS_TESTS.get(subtask.env_id)
-        if test is not None and test(np.asarray(obs)):
-            record.success = True
-        elif record.steps < self.max_steps:
+        attempt = self.attempts[-1]
+        attempt.steps += 1
+        test = subtask.success
+        if goal is not None and (obj is not None or not test.uses_object) and test.passed(tcp, obj, goal):
+            attempt.success = True
+        elif attempt.steps < self.max_steps:
             return False
-        elif test is not None:
-            record.success = False
-            if self.attempt < self.retries:  # try the same subtask again
-                self.attempt += 1
-                self.records.append(SubtaskRecord(subtask.name))
-                return True
-        self.index, self.attempt = self.index + 1, 0
-        if self.current():
-            self.records.append(SubtaskRecord(self.plan.subtasks[self.index].name))
+        self._finish(attempt)
         return True
 
+    def skip(self, reason: str) -> bool:
+        """Give up the current subtask without attempting it (further), e.g. its object is not seen.
+
+        Returns:
+            True when there was a subtask to skip.
+        """
+        if self.current_subtask() is None:
+            return False
+        self.attempts[-1].skipped = reason
+        self._finish(self.attempts[-1])
+        return True
+
+    def _finish(self, attempt: Attempt) -> None:
+        """End ``attempt``: retry it, or move on (stopping a chain after a failure)."""
+        if not attempt.success and attempt.skipped is None and attempt.attempt <= self.retries:
+            self.attempts.append(Attempt(attempt.subtask, attempt.attempt + 1))
+            return
+        self.index += 1
+        if not attempt.success and self.order_used == "chain":
+            self.attempts += [Attempt(st.name, skipped=CHAIN_FAILED) for st in self.queue[self.index:]]
+            self.index = len(self.queue)
+        elif self.index < len(self.queue):
+            self.attempts.append(Attempt(self.queue[self.index].name))
+
     def status(self) -> dict:
-        """JSON-ready status: command, state (idle/running/done), subtask index, attempts so far."""
+        """JSON-ready status for the ROS node: command, state (idle/running/done), order used, note, subtask index
+        and description, attempts so far (:class:`Attempt` fields)."""
         state = "idle" if self.plan is None else ("running" if self.current() else "done")
-        return {"command": self.plan.text if self.plan else "", "state": state, "subtask_index": self.index,
-                "subtask": self.current(), "attempts": [vars(r).copy() for r in self.records]}
+        return {"command": self.plan.text if self.plan else "", "state": state, "order": self.order_used,
+                "note": self.note, "subtask_index": self.index, "subtask": self.current(),
+                "attempts": [asdict(a) for a in self.attempts]}
+
+    def report(self) -> dict:
+        """JSON-ready outcome of the command.
+
+        Returns:
+            ``command``, ``order`` (used: library, random, spoken, chain or single), ``note``, ``done``,
+            ``attempts`` (run order, :class:`Attempt` fields), ``subtasks`` (run order: name, final ``success``,
+            ``skipped`` reason, number of ``attempts``) and ``success`` (every subtask succeeded).
+        """
+        finals = [a for i, a in enumerate(self.attempts)
+                  if i + 1 == len(self.attempts) or self.attempts[i + 1].attempt == 1]
+        subtasks = [{"subtask": a.subtask, "success": a.success, "skipped": a.skipped,
+                     "attempts": a.attempt if a.skipped != CHAIN_FAILED else 0} for a in finals]
+        done = self.plan is not None and self.current_subtask() is None
+        return {"command": self.plan.text if self.plan else "", "order": self.order_used, "note": self.note,
+                "done": done, "attempts": [asdict(a) for a in self.attempts], "subtasks": subtasks,
+                "success": done and all(s["success"] for s in subtasks)}

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from sim2real.goals import GOAL_RULES, GoalRule
+from legion_policy.tasks import load_task_library
+from sim2real.goals import GoalRule
 from sim2real.object_state import ObjectState
 from sim2real.perception import ObjectTracker, PerceptionError, TagDetector, load_extrinsics, load_tag_map
 from sim2real.transforms import FrameTransform
@@ -51,11 +52,13 @@ class CameraPerception:
         self.detector = TagDetector(self.tags, quad_decimate=self.quad_decimate)
 
     def rule(self, env_id: str) -> GoalRule:
-        """The goal rule of a subtask. Raises PerceptionError for a task without one or with unmapped objects."""
-        rule = GOAL_RULES.get(env_id)
-        if rule is None:
-            raise PerceptionError(f"no goal rule for {env_id!r} (known: {sorted(GOAL_RULES)}); add one to "
-                                  "sim2real.goals.GOAL_RULES")
+        """The goal rule of a subtask, from the task library. Raises PerceptionError for a task without one or with
+        unmapped objects."""
+        try:
+            rule = load_task_library().by_env_id(env_id).goal_rule
+        except KeyError as exc:
+            raise PerceptionError(f"no goal rule for {env_id!r} ({exc.args[0]}); add the subtask to the task "
+                                  "library (legion_policy/data/task_library.yaml)") from exc
         mapped = {t.object for t in self.tags.values()}
         missing = {rule.object, rule.goal_object} - mapped - {None}
         if missing:

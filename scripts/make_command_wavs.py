@@ -33,8 +33,8 @@ def canonical_phrases(library_path: str | None = None) -> list[str]:
 
     lib = load_task_library(library_path)
     phrases = {st.description for st in lib.subtasks.values()}
-    for _chain, phrasings in lib.long_horizon.values():
-        phrases.update(phrasings)
+    for task in lib.long_horizon.values():
+        phrases.update(task.phrasings)
     return sorted(phrases)
 
 

@@ -1,10 +1,13 @@
 """The goal of a subtask from the detected objects and the task context (the paper: "the task-related goal
 position is determined by the initial position of the detected object and the corresponding side information
-context").
+context"), and the subtask's success test on perceived positions.
 
 A :class:`GoalRule` names the object a subtask acts on and where its goal lies: at the initial position of a
-goal object (a marker) or of the object itself, plus a fixed offset in the sim frame. The offsets reproduce
-Meta-World v3's ``reset_model`` geometry, so the derived goal is the goal the policy was trained with.
+goal object (a marker) or of the object itself, plus a fixed offset in the sim frame. A :class:`SuccessTest`
+reproduces Meta-World v3's ``evaluate_state`` success test from the tool centre point, the object point and
+the goal. The rules and tests of the ten subtasks live in the task library
+(``legion_policy/data/task_library.yaml``, ``load_task_library().by_env_id(env_id).goal_rule`` / ``.success``),
+where each offset and threshold is derived from the Meta-World source it reproduces.
 """
 from __future__ import annotations
 
@@ -43,10 +46,58 @@ class GoalRule:
         return np.asarray(initial[source], dtype=np.float64) + np.asarray(self.offset_m)
 
 
-#: Meta-World v3 env id -> rule. reach-v3: the goal is a marker of its own. drawer-close-v3: reset_model puts
-#: the goal at drawer + (0, -0.16, 0.09) and pulls the drawer out fully, which leaves the handle point at
-#: drawer + (0, -0.32, 0.14): the goal is the initial handle + (0, 0.16, -0.05) (tests/test_sim_perception.py).
-GOAL_RULES: dict[str, GoalRule] = {
-    "reach-v3": GoalRule(object="puck", goal_object="goal"),
-    "drawer-close-v3": GoalRule(object="drawer_handle", offset_m=(0.0, 0.16, -0.05)),
+#: Success measures, name -> the axes of (object or tcp) - goal that the Euclidean distance is taken over.
+MEASURES: dict[str, tuple[str, tuple[int, ...]]] = {
+    "tcp_to_goal": ("tcp", (0, 1, 2)),
+    "object_to_goal": ("object", (0, 1, 2)),
+    "object_to_goal_x": ("object", (0,)),
+    "object_to_goal_y": ("object", (1,)),
+    "object_to_goal_z": ("object", (2,)),
 }
+
+
+@dataclass(frozen=True)
+class SuccessTest:
+    """A subtask's success test: ``distance(tcp, obj, goal) <= threshold_m`` (Meta-World's ``evaluate_state``).
+
+    Attributes:
+        measure: a key of :data:`MEASURES`: ``"tcp_to_goal"`` / ``"object_to_goal"`` (3-D distance) or
+            ``"object_to_goal_x|y|z"`` (absolute difference along one sim axis).
+        threshold_m: success when the distance is at most this, m.
+        object_offset_m: (3,) added to the object point before measuring, sim frame, m (faucet-open-v3
+            measures the handle point shifted by (-0.04, 0, 0.03)).
+
+    Raises:
+        ValueError: unknown measure, or a threshold that is not a positive number.
+    """
+
+    measure: str
+    threshold_m: float
+    object_offset_m: tuple[float, float, float] = (0.0, 0.0, 0.0)
+
+    def __post_init__(self):
+        if self.measure not in MEASURES:
+            raise ValueError(f"unknown success measure {self.measure!r}; known: {sorted(MEASURES)}")
+        if not (isinstance(self.threshold_m, (int, float)) and self.threshold_m > 0):
+            raise ValueError(f"threshold_m must be a positive number of metres, got {self.threshold_m!r}")
+
+    @property
+    def uses_object(self) -> bool:
+        """True when the test measures the object point (False: the tool centre point)."""
+        return MEASURES[self.measure][0] == "object"
+
+    def distance(self, tcp: np.ndarray, obj: np.ndarray, goal: np.ndarray) -> float:
+        """The measured distance, m.
+
+        Args:
+            tcp: (3,) tool centre point, sim frame (= Meta-World world frame), m.
+            obj: (3,) object point (observation[3:6]), sim frame, m.
+            goal: (3,) goal, sim frame, m.
+        """
+        source, axes = MEASURES[self.measure]
+        point = np.asarray(tcp, np.float64) if source == "tcp" else np.asarray(obj, np.float64) + self.object_offset_m
+        return float(np.linalg.norm((point - np.asarray(goal, np.float64))[list(axes)]))
+
+    def passed(self, tcp: np.ndarray, obj: np.ndarray, goal: np.ndarray) -> bool:
+        """True when :meth:`distance` (same arguments: (3,) each, sim frame, m) is at most ``threshold_m``."""
+        return self.distance(tcp, obj, goal) <= self.threshold_m

@@ -39,7 +39,7 @@ def test_same_command_gives_identical_embedding(embedder):
 def test_different_commands_differ(embedder, library):
     # canonical descriptions of different skills / long-horizon tasks must be far apart
     canonical = [st.description for st in library.subtasks.values()]
-    canonical += [p for _chain, phrasings in library.long_horizon.values() for p in phrasings]
+    canonical += [task.phrasings[0] for task in library.long_horizon.values()]
     e = embedder.embed(canonical)
     off_diagonal = (e @ e.T)[~np.eye(len(canonical), dtype=bool)]
     assert off_diagonal.max() < 0.9, "two commands embed almost alike: the task encoder could not tell them apart"

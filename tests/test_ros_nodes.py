@@ -280,23 +280,26 @@ def test_task_sequencer_node_runs_a_long_horizon_command_subtask_by_subtask():
     assert status["state"] == "unknown command" and "reach the goal" in status["known"]
     assert sent(node, "subtask") == [], "an unknown command starts nothing"
 
-    deliver(node, "command_text", m.command_to_msg("tidy the desk"))  # close the drawer, then reach
+    deliver(node, "command_text", m.command_to_msg("close the drawer then reach the goal"))  # spoken order
     far = np.zeros(12, np.float32)
+    far[3:6] = [0.0, 0.5, 0.2]  # drawer handle 0.3 m from its goal: the drawer is open
     far[9:12] = [0.0, 0.8, 0.2]  # goal 0.8 m from the hand
     for _ in range(3):
-        deliver(node, "observation", m.observation_to_msg(far))
+        deliver(node, "observation", m.observation_to_msg(far))  # drawer-close, attempt 1 fails at 3 steps
+    closed = far.copy()
+    closed[3:6] = far[9:12] + [0.0, 0.0, 0.05]  # handle 5 cm from the goal: within drawer-close's 6.5 cm
+    deliver(node, "observation", m.observation_to_msg(closed))  # attempt 2 succeeds at once
     near = far.copy()
     near[0:3] = far[9:12] + 0.01  # the hand at the goal: reach succeeds
-    deliver(node, "observation", m.observation_to_msg(far))   # reach, attempt 1, step 1
-    for _ in range(2):
-        deliver(node, "observation", m.observation_to_msg(far))  # attempt 1 fails at 3 steps -> retry
+    for _ in range(3):
+        deliver(node, "observation", m.observation_to_msg(far))  # reach, attempt 1 fails at 3 steps -> retry
     deliver(node, "observation", m.observation_to_msg(near))  # attempt 2 succeeds at once
     subtasks = [msg.data for msg in sent(node, "subtask")]
-    assert subtasks == ["close the drawer", "reach the goal", "reach the goal", ""]
+    assert subtasks == ["close the drawer", "close the drawer", "reach the goal", "reach the goal", ""]
     final = json.loads(sent(node, "task_status")[-1].data)
-    assert final["state"] == "done"
+    assert final["state"] == "done" and final["order"] == "spoken"
     assert [(a["subtask"], a["steps"], a["success"]) for a in final["attempts"]] == \
-        [("drawer-close", 3, None), ("reach", 3, False), ("reach", 1, True)]
+        [("drawer-close", 3, False), ("drawer-close", 1, True), ("reach", 3, False), ("reach", 1, True)]
 
 
 def test_safety_node_refuses_a_joint_command_whose_tcp_leaves_the_workspace_or_jumps():

@@ -50,8 +50,8 @@ def recognizer(library):
 
 def test_shipped_wavs_cover_every_canonical_command(library):
     expected = {st.description for st in library.subtasks.values()}
-    for _chain, phrasings in library.long_horizon.values():
-        expected.update(phrasings)
+    for task in library.long_horizon.values():
+        expected.update(task.phrasings)
     shipped = {p.stem.replace("_", " ") for p in COMMAND_WAVS}
     assert shipped == expected, "re-run scripts/make_command_wavs.py after editing the task library"
 

@@ -12,11 +12,11 @@ import numpy as np
 from rclpy.action import ActionServer
 
 from legion_nodes._ros import LegionNode, run
+from legion_policy.tasks import load_task_library
 from legion_runtime import graph
 from legion_runtime import messages as m
 from legion_sim.plant import KukaPlant
 from sim2real.drivers import driver
-from sim2real.goals import GOAL_RULES
 
 GRIPPER_CLOSED_RAD = m.GRIPPER_CLOSED_RAD
 
@@ -27,6 +27,7 @@ class MujocoPlantNode(LegionNode):
         self.driver = driver(self.param("driver"))
         self.plant = KukaPlant(self.param("task"), seed=self.param("seed"))
         self.plant.reset()
+        self.rule = load_task_library().by_env_id(self.param("task")).goal_rule  # which objects to publish
         self.q_target, _ = self.plant.joint_state()
         self.gripper = 0.0  # closing fraction
         self.subscribe("joint_targets", self.on_joint_targets)
@@ -65,7 +66,7 @@ class MujocoPlantNode(LegionNode):
             self.publish("camera_info", m.camera_info_to_msg(k.fx, k.fy, k.cx, k.cy, k.width, k.height, now, frame))
             self.publish("image", m.image_to_msg(camera.grab(), "rgb8", now, frame))
             return
-        rule = GOAL_RULES[self.param("task")]
+        rule = self.rule
         to_base = self.plant.frame.to_base
         poses = {rule.object: to_base(self.plant.object_position())}
         if rule.goal_object is not None:

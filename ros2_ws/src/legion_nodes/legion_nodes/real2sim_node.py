@@ -12,7 +12,7 @@ from legion_policy.tasks import load_task_library
 from legion_runtime import messages as m
 from legion_runtime.main_job import make_chain
 from sim2real.drivers import driver
-from sim2real.goals import GOAL_RULES, ObjectNotSeenError
+from sim2real.goals import ObjectNotSeenError
 
 
 class Real2SimNode(LegionNode):
@@ -33,10 +33,9 @@ class Real2SimNode(LegionNode):
         if not text:
             return
         try:
-            env_id = self.library.plan(text).subtasks[0].env_id
-            self.rule = GOAL_RULES[env_id]
-        except (ValueError, KeyError) as exc:
-            self.get_logger().error(f"subtask {text!r}: no goal rule ({exc}); known: {sorted(GOAL_RULES)}")
+            self.rule = self.library.plan(text).subtasks[0].goal_rule
+        except ValueError as exc:
+            self.get_logger().error(f"subtask {text!r}: no goal rule ({exc}); known: {sorted(self.library.subtasks)}")
 
     def on_object_poses(self, msg) -> None:
         for name, (position, stamp, frame) in m.object_poses_from_msg(msg).items():

@@ -1,8 +1,9 @@
 """task_sequencer: recognised command -> subtasks one at a time (std_msgs/String), with a JSON status.
 
 Logic: :class:`legion_policy.sequencer.TaskSequencer` over the task library (``task_library``: a YAML
-file; default the shipped one). Each observation counts one control step of the running subtask. An
-unknown command publishes a status listing the known commands and starts nothing.
+file; default the shipped one; ``order``: library, random or spoken). Each observation counts one control step
+of the running subtask, judged by its library success test on the observed tcp (0:3), object (3:6) and goal
+(9:12), sim frame. An unknown command publishes a status listing the known commands and starts nothing.
 """
 import json
 
@@ -17,7 +18,7 @@ class TaskSequencerNode(LegionNode):
         super().__init__("task_sequencer")
         library = load_task_library(self.param("task_library") or None)
         self.sequencer = TaskSequencer(library, max_steps=self.param("max_steps_per_subtask"),
-                                       retries=self.param("retries"))
+                                       retries=self.param("retries"), order=self.param("order"))
         self.subscribe("command_text", self.on_command)
         self.subscribe("observation", self.on_observation)
 
@@ -34,7 +35,8 @@ class TaskSequencerNode(LegionNode):
         self.publish_status()
 
     def on_observation(self, msg) -> None:
-        if self.sequencer.step(m.observation_from_msg(msg)):
+        obs = m.observation_from_msg(msg)
+        if self.sequencer.step(obs[0:3], obs[3:6], obs[9:12]):
             self.publish("subtask", m.text_to_msg(self.sequencer.current()))
             self.publish_status()
 
