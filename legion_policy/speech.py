@@ -29,7 +29,7 @@ from typing import Sequence
 
 import numpy as np
 
-from legion_policy.tasks import normalise
+from legion_policy.tasks import JOINERS, TaskLibrary, UnknownCommandError, normalise
 
 SAMPLE_RATE_HZ = 16000
 # Rejection threshold for PocketSphinxRecognizer, nats per frame, chosen on espeak-ng audio (4 English
@@ -104,10 +104,31 @@ def _check_pcm(pcm: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(pcm, dtype="<i2")
 
 
+def _alternatives(phrases: Sequence[str]) -> str:
+    return " | ".join(f"( {p} )" for p in phrases)
+
+
 def jsgf_grammar(phrases: Sequence[str]) -> str:
     """JSGF grammar text with one public rule ``<command>`` that accepts exactly ``phrases``."""
-    alternatives = " | ".join(f"( {p} )" for p in phrases)
-    return f"#JSGF V1.0;\ngrammar commands;\npublic <command> = {alternatives};\n"
+    return f"#JSGF V1.0;\ngrammar commands;\npublic <command> = {_alternatives(phrases)};\n"
+
+
+def library_jsgf(library: TaskLibrary) -> str:
+    """The pocketsphinx JSGF grammar of a task library: public rule ``<command>`` accepts every phrasing and
+    compound commands ``<subtask> ( ( and then | then | and ) <subtask> )*`` (see ``TaskLibrary.plan``)."""
+    joiners = " | ".join(" ".join(j) for j in JOINERS)
+    long_horizon = sorted(set(library.phrasings()) - set(library.subtask_phrasings()))
+    rules = [f"<subtask> = {_alternatives(library.subtask_phrasings())};"]
+    command = f"<subtask> ( ( {joiners} ) <subtask> )*"
+    if long_horizon:
+        rules.append(f"<long_horizon> = {_alternatives(long_horizon)};")
+        command = f"<long_horizon> | {command}"
+    return "#JSGF V1.0;\ngrammar commands;\n" + "\n".join(rules) + f"\npublic <command> = {command};\n"
+
+
+def vosk_grammar(phrases: Sequence[str]) -> str:
+    """The Vosk JSON grammar of ``phrases`` (e.g. ``TaskLibrary.phrasings()``): the phrases plus ``"[unk]"``."""
+    return json.dumps(list(phrases) + ["[unk]"], ensure_ascii=False)
 
 
 def _unique_phrases(phrases: Sequence[str], norm) -> list[str]:
@@ -128,6 +149,8 @@ class PocketSphinxRecognizer:
             ``TaskLibrary.phrasings()``.
         min_confidence: reject hypotheses whose confidence (nats/frame, see :class:`Recognition`)
             is below this; ``None`` skips the phone-loop pass and accepts whatever the grammar decodes.
+        library: decode with that task library's grammar (:func:`library_jsgf`: ``phrases`` and compound
+            commands) and accept whatever ``library.plan`` accepts; None: exactly ``phrases``.
 
     Raises:
         SpeechError: no phrases, or a word missing from the pronunciation dictionary (CMUdict).
@@ -135,20 +158,38 @@ class PocketSphinxRecognizer:
 
     backend = "pocketsphinx"
 
-    def __init__(self, phrases: Sequence[str], min_confidence: float | None = DEFAULT_MIN_CONFIDENCE):
+    def __init__(self, phrases: Sequence[str], min_confidence: float | None = DEFAULT_MIN_CONFIDENCE,
+                 library: TaskLibrary | None = None):
         from pocketsphinx import Decoder
 
         self.phrases = _unique_phrases(phrases, normalise)
         self.min_confidence = min_confidence
+        self.library = library
         self._decoder = Decoder(lm=None, loglevel="FATAL")  # default en-us hmm + CMUdict from the wheel
-        words = sorted({w for p in self.phrases for w in p.split()})
+        words = sorted({w for p in self.phrases for w in p.split()} | ({"and", "then"} if library else set()))
         missing = [w for w in words if self._decoder.lookup_word(w) is None]
         if missing:
             raise SpeechError(f"words not in the pocketsphinx dictionary (CMUdict): {missing}; rephrase the "
                               "command in the task library with dictionary words (spell out numbers)")
-        self._decoder.add_fsg("commands", self._decoder.parse_jsgf(jsgf_grammar(self.phrases)))
+        grammar = library_jsgf(library) if library else jsgf_grammar(self.phrases)
+        self._decoder.add_fsg("commands", self._decoder.parse_jsgf(grammar))
         self._decoder.add_allphone_file("phone_loop")  # uniform phone loop: the rejection reference
         self._initial_cmn = self._decoder.get_cmn()
+
+    @classmethod
+    def from_library(cls, library: TaskLibrary,
+                     min_confidence: float | None = DEFAULT_MIN_CONFIDENCE) -> "PocketSphinxRecognizer":
+        """A recogniser for every command of ``library``, compound commands included (see the class)."""
+        return cls(library.phrasings(), min_confidence, library)
+
+    def _accepts(self, text: str) -> bool:
+        if self.library is None:
+            return text in self.phrases
+        try:
+            self.library.plan(text)
+        except UnknownCommandError:
+            return False
+        return True
 
     def _decode(self, search: str, data: bytes):
         d = self._decoder
@@ -171,7 +212,8 @@ class PocketSphinxRecognizer:
             pcm: int16 (N,) samples at 16 kHz, mono.
 
         Returns:
-            :class:`Recognition`; ``text`` is one of :attr:`phrases` or ``''``.
+            :class:`Recognition`; ``text`` is one of :attr:`phrases` (or a compound command of :attr:`library`)
+            or ``''``.
 
         Raises:
             SpeechError: ``pcm`` is not a 1-D int16 array.
@@ -187,7 +229,7 @@ class PocketSphinxRecognizer:
         hyp = self._decode("commands", data)
         # the FSG search reports the best partial path when no path reaches the final state
         text = normalise(hyp.hypstr) if hyp is not None else ""
-        if text not in self.phrases:
+        if not self._accepts(text):
             return Recognition("", None, time.perf_counter() - t0)
         confidence = None
         if self.min_confidence is not None:
@@ -251,8 +293,7 @@ class VoskRecognizer:
         if self.phrases is None:
             rec = self._vosk.KaldiRecognizer(self._model, self.sample_rate)
         else:
-            grammar = json.dumps(self.phrases + ["[unk]"], ensure_ascii=False)
-            rec = self._vosk.KaldiRecognizer(self._model, self.sample_rate, grammar)
+            rec = self._vosk.KaldiRecognizer(self._model, self.sample_rate, vosk_grammar(self.phrases))
         rec.SetWords(True)  # per-word confidences
         return rec
 

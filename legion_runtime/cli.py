@@ -1,5 +1,5 @@
 """The ``legion`` command: ``legion run`` (the main job), ``legion train``, ``legion evaluate``, ``legion report``,
-``legion commands``."""
+``legion commands``, ``legion grammar``."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -84,6 +84,29 @@ def evaluate(
         _fail(str(exc))
     console.print(f"{task} on {plant} ({perception if plant == 'kuka' else 'mocap'}): success {rate:.2f} "
                   f"({round(rate * n)}/{n} episodes)")
+
+
+@app.command()
+def grammar(
+    fmt: Annotated[str, typer.Option("--format", help="jsgf (pocketsphinx) or vosk (JSON list)")] = "jsgf",
+    library: Annotated[Optional[Path], typer.Option(help="task library YAML (default: the shipped one)")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="write the grammar here instead of printing it")] = None,
+) -> None:
+    """Print (or write) the speech grammar generated from the task library."""
+    from legion_policy.speech import library_jsgf, vosk_grammar
+    from legion_policy.tasks import TaskLibraryError, load_task_library
+
+    if fmt not in ("jsgf", "vosk"):
+        _fail(f"--format must be jsgf or vosk, got {fmt!r}")
+    try:
+        lib = load_task_library(library)
+    except TaskLibraryError as exc:
+        _fail(str(exc))
+    text = library_jsgf(lib) if fmt == "jsgf" else vosk_grammar(lib.phrasings()) + "\n"
+    if out is None:
+        print(text, end="")
+    else:
+        out.write_text(text)
 
 
 @app.command()

@@ -3,6 +3,12 @@ success test agrees with ``info["success"]`` along Meta-World's own scripted pol
 long-horizon orders and compound commands."""
 from __future__ import annotations
 
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
 import mujoco
 import numpy as np
 import pytest
@@ -118,3 +124,49 @@ def test_unknown_commands_name_the_unknown_part(library, text, part):
         library.plan(text)
     assert err.value.text == text and err.value.part == part and err.value.known == library.phrasings()
     assert "close the drawer" in str(err.value)
+
+
+def _library_with(tmp_path, subtask: str, phrase: str):
+    """A copy of the shipped library file with ``phrase`` added to ``subtask``'s phrasings."""
+    data = _shipped()
+    data["subtasks"][subtask]["phrasings"].append(phrase)
+    path = tmp_path / "library.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_grammars_follow_the_library_file(tmp_path):
+    from typer.testing import CliRunner
+
+    from legion_policy.speech import PocketSphinxRecognizer, library_jsgf, read_wav, vosk_grammar
+    from legion_runtime.cli import app
+
+    wav = Path(__file__).parent / "data" / "tidy_the_desk.wav"  # a phrase the shipped library does not know
+    assert "tidy the desk" not in load_task_library().phrasings()
+    path = _library_with(tmp_path, "reach", "tidy the desk")
+    library = load_task_library(path)
+    assert "( tidy the desk )" in library_jsgf(library)
+    assert json.loads(vosk_grammar(library.phrasings()))[-1] == "[unk]"
+    assert "tidy the desk" in json.loads(vosk_grammar(library.phrasings()))
+    for fmt in ("jsgf", "vosk"):
+        out = tmp_path / f"grammar.{fmt}"
+        result = CliRunner().invoke(app, ["grammar", "--format", fmt, "--library", str(path), "--out", str(out)])
+        assert result.exit_code == 0, result.output
+        assert "tidy the desk" in out.read_text()
+    heard = PocketSphinxRecognizer.from_library(library).transcribe(read_wav(wav))
+    assert heard.text == "tidy the desk"
+    assert [s.name for s in library.plan(heard.text).subtasks] == ["reach"]
+
+
+@pytest.mark.skipif(not (shutil.which("espeak-ng") and shutil.which("sox")), reason="needs espeak-ng and sox")
+def test_a_spoken_compound_command_is_decoded_and_planned_in_order(tmp_path):
+    from legion_policy.speech import PocketSphinxRecognizer, read_wav
+
+    phrase = "close the drawer then press the button"
+    subprocess.run([sys.executable, str(Path(__file__).parents[1] / "scripts" / "make_command_wavs.py"),
+                    "--out", str(tmp_path), "--phrase", phrase], check=True, capture_output=True)
+    library = load_task_library()
+    heard = PocketSphinxRecognizer.from_library(library).transcribe(read_wav(tmp_path / ("_".join(phrase.split())
+                                                                                          + ".wav")))
+    assert heard.text == phrase
+    assert [s.name for s in library.plan(heard.text).subtasks] == ["drawer-close", "button-press-topdown"]
