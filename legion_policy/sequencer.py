@@ -169,13 +169,16 @@ class TaskSequencer:
 
         Returns:
             ``command``, ``order`` (used: library, random, spoken, chain or single), ``note``, ``done``,
-            ``attempts`` (run order, :class:`Attempt` fields), ``subtasks`` (run order: name, final ``success``,
-            ``skipped`` reason, number of ``attempts``) and ``success`` (every subtask succeeded).
+            ``attempts`` (run order, :class:`Attempt` fields), ``subtasks`` (every planned subtask in run order:
+            name, final ``success``, ``skipped`` reason, number of ``attempts``, 0 when not attempted) and
+            ``success`` (every subtask succeeded).
         """
         finals = [a for i, a in enumerate(self.attempts)
                   if i + 1 == len(self.attempts) or self.attempts[i + 1].attempt == 1]
         subtasks = [{"subtask": a.subtask, "success": a.success, "skipped": a.skipped,
                      "attempts": a.attempt if a.skipped != CHAIN_FAILED else 0} for a in finals]
+        subtasks += [{"subtask": st.name, "success": False, "skipped": None, "attempts": 0}
+                     for st in self.queue[len(finals):]]  # not started yet
         done = self.plan is not None and self.current_subtask() is None
         return {"command": self.plan.text if self.plan else "", "order": self.order_used, "note": self.note,
                 "done": done, "attempts": [asdict(a) for a in self.attempts], "subtasks": subtasks,
