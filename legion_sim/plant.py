@@ -62,6 +62,10 @@ class _Task:
         """Meta-World's ``_get_state_rand_vec`` with seeded sampling."""
         return rng.uniform(self.reset_low, self.reset_high)
 
+    def quaternion(self, data: mujoco.MjData) -> np.ndarray:
+        """(4,) object quaternion (x, y, z, w) of observation[7:11]; zeros where Meta-World gives zeros."""
+        return np.zeros(4)
+
     def set_goal(self, goal: np.ndarray) -> None:
         self.goal = np.asarray(goal, dtype=np.float64).copy()
         self.model.site_pos[self.goal_site] = self.goal
@@ -86,6 +90,10 @@ class _Reach(_Task):
 
     def object_position(self, data):
         return data.xpos[self.obj_body].copy()  # get_body_com("obj") is the body's xpos in gymnasium
+
+    def quaternion(self, data):
+        quat = data.xquat[self.obj_body]  # w, x, y, z
+        return np.r_[quat[1:], quat[0]]
 
     def success(self, data, tcp) -> bool:
         return bool(np.linalg.norm(tcp - self.goal) <= 0.05)  # evaluate_state: reach_dist <= 0.05
@@ -152,11 +160,21 @@ class KukaPlant:
         if task not in TASKS:
             raise ValueError(f"unknown task {task!r}; the KUKA plant supports {sorted(TASKS)}")
         self.task = task
-        self.config = config or SceneConfig()
-        self.frame = FrameTransform.from_pos_quat(self.config.base_pos, self.config.base_quat)
-        spec = build_kuka_scene(_metaworld_env(task).model_name, self.config)
+        config = config or SceneConfig()
+        spec = build_kuka_scene(_metaworld_env(task).model_name, config)
         add_perception_rig(spec, task, GRIPPER_PREFIX + "robotiq_85_adapter_link")
-        self.model = spec.compile()
+        self._bind(spec.compile(), config, ee_offset_m, seed)
+        self._task = TASKS[task](task, self.model)
+        if render:
+            self._renderer(320, 240)
+        self.reset()
+
+    def _bind(self, model: mujoco.MjModel, config: SceneConfig, ee_offset_m: float, seed: int | None) -> None:
+        """Take a compiled scene of :func:`build_kuka_scene`: robot indices, RNG, kinematics, no renderer yet
+        (shared with :class:`legion_sim.table_scene.TablePlant`)."""
+        self.config = config
+        self.frame = FrameTransform.from_pos_quat(config.base_pos, config.base_quat)
+        self.model = model
         self.data = mujoco.MjData(self.model)
         self.joint_names = list(JOINT_NAMES)
         self.dt = CONTROL_DT
@@ -167,7 +185,6 @@ class KukaPlant:
         self._grip_qadr = self.model.jnt_qposadr[self.model.joint(GRIPPER_JOINT).id]
         self._pads = [self.model.geom(n).id for n in FINGERTIP_PADS]
         self._hand = self.model.body(GRIPPER_PREFIX + "robotiq_85_adapter_link").id
-        self._task = TASKS[task](task, self.model)
         marker = mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_BODY, GOAL_MARKER_BODY)
         self._goal_marker = int(self.model.body_mocapid[marker]) if marker >= 0 else None
         self._camera: VirtualRealSense | None = None
@@ -175,9 +192,6 @@ class KukaPlant:
         self._rng = np.random.default_rng(seed)
         self._renderers: dict[tuple[int, int], mujoco.Renderer] = {}
         self._prev_obs18: np.ndarray | None = None
-        if render:
-            self._renderer(320, 240)
-        self.reset()
 
     # ----------------------------------------------------------------------------------------------
     def reset(self, seed: int | None = None) -> None:
@@ -198,11 +212,16 @@ class KukaPlant:
         self._task.reset(self.data, self._rng)
         if self._goal_marker is not None:
             self.data.mocap_pos[self._goal_marker] = self._task.goal
+        self._start_posture(self._task.hand_init_pos)
+
+    def _start_posture(self, hand_init_pos: np.ndarray) -> None:
+        """Arm at rest with the ee point at ``hand_init_pos`` (sim frame, m), top-down, by IK from
+        :data:`Q_NOMINAL`; gripper open. Raises RuntimeError when that pose is not reachable."""
         rot = self.frame.rotation_to_base(TOP_DOWN_ROT)
-        tcp = self.frame.to_base(self._task.hand_init_pos) + self.ee_offset_m * rot[:, 2]
+        tcp = self.frame.to_base(hand_init_pos) + self.ee_offset_m * rot[:, 2]
         start = self._kinematics.solve_ik(tcp, Q_NOMINAL, rot, max_iterations=300)
         if not start.converged:
-            raise RuntimeError(f"start hand {self._task.hand_init_pos} (sim) is not reachable top-down from the arm "
+            raise RuntimeError(f"start hand {hand_init_pos} (sim) is not reachable top-down from the arm "
                                f"base at {self.config.base_pos}: IK error {start.pos_error_m:.4f} m")
         self.data.qpos[self._qadr] = start.q
         self.data.ctrl[:7] = start.q
@@ -296,9 +315,7 @@ class KukaPlant:
         pads = self.data.geom_xpos[self._pads]
         obs[3] = np.clip(np.linalg.norm(pads[0] - pads[1]) / 0.1, 0.0, 1.0)
         obs[4:7] = self.object_position()
-        if isinstance(self._task, _Reach):
-            quat = self.data.xquat[self._task.obj_body]  # w, x, y, z
-            obs[7:11] = np.r_[quat[1:], quat[0]]
+        obs[7:11] = self._task.quaternion(self.data)
         return obs
 
     # ----------------------------------------------------------------------------------------------
