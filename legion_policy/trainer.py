@@ -84,6 +84,8 @@ class TrainConfig:
         fifo_visits: visits kept by a FIFO replay (fine-tuning: 1; few-shot protocol: 3).
         reservoir_capacity: transitions kept by a reservoir replay (None: one visit's steps).
         placement: ``"random"`` (every episode) or ``"fixed"`` (one per task, the paper's code).
+        robot: ``"sawyer"`` (Meta-World's) or ``"kuka"`` (iiwa 14 + 2F-85, :mod:`legion_sim.kuka_metaworld`).
+        control: KUKA control mode: ``"mocap"`` (Meta-World's weld, training speed) or ``"joint"`` (Sim2Real + IK).
         steps_per_task: environment steps per visit (paper: 1M). For multitask: per task, in total.
         eval_every: evaluate all tasks every this many steps (paper: 10k).
         eval_episodes: episodes per task and evaluation (paper: 10).
@@ -121,6 +123,8 @@ class TrainConfig:
     fifo_visits: int = 1
     reservoir_capacity: int | None = None
     placement: str = "random"
+    robot: str = "sawyer"
+    control: str = "mocap"
     steps_per_task: int = 60_000
     eval_every: int = 10_000
     eval_episodes: int = 10
@@ -170,7 +174,10 @@ class TrainConfig:
             raise TrainConfigError(f"reward_v1_tasks {self.reward_v1_tasks} must be tasks of the stream {self.tasks}")
         if len(set(self.tasks)) != len(self.tasks):
             raise TrainConfigError(f"tasks must be distinct (use loops to revisit them), got {self.tasks}")
+        if self.robot == "sawyer" and self.control != "mocap":
+            raise TrainConfigError("control 'joint' needs robot 'kuka' (the Sawyer is driven by Meta-World's mocap only)")
         choices = {"order": ORDERS, "method": tuple(METHODS), "placement": ("random", "fixed"),
+                   "robot": ("sawyer", "kuka"), "control": ("mocap", "joint"),
                    "replay": (None, *REGIMES)}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
@@ -308,7 +315,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
     def make_env(t: str, offset: int, eval_env: bool = False) -> MetaWorldTaskEnv:
         version = "v1" if (t in cfg.reward_v1_tasks and not eval_env) else "v2"
         return MetaWorldTaskEnv(t, seed=cfg.seed + 1000 * tasks.index(t) + offset, max_episode_steps=cfg.episode_steps,
-                                reward_version=version, placement=cfg.placement)
+                                reward_version=version, placement=cfg.placement, robot=cfg.robot, control=cfg.control)
 
     eval_envs = [make_env(t, 500, eval_env=True) for t in tasks]
     n_envs = cfg.num_envs
@@ -319,7 +326,8 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
         for i in range(n_envs):
             specs = [(tasks[k], cfg.seed + 1000 * k + offset + 7919 * i,
                       "v1" if tasks[k] in cfg.reward_v1_tasks else "v2") for k in visit_tasks]
-            fns.append(partial(_task_cycle_env, specs, cfg.episode_steps, cfg.placement, start=i))
+            fns.append(partial(_task_cycle_env, specs, cfg.episode_steps, cfg.placement, start=i,
+                               robot=cfg.robot, control=cfg.control))
         mode = gym.vector.AutoresetMode.SAME_STEP
         if cfg.vector_env == "async":
             return gym.vector.AsyncVectorEnv(fns, context="forkserver", autoreset_mode=mode)
@@ -486,10 +494,12 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
     return metrics
 
 
-def _task_cycle_env(specs: list[tuple[str, int, str]], episode_steps: int, placement: str, start: int) -> TaskCycleEnv:
+def _task_cycle_env(specs: list[tuple[str, int, str]], episode_steps: int, placement: str, start: int,
+                    robot: str = "sawyer", control: str = "mocap") -> TaskCycleEnv:
     """A :class:`TaskCycleEnv` over (env_id, seed, reward_version) specs (module level: picklable for workers)."""
     return TaskCycleEnv([MetaWorldTaskEnv(t, seed=seed, max_episode_steps=episode_steps, reward_version=version,
-                                          placement=placement) for t, seed, version in specs], start=start)
+                                          placement=placement, robot=robot, control=control)
+                         for t, seed, version in specs], start=start)
 
 
 def _crossings(before: int, after: int, every: int, first: int | None = None) -> int:
@@ -576,6 +586,8 @@ def cli_train(
     fifo_visits: Annotated[int, typer.Option(help="Visits a FIFO replay keeps (few-shot protocol: 3).")] = 1,
     reservoir_capacity: Annotated[int, typer.Option(help="Transitions a reservoir replay keeps (0: one visit).")] = 0,
     placement: Annotated[str, typer.Option(help="random (every episode) | fixed (one per task, as the paper's code).")] = "random",
+    robot: Annotated[str, typer.Option(help="sawyer (Meta-World's) | kuka (iiwa 14 + Robotiq 2F-85 in the same tasks).")] = "sawyer",
+    control: Annotated[str, typer.Option(help="KUKA control: mocap (Meta-World's weld, fast) | joint (Sim2Real + IK, as deployed).")] = "mocap",
     steps_per_task: Annotated[int, typer.Option(help="Environment steps per task visit.")] = 60_000,
     eval_every: Annotated[int, typer.Option(help="Evaluate every task every N steps.")] = 10_000,
     eval_episodes: Annotated[int, typer.Option(help="Deterministic episodes per task and evaluation.")] = 10,
@@ -612,6 +624,7 @@ def cli_train(
         raise typer.Exit(2)
     cfg = TrainConfig(tasks=_split(tasks), order=order, loops=loops, method=method, replay=replay or None,
                       fifo_visits=fifo_visits, reservoir_capacity=reservoir_capacity or None, placement=placement,
+                      robot=robot, control=control,
                       steps_per_task=steps_per_task, eval_every=eval_every, eval_episodes=eval_episodes, seed=seed,
                       out=str(out), embedding_model=str(embedding_model) if embedding_model else None,
                       random_steps=random_steps, dpmm_first=dpmm_first, dpmm_every=dpmm_every,

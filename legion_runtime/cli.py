@@ -69,7 +69,9 @@ def evaluate(
     episodes: Annotated[int, typer.Option(help="randomised episodes")] = 20,
     checkpoint: Annotated[Path, typer.Option(help="checkpoint folder")] = DEFAULT_CHECKPOINT,
     seed: Annotated[int, typer.Option(help="seed of the first episode; episode i uses seed + i")] = 1000,
-    plant: Annotated[str, typer.Option(help="kuka (whole chain, joint targets) or metaworld (Sawyer, mocap)")] = "kuka",
+    plant: Annotated[str, typer.Option(help="kuka (whole chain, joint targets) or metaworld (the trainer's env)")] = "kuka",
+    robot: Annotated[str, typer.Option(help="metaworld plant: sawyer or kuka (iiwa 14 + 2F-85)")] = "sawyer",
+    control: Annotated[str, typer.Option(help="metaworld plant with kuka: mocap or joint (Sim2Real + IK)")] = "mocap",
     perception: Annotated[str, typer.Option(
         help="kuka plant: simulator (ground truth) or camera (virtual RealSense + AprilTags)")] = "simulator",
 ) -> None:
@@ -78,11 +80,11 @@ def evaluate(
 
     try:
         rate, n = evaluate_policy(task=task, episodes=episodes, checkpoint=checkpoint, seed=seed, plant=plant,
-                                  perception=perception,
-                                  console=console)
+                                  perception=perception, robot=robot, control=control, console=console)
     except BadInput as exc:
         _fail(str(exc))
-    console.print(f"{task} on {plant} ({perception if plant == 'kuka' else 'mocap'}): success {rate:.2f} "
+    where = perception if plant == "kuka" else f"{robot}, {control}"
+    console.print(f"{task} on {plant} ({where}): success {rate:.2f} "
                   f"({round(rate * n)}/{n} episodes)")
 
 

@@ -210,14 +210,17 @@ def _write_video(run_dir: Path, frames: list[np.ndarray]) -> None:
 
 
 def evaluate_policy(*, task: str, episodes: int, checkpoint: Path, seed: int = 1000, plant: str = "kuka",
-                    perception: str = "simulator", calibration: Path | None = None,
+                    perception: str = "simulator", calibration: Path | None = None, robot: str = "sawyer",
+                    control: str = "mocap",
                     console: Console | None = None) -> tuple[float, int]:
     """Success rate of the checkpoint's policy on one subtask over randomised episodes.
 
     Args:
         task: Meta-World environment of the subtask (``reach-v3``).
-        plant: ``"kuka"``: the whole deployment chain on the KUKA plant; ``"metaworld"``: the Sawyer
-            environment with Meta-World's mocap control (what the policy was trained on).
+        plant: ``"kuka"``: the whole deployment chain on the KUKA plant; ``"metaworld"``: a Meta-World
+            environment (the trainer's evaluation) with ``robot`` and ``control``.
+        robot, control: for ``"metaworld"``: ``"sawyer"`` (mocap) or ``"kuka"`` with ``"mocap"`` or ``"joint"``
+            (:mod:`legion_sim.kuka_metaworld`).
         perception: for ``"kuka"``: ``"simulator"`` (ground-truth object and goal) or ``"camera"`` (virtual
             RealSense through the tag detector; an episode whose object is not seen at the start counts as failed).
 
@@ -241,7 +244,11 @@ def evaluate_policy(*, task: str, episodes: int, checkpoint: Path, seed: int = 1
         from legion_policy.trainer import evaluate
         from legion_sim.metaworld_env import MetaWorldTaskEnv
 
-        return evaluate(policy.agent, MetaWorldTaskEnv(task, seed=seed), embedding[None], episodes), episodes
+        try:
+            env = MetaWorldTaskEnv(task, seed=seed, robot=robot, control=control)
+        except ValueError as exc:
+            raise BadInput(str(exc)) from exc
+        return evaluate(policy.agent, env, embedding[None], episodes), episodes
 
     from legion_sim.plant import KukaPlant
 

@@ -21,7 +21,8 @@ Two control modes (``control``):
   (accumulated target, Meta-World's mocap bounds) and damped-least-squares IK to the 7 joint position servos,
   50 ms per step (the robot's 20 Hz; ``control_dt`` changes it).
 
-The gripper action (> 0 closes) sets the 2F-85 knuckle target linearly from open (-1) to closed (+1).
+The gripper action sets the 2F-85 knuckle target as Meta-World's Sawyer fingers respond to it: open for a <= 0,
+closed from a = 0.04 (:func:`sim2real.transforms.gripper_fraction`).
 """
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ from legion_sim.kuka_scene import (  # noqa: E402
     FINGERTIP_PADS, GRIPPER_CLOSED_RAD, GRIPPER_PREFIX, SceneConfig, build_kuka_scene,
 )
 from sim2real.kinematics import GRIPPER_TCP_DEPTH_M, JOINT_NAMES, TOP_DOWN_ROT, ArmKinematics  # noqa: E402
-from sim2real.transforms import METAWORLD_EE_OFFSET_M, FrameTransform, Sim2Real  # noqa: E402
+from sim2real.transforms import METAWORLD_EE_OFFSET_M, FrameTransform, Sim2Real, gripper_fraction  # noqa: E402
 
 #: Control modes of the KUKA Meta-World environments.
 CONTROL_MODES = ("mocap", "joint")
@@ -136,8 +137,8 @@ class _KukaArm:
 
     def do_simulation(self, ctrl, n_frames) -> None:
         """Meta-World's Sawyer finger commands ``[a, -a]`` -> 2F-85 knuckle target; joint mode adds IK targets."""
-        grip = float(np.clip(np.asarray(ctrl, dtype=np.float64).reshape(-1)[0], -1.0, 1.0))
-        self.data.ctrl[self._grip_act] = 0.5 * (grip + 1.0) * GRIPPER_CLOSED_RAD
+        grip = gripper_fraction(np.asarray(ctrl, dtype=np.float64).reshape(-1)[0])
+        self.data.ctrl[self._grip_act] = grip * GRIPPER_CLOSED_RAD
         if self.control == "joint" and self._command is not None:
             q = self.data.qpos[self._arm_qpos]
             self.data.ctrl[self._arm_act] = self._sim2real.joint_targets(self._command, q).q

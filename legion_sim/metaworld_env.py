@@ -213,3 +213,26 @@ class TaskCycleEnv(gym.Env):
     def close(self):
         for env in self.envs:
             env.close()
+
+
+#: The paper's ten tasks (easy to hard), the KUKA Meta-World's registered set.
+PAPER_TASKS = ("reach-v3", "push-v3", "pick-place-v3", "door-open-v3", "faucet-open-v3", "drawer-close-v3",
+               "button-press-topdown-v3", "peg-unplug-side-v3", "window-open-v3", "window-close-v3")
+
+
+def register_envs() -> list[str]:
+    """Register ``legion/sawyer-<task>`` and ``legion/kuka-<task>`` Gymnasium ids for the paper's ten tasks.
+
+    ``gymnasium.make("legion/kuka-drawer-close-v3", control="joint")`` builds a :class:`MetaWorldTaskEnv` with
+    the iiwa 14 + 2F-85 (``control`` "mocap" by default); other keyword arguments go to the constructor.
+    Importing :mod:`legion_sim` calls this. Returns the registered ids.
+    """
+    ids = []
+    for robot in ("sawyer", "kuka"):
+        for task in PAPER_TASKS:
+            env_id = f"legion/{robot}-{task}"
+            if env_id not in gym.registry:
+                gym.register(env_id, entry_point="legion_sim.metaworld_env:MetaWorldTaskEnv",
+                             kwargs={"env_id": task, "robot": robot}, disable_env_checker=True)
+            ids.append(env_id)
+    return ids

@@ -133,6 +133,27 @@ class FrameTransform:
         return self.rotation.T @ np.asarray(rot_sim, dtype=np.float64)
 
 
+#: The Sawyer's finger servo in Meta-World targets ``a[3]`` metres of finger travel (ctrl range [-1, 1]) on a
+#: 0.04 m stroke: a <= 0 is open, a >= 0.04 fully closed. The 2F-85 closing fraction reproduces that.
+METAWORLD_FINGER_STROKE_M = 0.04
+
+
+def gripper_fraction(effort: float) -> float:
+    """2F-85 closing fraction in [0, 1] for a Meta-World gripper action ``a[3]`` in [-1, 1].
+
+    Meta-World's Sawyer fingers (``r_close``/``l_close`` position servos, ``sawyer_xyz`` XMLs) are open for
+    a <= 0 and fully closed from a = 0.04 (their stroke, in metres); the fraction is clip(a / 0.04, 0, 1), so a
+    policy or scripted expert that holds a at 0 keeps the gripper open, as on the Sawyer.
+
+    Raises:
+        ValueError: not a finite number.
+    """
+    a = float(effort)
+    if not np.isfinite(a):
+        raise ValueError(f"gripper effort must be a finite number in [-1, 1], got {effort!r}")
+    return float(np.clip(a / METAWORLD_FINGER_STROKE_M, 0.0, 1.0))
+
+
 @dataclass(frozen=True)
 class CartesianCommand:
     """What the policy asks of the robot for one control step, before the safety filter and IK.
@@ -235,7 +256,7 @@ class Sim2Real:
         a = np.clip(a, -1.0, 1.0)
         self._target_sim = self._clip(self._target_sim + self.action_scale_m * a[:3])
         return CartesianCommand(position_base=self.frame.to_base(self._target_sim) + self._ee_to_tcp_base,
-                                gripper=float((a[3] + 1.0) / 2.0),
+                                gripper=gripper_fraction(a[3]),
                                 stamp=time.time() if stamp is None else float(stamp))
 
     def joint_targets(self, command: CartesianCommand, q_seed) -> IKResult:
