@@ -41,8 +41,8 @@ class UnknownCommandError(ValueError):
         self.known = known
         self.part = part
         listing = "\n".join(f"  - {k}" for k in known)
-        what = f"unknown command {text!r}" + (f" (unknown part {part!r})" if part is not None else "")
-        super().__init__(f"{what}. Known commands (join subtasks with 'then' or 'and'):\n{listing}")
+        what = f"unknown task {text!r}" + (f" (unknown part {part!r})" if part is not None else "")
+        super().__init__(f"{what}. Known tasks (subtasks can be joined with 'then' or 'and'):\n{listing}")
 
 
 class TaskLibraryError(ValueError):

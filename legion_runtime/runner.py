@@ -30,6 +30,8 @@ Publish = Callable[[str, object, int], None]  # (topic key of legion_runtime.gra
 #: Perceived object and goal at a stamp (s): ((3,), (3,)) sim frame, m, or None while the object is not seen
 #: (``sim2real.object_state.ObjectState.positions`` bound to a camera).
 Objects = Callable[[float], "tuple[np.ndarray, np.ndarray] | None"]
+#: Success judged from perception: (measured TCP (3,) sim frame m, (object, goal) or None) -> success.
+Until = Callable[[np.ndarray, "tuple[np.ndarray, np.ndarray] | None"], bool]
 
 
 class Plant(Protocol):
@@ -91,7 +93,7 @@ class ControlLoop:
 
     def run_subtask(self, plant: Plant, name: str, embedding: np.ndarray, max_steps: int = 150,
                     t0_ns: int = 0, on_step: Callable[[int], None] | None = None,
-                    objects: Objects | None = None) -> SubtaskOutcome:
+                    objects: Objects | None = None, until: Until | None = None) -> SubtaskOutcome:
         """Run one subtask until the plant reports success or ``max_steps`` control steps have passed.
 
         Args:
@@ -103,6 +105,9 @@ class ControlLoop:
             on_step: called after each plant step with the step index (video frames).
             objects: where the object and goal come from: perception (a camera through the tag detector);
                 None reads them from the plant (the simulator's ground truth).
+            until: success judged from perception, as on the robot: called at the start of every cycle with the
+                measured TCP (sim frame, m) and what ``objects`` gave; True ends the subtask as a success before
+                acting. None: the plant's own success test after every step (the simulator's ground truth).
 
         Returns:
             :class:`SubtaskOutcome`.
@@ -122,6 +127,9 @@ class ControlLoop:
             q, qd = plant.joint_state()
             seen = (plant.object_position(), plant.goal_position()) if objects is None else objects(stamp * 1e-9)
             tcp_base = self.real2sim.kinematics.forward_kinematics(q)[0]
+            if until is not None and until(self.real2sim.frame.to_sim(tcp_base), seen):
+                outcome.success = True
+                break
             q_cmd, accepted_target = None, None
             pushed = self.safety.outside_band(q)
             if pushed:  # a contact pushed a joint past its band: hold, which pulls it back in
@@ -161,7 +169,7 @@ class ControlLoop:
             outcome.steps = step + 1
             if on_step is not None:
                 on_step(step)
-            if plant.success():
+            if until is None and plant.success():
                 outcome.success = True
                 break
         outcome.interventions = {k: v - before.get(k, 0) for k, v in self.safety.counters.items()

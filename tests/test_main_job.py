@@ -63,7 +63,7 @@ def test_spoken_command_runs_and_records_every_topic(tmp_path):
 def test_unknown_command_lists_known_commands_and_moves_nothing(tmp_path):
     result = legion("run", "--text", "make me a sandwich", "--checkpoint", str(SHIPPED), "--out", str(tmp_path))
     assert result.exit_code == 3
-    assert "unknown command 'make me a sandwich'" in result.output and "reach the goal" in result.output
+    assert "unknown task 'make me a sandwich'" in result.output and "reach the goal" in result.output
     assert not any(tmp_path.iterdir())
 
 

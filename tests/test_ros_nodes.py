@@ -277,7 +277,7 @@ def test_task_sequencer_node_runs_a_long_horizon_command_subtask_by_subtask():
     node = make("task_sequencer", max_steps_per_subtask=3, retries=1)
     deliver(node, "command_text", m.command_to_msg("make me a sandwich"))
     (status,) = [json.loads(msg.data) for msg in sent(node, "task_status")]
-    assert status["state"] == "unknown command" and "reach the goal" in status["known"]
+    assert status["state"] == "unknown task" and "reach the goal" in status["known"]
     assert sent(node, "subtask") == [], "an unknown command starts nothing"
 
     deliver(node, "command_text", m.command_to_msg("close the drawer then reach the goal"))  # spoken order

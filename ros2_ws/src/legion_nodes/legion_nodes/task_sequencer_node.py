@@ -3,7 +3,7 @@
 Logic: :class:`legion_policy.sequencer.TaskSequencer` over the task library (``task_library``: a YAML
 file; default the shipped one; ``order``: library, random or spoken). Each observation counts one control step
 of the running subtask, judged by its library success test on the observed tcp (0:3), object (3:6) and goal
-(9:12), sim frame. An unknown command publishes a status listing the known commands and starts nothing.
+(9:12), sim frame. An unknown task publishes a status listing the known commands and starts nothing.
 """
 import json
 
@@ -29,7 +29,7 @@ class TaskSequencerNode(LegionNode):
         except UnknownCommandError as exc:
             self.get_logger().warning(str(exc))
             self.publish("task_status", m.text_to_msg(json.dumps(
-                {"command": text, "state": "unknown command", "known": exc.known})))
+                {"command": text, "state": "unknown task", "known": exc.known})))
             return
         self.publish("subtask", m.text_to_msg(subtask))
         self.publish_status()
