@@ -1,0 +1,132 @@
+"""The "clean the table" scene (legion_sim/table_scene.py): seven Meta-World v3 object sets with the KUKA iiwa 14 +
+2F-85, checked against Meta-World's own envs and driven by Meta-World's scripted experts."""
+import os
+
+os.environ.setdefault("MUJOCO_GL", "egl")  # before the first mujoco import of the session
+
+import warnings
+
+import mujoco
+import numpy as np
+import pytest
+
+from legion_sim.plant import Q_NOMINAL
+from legion_sim.table_scene import HAND_BOX, TABLE_TASKS, TASKS_BY_ID, TablePlant
+from sim2real.kinematics import TOP_DOWN_ROT
+from tests.test_kuka_plant import run_expert
+
+#: Tasks whose goal (or object) the current layout leaves outside the arm's top-down reach for some resets.
+UNREACHED = {"push-v3", "peg-unplug-side-v3", "window-close-v3", "faucet-open-v3"}
+
+
+@pytest.fixture(scope="module")
+def plant():
+    with TablePlant(seed=0) as p:
+        yield p
+
+
+def _set_of(model: mujoco.MjModel, geom: int) -> str:
+    """The object set ("drawer-close", ...) of a geom, or "" for the robot, table and walls."""
+    name = model.body(model.geom_bodyid[geom]).name
+    prefix = name.split("/")[0] + "/" if "/" in name else ""
+    return prefix[:-1] if any(t.prefix == prefix for t in TABLE_TASKS) else ""
+
+
+def test_settles_without_cross_task_contacts(plant):
+    plant.reset(seed=1)
+    before = plant.objects()
+    q0, _ = plant.joint_state()
+    for _ in range(20):  # 1 s
+        plant.step(q0, 0.0)
+    pairs = {(_set_of(plant.model, c.geom1), _set_of(plant.model, c.geom2)) for c in plant.data.contact[:plant.data.ncon]}
+    assert not [p for p in pairs if p[0] and p[1] and p[0] != p[1]], pairs
+    after = plant.objects()
+    for name, pos in before.items():
+        assert np.linalg.norm(after[name] - pos) < 0.005, name
+    assert set(after) == {t.object_name for t in TABLE_TASKS} | {"push_goal", "place_goal"}
+
+
+@pytest.mark.parametrize("env_id", [t.env_id for t in TABLE_TASKS])
+def test_point_and_goal_definitions_match_metaworld(env_id):
+    from metaworld.env_dict import ALL_V3_ENVIRONMENTS  # noqa: PLC0415
+
+    task = TASKS_BY_ID[env_id]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        env = ALL_V3_ENVIRONMENTS[env_id]()
+        env._partially_observable = False
+        for seed in range(3):
+            env.seed(seed) if hasattr(env, "seed") else None
+            env.reset(seed=seed)
+            mujoco.mj_forward(env.model, env.data)  # reset_model moves the goal site after its last forward
+
+            def read(kind, name):
+                return env.data.body(name).xpos if kind == "body" else env.data.site(name).xpos
+
+            np.testing.assert_allclose(task.point.resolve(read), env._get_pos_objects(), atol=1e-6)
+            np.testing.assert_allclose(task.goal.resolve(read), env._target_pos, atol=1e-6)
+
+
+def test_initial_states_and_markers(plant):
+    plant.reset(seed=2)
+    goals, placements = plant.goals(), plant.placements()
+    for t in TABLE_TASKS:
+        plant.select(t.env_id)
+        assert not plant.success(), t.env_id
+        assert np.all(np.abs(placements[t.env_id][:2] - t.anchor[:2]) <= 0.025 + 1e-12)
+        np.testing.assert_array_equal(plant.goal_position(), goals[t.env_id])
+    objects = plant.objects()
+    for puck, marker in (("push_puck", "push_goal"), ("place_puck", "place_goal")):
+        assert np.linalg.norm(objects[puck][:2] - objects[marker][:2]) >= 0.15
+    np.testing.assert_allclose(objects["push_goal"][2], objects["push_puck"][2], atol=1e-9)
+    np.testing.assert_allclose(plant.ee_position(), [0.0, 0.6, 0.2], atol=1e-3)
+    with pytest.raises(ValueError, match="unknown subtask"):
+        plant.select("reach-v3")
+
+
+@pytest.mark.parametrize("env_id", [pytest.param(t.env_id, marks=pytest.mark.xfail(
+    t.env_id in UNREACHED, reason="layout: not reachable at every reset", strict=True)) for t in TABLE_TASKS])
+def test_points_and_goals_in_bounds_and_reachable(plant, env_id):
+    rot = plant.frame.rotation_to_base(TOP_DOWN_ROT)
+    failures = []
+    plant.select(env_id)
+    for seed in range(10):
+        plant.reset(seed=seed)
+        for what, p in (("object", plant.object_position()), ("goal", plant.goal_position())):
+            if not (np.all(p >= HAND_BOX[0]) and np.all(p <= HAND_BOX[1])):
+                failures.append((seed, what, "outside the box", p.round(3)))
+            for dz in (0.0, 0.05, 0.1):
+                ik = plant._kinematics.solve_ik(plant.frame.to_base(p + [0, 0, dz]), Q_NOMINAL, rot, max_iterations=300)
+                if not ik.converged:
+                    failures.append((seed, what, dz, p.round(3)))
+    assert not failures, failures
+
+
+@pytest.mark.filterwarnings("ignore:Constant.s. may be too high")
+@pytest.mark.parametrize("env_id, policy", [("drawer-close-v3", "SawyerDrawerCloseV3Policy"),
+                                            ("button-press-topdown-v3", "SawyerButtonPressTopdownV3Policy")])
+def test_scripted_expert_succeeds_and_others_stay_put(plant, env_id, policy):
+    import metaworld.policies  # noqa: PLC0415
+
+    plant.select(env_id)
+    others = {}
+
+    class Recorder:  # the objects of the other tasks at the start of each episode
+        def get_action(self, obs):
+            if plant.data.time == 0.0:
+                others.update({k: v for k, v in plant.objects().items() if k != TASKS_BY_ID[env_id].object_name})
+            return expert.get_action(obs)
+
+    expert = getattr(metaworld.policies, policy)()
+    steps = run_expert(plant, Recorder(), episodes=2)
+    print(env_id, "steps to success:", steps)
+    assert all(s is not None for s in steps), steps
+    now = plant.objects()
+    for name, pos in others.items():
+        assert np.linalg.norm(now[name] - pos) < 0.01, name
+
+
+def test_render_whole_table(plant):
+    plant.reset(seed=0)
+    img = plant.render(640, 480)
+    assert img.shape == (480, 640, 3) and img.dtype == np.uint8 and img.std() > 10
