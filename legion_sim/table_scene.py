@@ -151,7 +151,7 @@ TABLE_TASKS: tuple[TableTask, ...] = (
               quat=("body", "plug1")),
     # sawyer_window_close_v3: obj = site "handleCloseStart"; goal = window position; opened window_slide = 0.2;
     # success |obj_x - goal_x| <= TARGET_RADIUS (0.05)
-    TableTask("window-close-v3", "window_handle", "window", (-0.3, 0.85, 0.2), Point("site", "handleCloseStart"),
+    TableTask("window-close-v3", "window_handle", "window", (-0.45, 0.85, 0.2), Point("site", "handleCloseStart"),
               Point("body", "window"), lambda tcp, obj, goal: bool(abs(obj[0] - goal[0]) <= 0.05),
               joints={"window_slide": 0.2}),
     # sawyer_faucet_open_v3: obj = site "handleStartOpen" + (0, 0, -0.01); goal = faucetBase + (0.175, 0, 0.125);

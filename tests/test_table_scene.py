@@ -13,7 +13,7 @@ import pytest
 from legion_sim.plant import Q_NOMINAL
 from legion_sim.table_scene import HAND_BOX, TABLE_TASKS, TASKS_BY_ID, TablePlant
 from sim2real.kinematics import TOP_DOWN_ROT
-from tests.test_kuka_plant import run_expert
+from tests.test_kuka_plant import metaworld_env, run_expert
 
 #: Tasks whose goal (or object) the current layout leaves outside the arm's top-down reach for some resets.
 UNREACHED = {"push-v3", "peg-unplug-side-v3", "window-close-v3", "faucet-open-v3"}
@@ -48,16 +48,12 @@ def test_settles_without_cross_task_contacts(plant):
 
 @pytest.mark.parametrize("env_id", [t.env_id for t in TABLE_TASKS])
 def test_point_and_goal_definitions_match_metaworld(env_id):
-    from metaworld.env_dict import ALL_V3_ENVIRONMENTS  # noqa: PLC0415
-
     task = TASKS_BY_ID[env_id]
+    env = metaworld_env(env_id)  # Meta-World's own env with its first MT1 task (random placements unfrozen)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        env = ALL_V3_ENVIRONMENTS[env_id]()
-        env._partially_observable = False
-        for seed in range(3):
-            env.seed(seed) if hasattr(env, "seed") else None
-            env.reset(seed=seed)
+        for _ in range(3):
+            env.reset()
             mujoco.mj_forward(env.model, env.data)  # reset_model moves the goal site after its last forward
 
             def read(kind, name):
