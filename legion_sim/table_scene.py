@@ -10,9 +10,11 @@ textures, materials and default classes they use. Push and pick-place get visual
 
 Layout: the anchor of a task is where its main body (the body Meta-World's ``reset_model`` places) stands in the
 sim frame (= Meta-World's world frame); each reset adds a seeded uniform offset of +-:data:`JITTER_M` in x and
-y. The anchors are Meta-World's placements moved apart just enough that the seven sets neither touch nor block
-each other's motion, with every object point and goal (and 5 and 10 cm above them) inside the Sim2Real clip
-box and reachable top-down by the arm (tests/test_table_scene.py checks both).
+y. The anchors are Meta-World's placements moved apart so that the seven sets do not touch at rest (the button box
+is 1 cm lower than Meta-World's, sunk into the table top, so that its top point stays below z = 0.3 m).
+Known limit of this layout (tests/test_table_scene.py marks it xfail): the window-close and faucet-open goals,
+the peg-unplug-side goal and the push puck are out of the arm's top-down reach for some or all resets; the
+pick-place goal volume overlaps the window's footprint and the pulled peg passes above the pick-place puck.
 
 Points, goals and success tests are those of Meta-World v3's task classes (``_get_pos_objects``,
 ``_target_pos`` from ``reset_model``, ``evaluate_state``; metaworld/envs/sawyer_<task>_v3.py), stated once in
