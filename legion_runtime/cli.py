@@ -312,3 +312,43 @@ def ros_params(
 
 if __name__ == "__main__":
     app()
+
+
+@app.command("long-horizon")
+def long_horizon(
+    command: Annotated[str, typer.Option(help="long-horizon command, e.g. 'clean the table' or 'make the coffee'")],
+    trials: Annotated[int, typer.Option(help="randomised trials (placements and random orders seeded by seed + i)")] = 20,
+    controller: Annotated[str, typer.Option(
+        help="expert (Meta-World's scripted policies, a reference) or legion (the checkpoint's policy)")] = "legion",
+    checkpoint: Annotated[Path, typer.Option(help="checkpoint folder for --controller legion")] = Path("models/legion-table-kuka/checkpoint"),
+    order: Annotated[str, typer.Option(help="random | library | spoken (random shuffles set tasks only)")] = "random",
+    seed: Annotated[int, typer.Option(help="seed of the first trial")] = 0,
+    hide: Annotated[str, typer.Option(help="comma-separated objects the camera does not see (their subtasks are skipped)")] = "",
+    video: Annotated[Optional[Path], typer.Option(help="write the first trial as an MP4 here")] = None,
+    json_out: Annotated[Optional[Path], typer.Option("--json", help="write the summary and every trial's report here")] = None,
+) -> None:
+    """Run a long-horizon command on the table scene N times: per-subtask and whole-task success rates."""
+    import json
+
+    from legion_policy.tasks import UnknownCommandError
+    from legion_runtime.long_horizon import run_trials
+    from legion_runtime.main_job import BadInput
+
+    if trials < 1:
+        _fail(f"--trials must be >= 1, got {trials}")
+    try:
+        summary = run_trials(command, trials=trials, controller=controller, checkpoint=checkpoint, order=order,
+                             seed=seed, hidden=frozenset(h for h in hide.split(",") if h), video=video,
+                             log=console.print)
+    except UnknownCommandError as exc:
+        _fail(str(exc), EXIT_UNKNOWN_COMMAND)
+    except (BadInput, ValueError) as exc:
+        _fail(str(exc))
+    console.print(f"[bold]{summary['command']}[/] ({controller}, order {order}): whole task "
+                  f"{summary['task_success']:.2f} over {summary['trials']} trials")
+    for name, row in summary["subtasks"].items():
+        console.print(f"  {name:24s} success {row['success']:.2f}  skipped {row['skipped']:.2f}  "
+                      f"succeeded on the retry {row['success_on_retry']:.2f}")
+    if json_out is not None:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(summary, indent=1))

@@ -1,0 +1,330 @@
+"""Long-horizon commands on the table scene: the task sequencer driving the deployment chain, subtask after subtask.
+
+One command ("clean the table", "make the coffee", "close the drawer then press the button") runs on one
+:class:`legion_sim.table_scene.TablePlant`, without resets between subtasks:
+
+    sequencer (order: spoken / random / library) ─► subtask k
+        perception: is its object seen? no ─► skipped, with the reason; never attempted blind
+        goal ─► the library's goal rule on the perceived initial positions
+        move to the start pose (up, across at a safe height, down) through the same chain
+        controller ─► ControlLoop (Real2Sim → policy → Sim2Real → safety → IK → safety → plant), ≤ 150 steps
+        success ─► the library's success test on the perceived object, goal and measured TCP; a failure is
+                   retried once
+    report: per attempt and per subtask, whole-task success
+
+Perception here reads object points from the simulator (``TablePerception``), with objects that can be hidden to
+stand for what the camera does not see. Controllers: a LEGION checkpoint (subtasks it was not trained on are
+skipped with that reason) or :class:`ScriptedExpert`, Meta-World's scripted policies on the same 12-d
+observation, a reference that isolates the scene, sequencer and chain from the quality of the learned skills.
+"""
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from legion_policy.sequencer import TaskSequencer
+from legion_policy.tasks import Subtask, TaskLibrary
+from legion_runtime.runner import ControlLoop
+from sim2real.goals import ObjectNotSeenError
+
+#: Height at which the arm crosses the table between subtasks (ee point, sim frame), m.
+SAFE_HEIGHT_M = 0.25
+#: A waypoint of the move between subtasks is reached when the ee point is this close, m.
+WAYPOINT_TOLERANCE_M = 0.015
+#: Control steps allowed per waypoint of the move between subtasks.
+WAYPOINT_STEPS = 80
+
+
+@dataclass
+class TablePerception:
+    """Perceived object points of the table scene, read from the simulator, minus the ``hidden`` objects.
+
+    Args:
+        plant: the table scene.
+        hidden: object names (task library ``object`` / goal-marker names) that perception does not see.
+    """
+
+    plant: object
+    hidden: frozenset[str] = frozenset()
+
+    def seen(self) -> dict[str, np.ndarray]:
+        """{object name: (3,) sim frame, m} of every object perception sees now."""
+        return {name: p for name, p in self.plant.objects().items() if name not in self.hidden}
+
+    def tracker(self, subtask: Subtask) -> "Callable[[float], tuple[np.ndarray, np.ndarray] | None]":
+        """The control loop's ``objects`` for ``subtask``: derives the goal now from the initial positions (library
+        goal rule), then gives (object, goal) at every cycle, or None while the object is not seen.
+
+        Raises:
+            ObjectNotSeenError: the object (or the goal's marker) is not seen now.
+        """
+        initial = self.seen()
+        if subtask.object not in initial:
+            raise ObjectNotSeenError(f"{subtask.object!r} is not seen by the camera")
+        goal = subtask.goal_rule.goal(initial)
+
+        def objects(_stamp_s: float):
+            position = self.seen().get(subtask.object)
+            return None if position is None else (position, goal)
+        objects.goal = goal
+        return objects
+
+
+class ScriptedExpert:
+    """Meta-World's scripted policy of the active subtask, fed from the 12-d observation (a reference controller).
+
+    The 39-d observation Meta-World's policies read is filled from s_t: hand [0:3], object [4:7], goal [36:39];
+    the gripper opening [3] comes from ``gripper_opening`` (the driver's finger state); the object quaternion is
+    not perceived and left at zero (none of the table's seven experts reads it).
+
+    Args:
+        gripper_opening: () -> opening in [0, 1] (Meta-World's obs[3]: pad distance / 0.1).
+    """
+
+    def __init__(self, gripper_opening: Callable[[], float]):
+        import metaworld.policies as mw_policies
+
+        self._policies = mw_policies
+        self.gripper_opening = gripper_opening
+        self.env_id = ""
+
+    def select(self, env_id: str) -> None:
+        """Act as the expert of ``env_id`` (e.g. ``"drawer-close-v3"``)."""
+        name = "Sawyer" + "".join(w.capitalize() for w in env_id[:-3].split("-")) + "V3Policy"
+        self._policy = getattr(self._policies, name)()
+        self.env_id = env_id
+
+    def act(self, obs: np.ndarray, embedding: np.ndarray) -> tuple[np.ndarray, int]:
+        """(4,) action for the (12,) observation; component -1 (no knowledge space)."""
+        obs39 = np.zeros(39)
+        obs39[0:3], obs39[4:7], obs39[36:39] = obs[0:3], obs[3:6], obs[9:12]
+        obs39[3] = self.gripper_opening()
+        obs39[18:36] = obs39[0:18]
+        return np.asarray(self._policy.get_action(obs39), dtype=np.float64), -1
+
+
+class MoveTo:
+    """Moves the ee point in a straight line to ``target`` (sim frame, m) at up to one action unit per step,
+    gripper open: the transfer between subtasks, sent through the same Sim2Real, safety and IK chain."""
+
+    def __init__(self, target: np.ndarray):
+        self.target = np.asarray(target, dtype=np.float64)
+
+    def act(self, obs: np.ndarray, embedding: np.ndarray) -> tuple[np.ndarray, int]:
+        step = np.clip((self.target - obs[0:3]) / 0.01, -1.0, 1.0)
+        return np.r_[step, -1.0], -1
+
+
+@dataclass
+class TrialResult:
+    """One long-horizon trial: the sequencer's report plus what the chain did.
+
+    Attributes:
+        report: :meth:`legion_policy.sequencer.TaskSequencer.report`.
+        holds: HOLD cycles per attempt, in attempt order.
+        interventions: safety interventions per attempt, in attempt order.
+        steps: control steps in total, transfers included.
+        wall_s: wall-clock time of the trial, s.
+        truth: per attempt, the simulator's own success test at the end (a check on perception's verdict).
+    """
+
+    report: dict
+    holds: list[int] = field(default_factory=list)
+    interventions: list[dict] = field(default_factory=list)
+    steps: int = 0
+    wall_s: float = 0.0
+    truth: list[bool] = field(default_factory=list)
+
+
+def _transfer(loop: ControlLoop, plant, start: np.ndarray, on_step) -> int:
+    """Up to :data:`SAFE_HEIGHT_M`, across, down to ``start`` (ee point, sim frame); returns the steps used."""
+    policy, steps = loop.policy, 0
+    ee = plant.ee_position()
+    height = max(SAFE_HEIGHT_M, ee[2], start[2])
+    for waypoint in (np.r_[ee[:2], height], np.r_[start[:2], height], start):
+        loop.policy = MoveTo(waypoint)
+        outcome = loop.run_subtask(plant, "transfer", np.zeros(1, np.float32), WAYPOINT_STEPS, on_step=on_step,
+                                   until=lambda tcp, seen, w=waypoint: bool(
+                                       np.linalg.norm(plant.ee_position() - w) < WAYPOINT_TOLERANCE_M))
+        steps += outcome.steps
+    loop.policy = policy
+    return steps
+
+
+def run_trial(command: str, *, plant, loop: ControlLoop, library: TaskLibrary, controller, embed: Callable[[str], np.ndarray],
+              order: str = "library", rng: random.Random | None = None, hidden: frozenset[str] = frozenset(),
+              known_env_ids: set[str] | None = None, max_steps: int = 150, retries: int = 1,
+              start: np.ndarray | None = None, on_step: Callable[[int], None] | None = None,
+              log: Callable[[str], None] = lambda _line: None) -> TrialResult:
+    """Run one long-horizon (or single, or compound) command on a reset table scene.
+
+    Args:
+        command: the command text (a library phrasing or a compound of subtask phrasings).
+        plant: a reset :class:`legion_sim.table_scene.TablePlant`.
+        loop: the deployment chain (its ``policy`` is replaced by ``controller`` for each subtask).
+        library: the task library (the checkpoint's).
+        controller: ``act(obs (12,), embedding) -> (action (4,), component)``; a :class:`ScriptedExpert` is told the
+            subtask (``select``) before each one.
+        embed: subtask description -> (D,) language embedding.
+        order: the sequencer's order: ``"library"``, ``"random"`` or ``"spoken"``.
+        rng: for ``"random"``.
+        hidden: objects perception does not see (their subtasks are skipped with the reason).
+        known_env_ids: subtasks the controller has learned (None: all); the others are skipped with the reason.
+        max_steps, retries: per attempt (paper: 150) and extra attempts of a failed subtask.
+        start: ee start pose before each subtask (default: the table's hand start).
+        on_step: called after every plant step (video frames).
+        log: one line per event.
+
+    Raises:
+        legion_policy.tasks.UnknownCommandError: the command is not in the library.
+    """
+    from legion_sim.table_scene import HAND_INIT_POS
+
+    t0 = time.perf_counter()
+    sequencer = TaskSequencer(library, max_steps=max_steps, retries=retries, order=order, rng=rng)
+    sequencer.command(command)
+    perception = TablePerception(plant, hidden)
+    result = TrialResult(report={})
+    start = HAND_INIT_POS if start is None else np.asarray(start)
+    goals: dict[str, object] = {}
+    while (subtask := sequencer.current_subtask()) is not None:
+        if known_env_ids is not None and subtask.env_id not in known_env_ids:
+            sequencer.skip(f"the policy has not learned {subtask.env_id} ({subtask.description!r})")
+            log(f"{subtask.name}: skipped, not learned")
+            continue
+        plant.select(subtask.env_id)
+        try:  # the goal is derived once, from the positions seen before the first attempt
+            objects = goals.get(subtask.name) or perception.tracker(subtask)
+        except ObjectNotSeenError as exc:
+            sequencer.skip(str(exc))
+            log(f"{subtask.name}: skipped: {exc}")
+            continue
+        goals[subtask.name] = objects
+        result.steps += _transfer(loop, plant, start, on_step)
+        if hasattr(controller, "select"):
+            controller.select(subtask.env_id)
+        loop.policy = controller
+        attempt = sequencer.attempts[-1]
+
+        def until(tcp, seen):
+            obj, goal = seen if seen is not None else (None, objects.goal)
+            sequencer.step(tcp, obj, goal)
+            return attempt.success
+
+        outcome = loop.run_subtask(plant, subtask.name, embed(subtask.description), max_steps, on_step=on_step,
+                                   objects=objects, until=until)
+        result.steps += outcome.steps
+        result.holds.append(outcome.holds)
+        result.interventions.append(outcome.interventions)
+        result.truth.append(plant.success())
+        log(f"{subtask.name} attempt {attempt.attempt}: {'success' if attempt.success else 'failed'} in "
+            f"{attempt.steps} steps, holds {outcome.holds}")
+    result.report = sequencer.report()
+    result.wall_s = time.perf_counter() - t0
+    return result
+
+
+def summarise(trials: list[TrialResult]) -> dict:
+    """Per-subtask and whole-task success rates over trials of one command.
+
+    Returns:
+        ``trials``, ``task_success`` (rate), ``subtasks`` {name: {success, attempted, skipped, retried_success}}
+        (rates over trials), ``mean_steps``, ``mean_wall_s``, ``perception_vs_simulator`` (fraction of attempts
+        where perception's verdict equals the simulator's success test at the end).
+    """
+    n = len(trials)
+    names = [s["subtask"] for s in trials[0].report["subtasks"]] if trials else []
+    per = {}
+    for name in dict.fromkeys(sorted(names)):
+        rows = [s for t in trials for s in t.report["subtasks"] if s["subtask"] == name]
+        per[name] = {"success": sum(r["success"] for r in rows) / n,
+                     "attempted": sum(r["attempts"] > 0 and r["skipped"] is None for r in rows) / n,
+                     "skipped": sum(r["skipped"] is not None for r in rows) / n,
+                     "success_on_retry": sum(r["success"] and r["attempts"] == 2 for r in rows) / n}
+    verdicts = [(a["success"], truth) for t in trials
+                for a, truth in zip([a for a in t.report["attempts"] if a["skipped"] is None], t.truth)]
+    return {"trials": n, "task_success": sum(t.report["success"] for t in trials) / max(n, 1), "subtasks": per,
+            "mean_steps": float(np.mean([t.steps for t in trials])) if trials else 0.0,
+            "mean_wall_s": float(np.mean([t.wall_s for t in trials])) if trials else 0.0,
+            "perception_vs_simulator": (sum(a == b for a, b in verdicts) / len(verdicts)) if verdicts else None}
+
+
+def run_trials(command: str, *, trials: int, controller: str = "expert", checkpoint=None, order: str = "random",
+               seed: int = 0, hidden: frozenset[str] = frozenset(), video=None, max_steps: int = 150,
+               retries: int = 1, log: Callable[[str], None] = print) -> dict:
+    """``trials`` randomised trials of one command on the table scene (placements and random orders seeded by
+    ``seed + i``); what ``legion long-horizon`` runs.
+
+    Args:
+        controller: ``"expert"`` (:class:`ScriptedExpert`) or ``"legion"`` (the checkpoint's policy; subtasks it
+            has not learned are skipped).
+        checkpoint: checkpoint folder for ``"legion"``.
+        video: write the first trial as an MP4 here (640 x 480, 10 frames/s), or None.
+
+    Returns:
+        :func:`summarise` of the trials plus ``command``, ``controller``, ``order``, ``seed``, ``hidden`` and the
+        per-trial reports.
+
+    Raises:
+        ValueError: unknown controller.
+        legion_policy.tasks.UnknownCommandError: the command is not in the library.
+    """
+    from legion_policy.tasks import library_from_dict, load_task_library
+    from legion_runtime.main_job import load_policy, make_chain
+    from legion_sim.table_scene import TablePlant
+
+    if controller not in ("expert", "legion"):
+        raise ValueError(f"controller must be 'expert' or 'legion', got {controller!r}")
+    known = None
+    if controller == "legion":
+        from legion_policy.embedding import TextEmbedder
+
+        policy = load_policy(checkpoint)
+        library = library_from_dict(policy.task_library)
+        embedder = TextEmbedder()
+        policy.check_embedder(embedder.name, embedder.dim)
+        embed = embedder.embed
+        full = load_task_library()  # the checkpoint may know fewer subtasks than the command needs
+        known = {s.env_id for s in library.subtasks.values()}
+        library = full
+    else:
+        library, policy, embed = load_task_library(), None, (lambda _text: np.zeros(1, np.float32))
+    library.plan(command)  # UnknownCommandError before anything is built
+    plant = TablePlant(seed=seed, render=video is not None)
+    agent = ScriptedExpert(lambda: float(np.clip(plant.metaworld_observation()[3], 0.0, 1.0))) \
+        if controller == "expert" else policy
+    results, frames = [], []
+    for i in range(trials):
+        plant.reset(seed + i)
+        loop = ControlLoop(agent, *make_chain())
+        on_step = None
+        if video is not None and i == 0:
+            frames.append(plant.render(640, 480))
+
+            def on_step(step: int) -> None:
+                if step % 2 == 1:
+                    frames.append(plant.render(640, 480))
+        result = run_trial(command, plant=plant, loop=loop, library=library, controller=agent, embed=embed,
+                           order=order, rng=random.Random(seed + i), hidden=hidden, known_env_ids=known,
+                           max_steps=max_steps, retries=retries, on_step=on_step)
+        results.append(result)
+        rep = result.report
+        done = [f"{s['subtask']}{'+' if s['success'] else '-'}" for s in rep["subtasks"]]
+        log(f"trial {i + 1}/{trials}: {'SUCCESS' if rep['success'] else 'failed'} ({rep['order']}) "
+            f"{' '.join(done)}  {result.steps} steps, {result.wall_s:.1f} s")
+    plant.close()
+    if frames:
+        import imageio.v3 as iio
+
+        video.parent.mkdir(parents=True, exist_ok=True)
+        iio.imwrite(video, np.stack(frames), fps=10, codec="libx264", macro_block_size=8)
+    summary = summarise(results)
+    summary.update(command=command, controller=controller, checkpoint=str(checkpoint) if checkpoint else None,
+                   order=order, seed=seed, hidden=sorted(hidden),
+                   reports=[{**r.report, "holds": r.holds, "interventions": r.interventions, "steps": r.steps,
+                             "simulator_success": r.truth} for r in results])
+    return summary
