@@ -41,9 +41,11 @@ TCP_OFFSET_M = FLANGE_OFFSET_M + GRIPPER_TCP_DEPTH_M
 #: Top-down TCP orientation (columns = TCP x, y, z axes in the base frame): approach axis z points down,
 #: fingers close along the base y axis, as the Sawyer's fingers close along Meta-World's y axis.
 TOP_DOWN_ROT = np.diag([-1.0, 1.0, -1.0])
-#: Default clearance kept from every position limit by IK, rad: 5 deg, the safety filter's band
-#: (sim2real.safety.SafetyLimits.joint_position_margin), so IK never proposes a target the filter must refuse.
-DEFAULT_LIMIT_MARGIN_RAD = np.deg2rad(5.0)
+#: Default clearance kept from every position limit by IK, rad: 7 deg, 2 deg more than the safety filter's band
+#: (sim2real.safety.SafetyLimits.joint_position_margin, 5 deg). IK never proposes a target the filter must refuse,
+#: and the servo's tracking error near a limit (under 2 deg) does not carry the measured joint out of the band,
+#: which the filter answers with a HOLD: with equal margins a drawer push held every cycle at A4's limit.
+DEFAULT_LIMIT_MARGIN_RAD = np.deg2rad(7.0)
 
 
 def iiwa14_urdf_path() -> str:
