@@ -170,13 +170,14 @@ class TaskSequencer:
         Returns:
             ``command``, ``order`` (used: library, random, spoken, chain or single), ``note``, ``done``,
             ``attempts`` (run order, :class:`Attempt` fields), ``subtasks`` (every planned subtask in run order:
-            name, final ``success``, ``skipped`` reason, number of ``attempts``, 0 when not attempted) and
+            name, final ``success``, ``skipped`` reason, number of ``attempts`` that ran, 0 when not attempted) and
             ``success`` (every subtask succeeded).
         """
         finals = [a for i, a in enumerate(self.attempts)
                   if i + 1 == len(self.attempts) or self.attempts[i + 1].attempt == 1]
+        # a skipped attempt that never ran is not an attempt (a chain's later subtasks, an object not seen)
         subtasks = [{"subtask": a.subtask, "success": a.success, "skipped": a.skipped,
-                     "attempts": a.attempt if a.skipped != CHAIN_FAILED else 0} for a in finals]
+                     "attempts": a.attempt - (a.skipped is not None and a.steps == 0)} for a in finals]
         subtasks += [{"subtask": st.name, "success": False, "skipped": None, "attempts": 0}
                      for st in self.queue[len(finals):]]  # not started yet
         done = self.plan is not None and self.current_subtask() is None
