@@ -61,15 +61,20 @@ def make_chain(frame=None, **limits):
     ``limits`` override :class:`sim2real.safety.SafetyLimits` fields (e.g. ``max_step_m``).
     """
     from sim2real.safety import SafetyFilter, SafetyLimits
-    from sim2real.transforms import METAWORLD_HAND_HIGH, METAWORLD_HAND_LOW, FrameTransform, Real2Sim, Sim2Real
+    from sim2real.transforms import (
+        METAWORLD_EE_OFFSET_M, METAWORLD_HAND_HIGH, METAWORLD_HAND_LOW, FrameTransform, Real2Sim, Sim2Real,
+    )
 
     frame = frame or FrameTransform.default()
-    # Workspace box (base frame): Meta-World's hand bounds plus 2 cm, so Sim2Real's own clipping keeps the
-    # policy inside and the filter catches anything that is not.
-    corners = np.array([frame.to_base(np.array([x, y, z])) for x in (METAWORLD_HAND_LOW[0], METAWORLD_HAND_HIGH[0])
+    # Workspace box of the TCP (base frame): Meta-World's hand bounds moved down to the TCP (top-down, the ee
+    # point is METAWORLD_EE_OFFSET_M above it), plus 2 cm except below, where the hand's lowest point already
+    # puts the TCP 5 mm above the table. Sim2Real's own clipping keeps the policy inside; the filter catches
+    # anything that is not. (A box of the ee bounds applied to the TCP kept it 3 cm up: no puck could be grasped.)
+    corners = np.array([frame.to_base(np.array([x, y, z - METAWORLD_EE_OFFSET_M]))
+                        for x in (METAWORLD_HAND_LOW[0], METAWORLD_HAND_HIGH[0])
                         for y in (METAWORLD_HAND_LOW[1], METAWORLD_HAND_HIGH[1])
                         for z in (METAWORLD_HAND_LOW[2], METAWORLD_HAND_HIGH[2])])
-    limits = SafetyLimits.iiwa14(corners.min(0) - 0.02, corners.max(0) + 0.02, **limits)
+    limits = SafetyLimits.iiwa14(corners.min(0) - [0.02, 0.02, 0.0], corners.max(0) + 0.02, **limits)
     return Real2Sim(frame), Sim2Real(frame), SafetyFilter(limits)
 
 
