@@ -346,13 +346,16 @@ class VoskRecognizer:
 
 
 def make_recognizer(backend: str = "pocketsphinx", phrases: Sequence[str] | None = None,
-                    model_path: str | Path | None = None) -> PocketSphinxRecognizer | VoskRecognizer:
+                    model_path: str | Path | None = None,
+                    library: TaskLibrary | None = None) -> PocketSphinxRecognizer | VoskRecognizer:
     """Build a command recogniser.
 
     Args:
         backend: ``"pocketsphinx"`` (embedded en-us model) or ``"vosk"`` (needs ``model_path``).
         phrases: accepted commands; default: every phrasing of the shipped task library.
         model_path: Vosk model folder (ignored by pocketsphinx).
+        library: pocketsphinx: decode with the library's grammar (:func:`library_jsgf`), which also accepts
+            compound commands ("close the drawer then press the button").
 
     Raises:
         ValueError: unknown backend.
@@ -363,7 +366,7 @@ def make_recognizer(backend: str = "pocketsphinx", phrases: Sequence[str] | None
 
         phrases = load_task_library().phrasings()
     if backend == "pocketsphinx":
-        return PocketSphinxRecognizer(phrases)
+        return PocketSphinxRecognizer(phrases, library=library)
     if backend == "vosk":
         if model_path is None:
             raise SpeechError("the vosk backend needs model_path, the folder of an unpacked Vosk model")

@@ -42,13 +42,14 @@ def load_policy(checkpoint: Path):
         raise BadInput(f"cannot use checkpoint {checkpoint}: {exc}") from exc
 
 
-def recognise(wav: Path, phrases: list[str], backend: str, vosk_model: Path | None) -> tuple[str, float]:
-    """Speech → text with a grammar of ``phrases``. Returns (text, seconds). Raises :class:`BadInput`."""
+def recognise(wav: Path, library, backend: str, vosk_model: Path | None) -> tuple[str, float]:
+    """Speech → text with the grammar of a task library (compound commands included). Returns (text, seconds).
+    Raises :class:`BadInput`."""
     from legion_policy.speech import SpeechError, make_recognizer, read_wav
 
     try:
         pcm = read_wav(wav)
-        recognizer = make_recognizer(backend, phrases=phrases, model_path=vosk_model)
+        recognizer = make_recognizer(backend, phrases=library.phrasings(), model_path=vosk_model, library=library)
         result = recognizer.transcribe(pcm)
     except SpeechError as exc:
         raise BadInput(str(exc)) from exc
@@ -121,7 +122,7 @@ def run_main_job(*, wav: Path | None, text: str | None, checkpoint: Path, speech
     library = library_from_dict(policy.task_library)
 
     if wav is not None:
-        heard, seconds = recognise(wav, library.phrasings(), speech_backend, vosk_model)
+        heard, seconds = recognise(wav, library, speech_backend, vosk_model)
         console.print(f"[bold]heard[/] {heard!r} ({speech_backend}, {seconds * 1e3:.0f} ms)")
         if not heard:
             raise UnknownCommandError(f"<no command recognised in {wav}>", library.phrasings())
@@ -214,7 +215,8 @@ def run_main_job(*, wav: Path | None, text: str | None, checkpoint: Path, speech
 
 
 def _on_table(plan: Plan) -> bool:
-    """Whether ``plan`` runs on the table scene: several subtasks, or one the single-task plant lacks.
+    """Whether ``plan`` runs on the table scene: several subtasks all on the table, or one the single-task plant
+    lacks.
 
     Raises:
         BadInput: a subtask exists in neither scene.
@@ -227,6 +229,8 @@ def _on_table(plan: Plan) -> bool:
     if missing:
         raise BadInput(f"no simulated scene has {missing}: the single-task plant has {sorted(TASKS)}, the table "
                        f"{sorted(TASKS_BY_ID)}")
+    if not all(e in TASKS_BY_ID for e in env_ids):
+        return False  # each subtask in its own single-task scene (e.g. reach, which the table lacks)
     return len(env_ids) > 1 or env_ids[0] not in TASKS
 
 

@@ -135,3 +135,20 @@ def test_reach_through_the_camera_path_in_the_kuka_scene():
                               perception="camera")
     print(f"KUKA chain reach-v3 through the camera: success {rate:.2f} over {n} episodes")
     assert n == 20 and rate >= 0.8
+
+
+@pytest.mark.skipif(shutil.which("espeak-ng") is None or shutil.which("sox") is None, reason="needs espeak-ng and sox")
+def test_a_spoken_compound_command_runs_its_subtasks_in_the_spoken_order(tmp_path):
+    import subprocess
+
+    wav = tmp_path / "compound.wav"
+    subprocess.run(["bash", "-c", f"espeak-ng -v en-us -s 150 --stdout 'reach the goal then close the drawer' | "
+                                  f"sox -t wav - -r 16000 -c 1 -b 16 {wav}"], check=True)
+    result = legion("run", "--wav", str(wav), "--checkpoint", str(SHIPPED), "--out", str(tmp_path / "runs"),
+                    "--perception", "simulator", "--no-video")
+    assert "heard 'reach the goal then close the drawer'" in result.output, result.output
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    import json
+
+    outcomes = json.loads((run_dir / "summary.json").read_text())["outcomes"]
+    assert [o["subtask"] for o in outcomes] == ["reach", "drawer-close"]
