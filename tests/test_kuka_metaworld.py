@@ -104,3 +104,13 @@ def test_bad_robot_or_control_is_refused():
         MetaWorldTaskEnv("reach-v3", robot="kuka", control="torque")
     with pytest.raises(ValueError, match="robot must be"):
         MetaWorldTaskEnv("reach-v3", robot="ur5")
+
+
+def test_trainer_settings_for_the_kuka_are_checked():
+    from legion_policy.trainer import TrainConfig, TrainConfigError
+
+    TrainConfig(tasks=["reach-v3"], robot="kuka", control="joint").validate()
+    with pytest.raises(TrainConfigError, match="control 'joint' needs robot 'kuka'"):
+        TrainConfig(tasks=["reach-v3"], robot="sawyer", control="joint").validate()
+    with pytest.raises(TrainConfigError, match="robot must be one of"):
+        TrainConfig(tasks=["reach-v3"], robot="ur5").validate()
