@@ -328,12 +328,7 @@ class TablePlant(KukaPlant):
         """New episode: every object set at its anchor + a seeded jitter in its Meta-World initial state (drawer
         pulled out, window open, faucet closed, peg plugged in, button up, pucks on the table, markers placed),
         goals recorded, arm at rest with the ee point at :data:`HAND_INIT_POS`, top-down, gripper open.
-
-        Args:
-            seed: reseed the placement RNG first (None: continue the current stream).
-
-        Raises:
-            RuntimeError: the start pose is not reachable from this arm base pose.
+        ``seed`` and errors as :meth:`KukaPlant.reset`.
         """
         if seed is not None:
             self._rng = np.random.default_rng(seed)
