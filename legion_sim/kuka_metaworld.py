@@ -174,7 +174,7 @@ def start_pose(hand_pos: tuple[float, float, float], config: SceneConfig = Scene
 
     Four tasks (faucet-open, button-press-topdown, window-open/close) start the Sawyer's hand at y = 0.4 m,
     0.3 m in front of the iiwa's base: top-down there needs joint 4 past its limit. Those start 1 cm steps
-    further along +y (away from the base), at the first point IK reaches (0.52 m for the default base).
+    further along +y (away from the base), at the first point IK reaches (0.55 m for the default base).
 
     Args:
         hand_pos: Meta-World's ``hand_init_pos`` (sim frame, m).

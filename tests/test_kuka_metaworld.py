@@ -40,7 +40,7 @@ def test_every_paper_task_is_registered_and_places_objects_as_meta_world(task):
         np.testing.assert_allclose(obs[0:3], mw.hand_init_pos, atol=0.01)
         ahead = mw.hand_init_pos - mw.metaworld_hand_init_pos
         assert ahead[0] == pytest.approx(0.0, abs=1e-6) and ahead[2] == pytest.approx(0.0, abs=1e-6)
-        assert ahead[1] == pytest.approx(0.0, abs=1e-6) or (mw.metaworld_hand_init_pos[1] == pytest.approx(0.4) and 0.0 < ahead[1] <= 0.15)
+        assert ahead[1] == pytest.approx(0.0, abs=1e-6) or (mw.metaworld_hand_init_pos[1] == pytest.approx(0.4) and 0.0 < ahead[1] <= 0.2)
     _, reward, terminated, truncated, info = kuka.step(np.zeros(4, np.float32))
     assert np.isfinite(reward) and not terminated and not truncated and isinstance(info["success"], bool)
 
