@@ -361,3 +361,25 @@ def test_perception_node_reads_a_realsense_recording_through_pyrealsense2():
     from realsense_cases import run_isolated
 
     run_isolated("perception_node_reads_a_recording")
+
+
+def test_mujoco_plant_node_runs_the_table_scene_and_publishes_all_its_objects():
+    node = make("real2sim")
+    plant = make("mujoco_plant", task="table", seed=2)
+    plant.get_clock().set(5.0)
+    plant.on_timer()
+    (poses,) = sent(plant, "object_poses")
+    (joints,) = sent(plant, "joint_states")
+    names = {"push_puck", "place_puck", "drawer_handle", "button", "peg", "window_handle", "faucet_handle",
+             "push_goal", "place_goal"}
+    assert set(m.object_poses_from_msg(poses)) == names
+    deliver(node, "object_poses", poses)
+    deliver(node, "subtask", m.command_to_msg("press the button"))
+    deliver(node, "joint_states", joints)
+    (obs_msg,) = sent(node, "observation")
+    obs = m.observation_from_msg(obs_msg)
+    np.testing.assert_allclose(obs[3:6], plant.plant.objects()["button"], atol=1e-5)  # the button, sim frame
+    from legion_policy.tasks import load_task_library
+
+    rule = load_task_library().by_env_id("button-press-topdown-v3").goal_rule
+    np.testing.assert_allclose(obs[9:12], rule.goal(plant.plant.objects()), atol=1e-5)

@@ -6,7 +6,9 @@ names, stepping :class:`legion_sim.plant.KukaPlant` (Meta-World's task scene, jo
 every 50 ms of wall time. It stands in for the camera too: with ``camera: true`` it publishes the virtual
 RealSense's colour image and camera_info on realsense-ros' topics (the perception node detects the tags);
 with ``camera: false`` it publishes the simulator's object positions on ``object_poses`` (robot base frame,
-tag-map names: the task's object and, where the task has one, its goal marker).
+tag-map names: the task's object and, where the task has one, its goal marker). ``task: table`` runs the
+"clean the table" scene (:class:`legion_sim.table_scene.TablePlant`) and publishes all its objects, so the
+task sequencer can run long-horizon commands through the graph.
 """
 import numpy as np
 from rclpy.action import ActionServer
@@ -25,9 +27,15 @@ class MujocoPlantNode(LegionNode):
     def __init__(self):
         super().__init__("mujoco_plant")
         self.driver = driver(self.param("driver"))
-        self.plant = KukaPlant(self.param("task"), seed=self.param("seed"))
+        self.table = self.param("task") == "table"
+        if self.table:
+            from legion_sim.table_scene import TablePlant
+
+            self.plant, self.rule = TablePlant(seed=self.param("seed")), None
+        else:
+            self.plant = KukaPlant(self.param("task"), seed=self.param("seed"))
+            self.rule = load_task_library().by_env_id(self.param("task")).goal_rule  # which objects to publish
         self.plant.reset()
-        self.rule = load_task_library().by_env_id(self.param("task")).goal_rule  # which objects to publish
         self.q_target, _ = self.plant.joint_state()
         self.gripper = 0.0  # closing fraction
         self.subscribe("joint_targets", self.on_joint_targets)
@@ -66,11 +74,13 @@ class MujocoPlantNode(LegionNode):
             self.publish("camera_info", m.camera_info_to_msg(k.fx, k.fy, k.cx, k.cy, k.width, k.height, now, frame))
             self.publish("image", m.image_to_msg(camera.grab(), "rgb8", now, frame))
             return
-        rule = self.rule
         to_base = self.plant.frame.to_base
-        poses = {rule.object: to_base(self.plant.object_position())}
-        if rule.goal_object is not None:
-            poses[rule.goal_object] = to_base(self.plant.goal_position())
+        if self.table:
+            poses = {name: to_base(p) for name, p in self.plant.objects().items()}
+        else:
+            poses = {self.rule.object: to_base(self.plant.object_position())}
+            if self.rule.goal_object is not None:
+                poses[self.rule.goal_object] = to_base(self.plant.goal_position())
         self.publish("object_poses", m.object_poses_to_msg(poses, now, self.param("base_frame")))
 
 
