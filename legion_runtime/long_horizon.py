@@ -5,7 +5,7 @@ One command ("clean the table", "make the coffee", "close the drawer then press 
 
     sequencer (order: spoken / random / library) ─► subtask k
         perception: is its object seen? no ─► skipped, with the reason; never attempted blind
-        goal ─► the library's goal rule on the perceived initial positions
+        goal ─► the library's goal rule on the positions perceived when the command was given
         move to the start pose (up, across at a safe height, down) through the same chain
         controller ─► ControlLoop (Real2Sim → policy → Sim2Real → safety → IK → safety → plant), ≤ 150 steps
         success ─► the library's success test on the perceived object, goal and measured TCP; a failure is
@@ -55,15 +55,14 @@ class TablePerception:
         """{object name: (3,) sim frame, m} of every object perception sees now."""
         return {name: p for name, p in self.plant.objects().items() if name not in self.hidden}
 
-    def tracker(self, subtask: Subtask) -> "Callable[[float], tuple[np.ndarray, np.ndarray] | None]":
-        """The control loop's ``objects`` for ``subtask``: derives the goal now from the initial positions (library
-        goal rule), then gives (object, goal) at every cycle, or None while the object is not seen.
+    def tracker(self, subtask: Subtask, initial: dict[str, np.ndarray]) -> "Callable[[float], tuple[np.ndarray, np.ndarray] | None]":
+        """The control loop's ``objects`` for ``subtask``: its goal from the library rule on ``initial`` (what was
+        seen when the command was given), then (object, goal) at every cycle, or None while the object is not seen.
 
         Raises:
-            ObjectNotSeenError: the object (or the goal's marker) is not seen now.
+            ObjectNotSeenError: the object is not seen now, or the goal's source was not seen initially.
         """
-        initial = self.seen()
-        if subtask.object not in initial:
+        if subtask.object not in self.seen():
             raise ObjectNotSeenError(f"{subtask.object!r} is not seen by the camera")
         goal = subtask.goal_rule.goal(initial)
 
@@ -188,6 +187,9 @@ def run_trial(command: str, *, plant, loop: ControlLoop, library: TaskLibrary, c
     sequencer = TaskSequencer(library, max_steps=max_steps, retries=retries, order=order, rng=rng)
     sequencer.command(command)
     perception = TablePerception(plant, hidden)
+    # Goals come from the scene as seen when the command is given: a drawer or window nudged by an earlier
+    # subtask keeps its true closed position (a goal derived from its handle later would lie beyond it).
+    initial = perception.seen()
     result = TrialResult(report={})
     start = HAND_INIT_POS if start is None else np.asarray(start)
     goals: dict[str, object] = {}
@@ -197,8 +199,8 @@ def run_trial(command: str, *, plant, loop: ControlLoop, library: TaskLibrary, c
             log(f"{subtask.name}: skipped, not learned")
             continue
         plant.select(subtask.env_id)
-        try:  # the goal is derived once, from the positions seen before the first attempt
-            objects = goals.get(subtask.name) or perception.tracker(subtask)
+        try:
+            objects = goals.get(subtask.name) or perception.tracker(subtask, initial)
         except ObjectNotSeenError as exc:
             sequencer.skip(str(exc))
             log(f"{subtask.name}: skipped: {exc}")
