@@ -36,7 +36,7 @@ import mujoco  # noqa: E402
 import numpy as np  # noqa: E402
 
 from legion_sim.kuka_scene import (  # noqa: E402
-    FINGERTIP_PADS, GRIPPER_CLOSED_RAD, GRIPPER_PREFIX, SceneConfig, build_kuka_scene,
+    GRIPPER_CLOSED_RAD, GRIPPER_PREFIX, SceneConfig, build_kuka_scene,
 )
 from sim2real.kinematics import GRIPPER_TCP_DEPTH_M, JOINT_NAMES, TOP_DOWN_ROT, ArmKinematics  # noqa: E402
 from sim2real.transforms import METAWORLD_EE_OFFSET_M, FrameTransform, Sim2Real, gripper_fraction  # noqa: E402
@@ -73,12 +73,12 @@ def build_kuka_metaworld_spec(task_xml: str, config: SceneConfig = SceneConfig()
     for name in ("rightEndEffector", "leftEndEffector"):  # the fixed TCP, ee_offset_m along the hand's x axis
         hand.add_site(name=name, pos=[ee_offset_m, 0.0, 0.0], size=[0.005] * 3, rgba=[1, 0, 0, 0])
     # robosuite's right pad lies on the adapter's +y side, which is Meta-World's left (+y) at the grasp pose
-    for pad_geom, side in zip(FINGERTIP_PADS, ("right", "left")):
-        geom = spec.geom(pad_geom)
-        finger = spec.body(GRIPPER_PREFIX + ("left" if side == "right" else "right") + "_inner_finger")
-        for body in (side + "claw", side + "pad"):
+    for robosuite_side, metaworld_side in (("left", "right"), ("right", "left")):
+        geom = spec.geom(f"{GRIPPER_PREFIX}{robosuite_side}_fingerpad_collision")
+        finger = spec.body(f"{GRIPPER_PREFIX}{robosuite_side}_inner_finger")
+        for body in (metaworld_side + "claw", metaworld_side + "pad"):
             finger.add_body(name=body, pos=list(geom.pos))
-        geom.name = side + "pad_geom"
+        geom.name = metaworld_side + "pad_geom"
     spec.add_equality(type=mujoco.mjtEq.mjEQ_WELD, name="mocap_weld", name1="mocap", name2="hand",
                       objtype=mujoco.mjtObj.mjOBJ_BODY, solref=[0.02, 1.0])
     return spec
