@@ -152,3 +152,18 @@ def test_a_spoken_compound_command_runs_its_subtasks_in_the_spoken_order(tmp_pat
 
     outcomes = json.loads((run_dir / "summary.json").read_text())["outcomes"]
     assert [o["subtask"] for o in outcomes] == ["reach", "drawer-close"]
+
+
+def test_a_long_horizon_command_runs_on_the_table_scene_and_records_the_graph(tmp_path):
+    table = ROOT / "models" / "legion-table-kuka" / "checkpoint"
+    result = legion("run", "--text", "close the drawer then press the button", "--checkpoint", str(table),
+                    "--out", str(tmp_path), "--perception", "simulator", "--no-video", "--seed", "1")
+    assert result.exit_code in (0, 1), result.output
+    (run_dir,) = tmp_path.iterdir()
+    import json
+
+    outcomes = json.loads((run_dir / "summary.json").read_text())["outcomes"]
+    assert [o["subtask"] for o in outcomes] == ["drawer-close", "button-press-topdown"]  # the spoken order
+    assert all(0 < o["steps"] <= 300 for o in outcomes)  # at most 150 steps per attempt, one retry
+    topics = {topic for topic, *_ in read_bag(run_dir / "bag")}
+    assert {"/legion/command_text", "/lbr/joint_states", "/legion/action"} <= topics
