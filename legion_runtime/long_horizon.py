@@ -192,7 +192,6 @@ def run_trial(command: str, *, plant, loop: ControlLoop, library: TaskLibrary, c
     initial = perception.seen()
     result = TrialResult(report={})
     start = HAND_INIT_POS if start is None else np.asarray(start)
-    goals: dict[str, object] = {}
     while (subtask := sequencer.current_subtask()) is not None:
         if known_env_ids is not None and subtask.env_id not in known_env_ids:
             sequencer.skip(f"the policy has not learned {subtask.env_id} ({subtask.description!r})")
@@ -200,12 +199,11 @@ def run_trial(command: str, *, plant, loop: ControlLoop, library: TaskLibrary, c
             continue
         plant.select(subtask.env_id)
         try:
-            objects = goals.get(subtask.name) or perception.tracker(subtask, initial)
+            objects = perception.tracker(subtask, initial)
         except ObjectNotSeenError as exc:
             sequencer.skip(str(exc))
             log(f"{subtask.name}: skipped: {exc}")
             continue
-        goals[subtask.name] = objects
         result.steps += _transfer(loop, plant, start, on_step)
         if hasattr(controller, "select"):
             controller.select(subtask.env_id)
