@@ -290,7 +290,9 @@ def test_task_sequencer_node_runs_a_long_horizon_command_subtask_by_subtask():
     closed[3:6] = far[9:12] + [0.0, 0.0, 0.05]  # handle 5 cm from the goal: within drawer-close's 6.5 cm
     deliver(node, "observation", m.observation_to_msg(closed))  # attempt 2 succeeds at once
     near = far.copy()
-    near[0:3] = far[9:12] + 0.01  # the hand at the goal: reach succeeds
+    # the ee point 5.5 cm above the goal: the TCP, 4.5 cm below the ee point, is 1 cm from it, so reach succeeds
+    # (judged on the ee point itself it would be 5.5 cm, past reach's 5 cm)
+    near[0:3] = far[9:12] + [0.0, 0.0, 0.055]
     for _ in range(3):
         deliver(node, "observation", m.observation_to_msg(far))  # reach, attempt 1 fails at 3 steps -> retry
     deliver(node, "observation", m.observation_to_msg(near))  # attempt 2 succeeds at once

@@ -2,8 +2,8 @@
 
 Logic: :class:`legion_policy.sequencer.TaskSequencer` over the task library (``task_library``: a YAML
 file; default the shipped one; ``order``: library, random or spoken). Each observation counts one control step
-of the running subtask, judged by its library success test on the observed tcp (0:3), object (3:6) and goal
-(9:12), sim frame. An unknown task publishes a status listing the known commands and starts nothing.
+of the running subtask, judged by its library success test on the TCP (below the observed ee point 0:3), the
+object (3:6) and the goal (9:12), sim frame. An unknown task publishes a status listing the known commands and starts nothing.
 """
 import json
 
@@ -11,6 +11,7 @@ from legion_nodes._ros import LegionNode, run
 from legion_policy.sequencer import TaskSequencer
 from legion_policy.tasks import UnknownCommandError, load_task_library
 from legion_runtime import messages as m
+from sim2real.transforms import tcp_from_ee
 
 
 class TaskSequencerNode(LegionNode):
@@ -36,7 +37,8 @@ class TaskSequencerNode(LegionNode):
 
     def on_observation(self, msg) -> None:
         obs = m.observation_from_msg(msg)
-        if self.sequencer.step(obs[0:3], obs[3:6], obs[9:12]):
+        # success tests take the TCP; the observation carries the ee point above it
+        if self.sequencer.step(tcp_from_ee(obs[0:3]), obs[3:6], obs[9:12]):
             self.publish("subtask", m.text_to_msg(self.sequencer.current()))
             self.publish_status()
 
