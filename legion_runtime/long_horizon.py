@@ -30,6 +30,7 @@ from legion_policy.sequencer import TaskSequencer
 from legion_policy.tasks import Subtask, TaskLibrary
 from legion_runtime.runner import ControlLoop
 from sim2real.goals import ObjectNotSeenError
+from sim2real.transforms import tcp_from_ee
 
 #: Height at which the arm crosses the table between subtasks (ee point, sim frame), m.
 SAFE_HEIGHT_M = 0.25
@@ -142,13 +143,13 @@ class TrialResult:
 def _transfer(loop: ControlLoop, plant, start: np.ndarray, on_step) -> int:
     """Up to :data:`SAFE_HEIGHT_M`, across, down to ``start`` (ee point, sim frame); returns the steps used."""
     policy, steps = loop.policy, 0
-    ee = plant.ee_position()
+    ee = loop.real2sim.ee_position(plant.joint_state()[0])  # measured, as on the robot
     height = max(SAFE_HEIGHT_M, ee[2], start[2])
     for waypoint in (np.r_[ee[:2], height], np.r_[start[:2], height], start):
         loop.policy = MoveTo(waypoint)
         outcome = loop.run_subtask(plant, "transfer", np.zeros(1, np.float32), WAYPOINT_STEPS, on_step=on_step,
-                                   until=lambda tcp, seen, w=waypoint: bool(
-                                       np.linalg.norm(plant.ee_position() - w) < WAYPOINT_TOLERANCE_M))
+                                   until=lambda tcp, seen, w=tcp_from_ee(waypoint): bool(
+                                       np.linalg.norm(tcp - w) < WAYPOINT_TOLERANCE_M))
         steps += outcome.steps
     loop.policy = policy
     return steps
