@@ -140,14 +140,16 @@ class TrialResult:
     truth: list[bool] = field(default_factory=list)
 
 
-def _transfer(loop: ControlLoop, plant, start: np.ndarray, on_step) -> int:
-    """Up to :data:`SAFE_HEIGHT_M`, across, down to ``start`` (ee point, sim frame); returns the steps used."""
+def _transfer(loop: ControlLoop, plant, start: np.ndarray, on_step, t0_ns: int) -> int:
+    """Up to :data:`SAFE_HEIGHT_M`, across, down to ``start`` (ee point, sim frame), from stamp ``t0_ns``; returns
+    the steps used."""
     policy, steps = loop.policy, 0
     ee = loop.real2sim.ee_position(plant.joint_state()[0])  # measured, as on the robot
     height = max(SAFE_HEIGHT_M, ee[2], start[2])
     for waypoint in (np.r_[ee[:2], height], np.r_[start[:2], height], start):
         loop.policy = MoveTo(waypoint)
         outcome = loop.run_subtask(plant, "transfer", np.zeros(1, np.float32), WAYPOINT_STEPS, on_step=on_step,
+                                   t0_ns=t0_ns + int(round(steps * plant.dt * 1e9)),
                                    until=lambda tcp, seen, w=tcp_from_ee(waypoint): bool(
                                        np.linalg.norm(tcp - w) < WAYPOINT_TOLERANCE_M))
         steps += outcome.steps
@@ -159,7 +161,7 @@ def run_trial(command: str, *, plant, loop: ControlLoop, library: TaskLibrary, c
               order: str = "library", rng: random.Random | None = None, hidden: frozenset[str] = frozenset(),
               known_env_ids: set[str] | None = None, max_steps: int = 150, retries: int = 1,
               start: np.ndarray | None = None, on_step: Callable[[int], None] | None = None,
-              log: Callable[[str], None] = lambda _line: None) -> TrialResult:
+              log: Callable[[str], None] = lambda _line: None, t0_ns: int = 0) -> TrialResult:
     """Run one long-horizon (or single, or compound) command on a reset table scene.
 
     Args:
@@ -178,11 +180,17 @@ def run_trial(command: str, *, plant, loop: ControlLoop, library: TaskLibrary, c
         start: ee start pose before each subtask (default: the table's hand start).
         on_step: called after every plant step (video frames).
         log: one line per event.
+        t0_ns: stamp of the first cycle, ns; the plant's clock advances by ``plant.dt`` per step (the messages the
+            loop publishes, and each subtask's description and embedding, carry these stamps).
 
     Raises:
         legion_policy.tasks.UnknownCommandError: the command is not in the library.
     """
+    from legion_runtime import messages as m
     from legion_sim.table_scene import HAND_INIT_POS
+
+    def stamp() -> int:
+        return t0_ns + int(round(result.steps * plant.dt * 1e9))
 
     t0 = time.perf_counter()
     sequencer = TaskSequencer(library, max_steps=max_steps, retries=retries, order=order, rng=rng)
@@ -205,7 +213,7 @@ def run_trial(command: str, *, plant, loop: ControlLoop, library: TaskLibrary, c
             sequencer.skip(str(exc))
             log(f"{subtask.name}: skipped: {exc}")
             continue
-        result.steps += _transfer(loop, plant, start, on_step)
+        result.steps += _transfer(loop, plant, start, on_step, stamp())
         if hasattr(controller, "select"):
             controller.select(subtask.env_id)
         loop.policy = controller
@@ -216,7 +224,11 @@ def run_trial(command: str, *, plant, loop: ControlLoop, library: TaskLibrary, c
             sequencer.step(tcp, obj, goal)
             return attempt.success
 
-        outcome = loop.run_subtask(plant, subtask.name, embed(subtask.description), max_steps, on_step=on_step,
+        embedding = embed(subtask.description)
+        if loop.publish is not None:  # what the sequencer and embedding nodes publish at a subtask's start
+            loop.publish("subtask", m.command_to_msg(subtask.description), stamp())
+            loop.publish("embedding", m.embedding_to_msg(embedding), stamp())
+        outcome = loop.run_subtask(plant, subtask.name, embedding, max_steps, on_step=on_step, t0_ns=stamp(),
                                    objects=objects, until=until)
         result.steps += outcome.steps
         result.holds.append(outcome.holds)
@@ -275,7 +287,7 @@ def run_trials(command: str, *, trials: int, controller: str = "expert", checkpo
         legion_policy.tasks.UnknownCommandError: the command is not in the library.
     """
     from legion_policy.tasks import library_from_dict, load_task_library
-    from legion_runtime.main_job import load_policy, make_chain
+    from legion_runtime.main_job import frame_recorder, load_policy, make_chain
     from legion_sim.table_scene import TablePlant
 
     if controller not in ("expert", "legion"):
@@ -302,13 +314,7 @@ def run_trials(command: str, *, trials: int, controller: str = "expert", checkpo
     for i in range(trials):
         plant.reset(seed + i)
         loop = ControlLoop(agent, *make_chain())
-        on_step = None
-        if video is not None and i == 0:
-            frames.append(plant.render(640, 480))
-
-            def on_step(step: int) -> None:
-                if step % 2 == 1:
-                    frames.append(plant.render(640, 480))
+        on_step = frame_recorder(plant, frames, 640, 480) if video is not None and i == 0 else None
         result = run_trial(command, plant=plant, loop=loop, library=library, controller=agent, embed=embed,
                            order=order, rng=random.Random(seed + i), hidden=hidden, known_env_ids=known,
                            max_steps=max_steps, retries=retries, on_step=on_step)

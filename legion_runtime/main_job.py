@@ -10,6 +10,7 @@ import re
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 from rich.console import Console
@@ -164,20 +165,14 @@ def run_main_job(*, wav: Path | None, text: str | None, checkpoint: Path, speech
         loop = ControlLoop(policy, real2sim, sim2real, safety, publish)
         if table:
             outcomes = _run_on_table(plan, library, loop, embedder, seed, max_steps, frames if video else None,
-                                     console)
+                                     console, t_ns)
         for i, subtask in enumerate(() if table else plan.subtasks):
             embedding = embedder.embed(subtask.description)
             publish("subtask", m.command_to_msg(subtask.description), t_ns)
             publish("embedding", m.embedding_to_msg(embedding), t_ns)
             plant = KukaPlant(subtask.env_id, seed=seed + i, render=video)
             plant.reset(seed + i)
-            on_step = None
-            if video:
-                frames.append(plant.render())
-
-                def on_step(step: int, plant=plant) -> None:  # 10 frames/s: every other 20 Hz step
-                    if step % 2 == 1:
-                        frames.append(plant.render())
+            on_step = frame_recorder(plant, frames) if video else None
             objects = None
             if camera is not None:
                 from sim2real.goals import ObjectNotSeenError
@@ -235,25 +230,20 @@ def _on_table(plan: Plan) -> bool:
 
 
 def _run_on_table(plan: Plan, library, loop: ControlLoop, embedder, seed: int, max_steps: int,
-                  frames: list | None, console: Console) -> list[SubtaskOutcome]:
-    """Run the plan's subtasks with the task sequencer on one table scene; one outcome per planned subtask."""
+                  frames: list | None, console: Console, t0_ns: int) -> list[SubtaskOutcome]:
+    """Run the plan's subtasks with the task sequencer on one table scene, stamps from ``t0_ns``; one outcome per
+    planned subtask."""
     import random
 
     from legion_runtime.long_horizon import run_trial
     from legion_sim.table_scene import TablePlant
 
     plant = TablePlant(seed=seed, render=frames is not None)
-    on_step = None
-    if frames is not None:
-        frames.append(plant.render())
-
-        def on_step(step: int) -> None:
-            if step % 2 == 1:
-                frames.append(plant.render())
+    on_step = None if frames is None else frame_recorder(plant, frames)
     result = run_trial(plan.text, plant=plant, loop=loop, library=library, controller=loop.policy,
                        embed=embedder.embed, order="spoken" if plan.order == "spoken" else "random",
                        rng=random.Random(seed), max_steps=max_steps, on_step=on_step,
-                       log=lambda line: console.print(f"  {line}"))
+                       log=lambda line: console.print(f"  {line}"), t0_ns=t0_ns)
     plant.close()
     steps = {}
     for a in result.report["attempts"]:
@@ -264,6 +254,17 @@ def _run_on_table(plan: Plan, library, loop: ControlLoop, embedder, seed: int, m
         status = "[green]success[/]" if o.success else (f"[yellow]skipped[/]: {o.skipped}" if o.skipped else "[red]failed[/]")
         console.print(f"subtask {o.subtask!r}: {status} ({o.steps} steps)")
     return outcomes
+
+
+def frame_recorder(plant, frames: list, width: int = 320, height: int = 240) -> Callable[[int], None]:
+    """Append a first frame of ``plant`` to ``frames`` now, and return the loop's ``on_step`` that appends one every
+    other 20 Hz step (a 10 frames/s video)."""
+    frames.append(plant.render(width, height))
+
+    def on_step(step: int) -> None:
+        if step % 2 == 1:
+            frames.append(plant.render(width, height))
+    return on_step
 
 
 def _write_video(run_dir: Path, frames: list[np.ndarray]) -> None:

@@ -165,5 +165,11 @@ def test_a_long_horizon_command_runs_on_the_table_scene_and_records_the_graph(tm
     outcomes = json.loads((run_dir / "summary.json").read_text())["outcomes"]
     assert [o["subtask"] for o in outcomes] == ["drawer-close", "button-press-topdown"]  # the spoken order
     assert all(0 < o["steps"] <= 300 for o in outcomes)  # at most 150 steps per attempt, one retry
-    topics = {topic for topic, *_ in read_bag(run_dir / "bag")}
-    assert {"/legion/command_text", "/lbr/joint_states", "/legion/action"} <= topics
+    records = list(read_bag(run_dir / "bag"))
+    topics = {topic for topic, *_ in records}
+    assert {"/legion/command_text", "/legion/subtask", "/legion/embedding", "/lbr/joint_states", "/legion/action"} <= topics
+    stamps = [stamp for topic, _, stamp, _ in records if topic == "/lbr/joint_states"]
+    assert all(b > a for a, b in zip(stamps, stamps[1:])), "one clock across transfers and subtasks"
+    subtasks = [msg.data for topic, _, _, msg in records if topic == "/legion/subtask"]
+    runs = [text for i, text in enumerate(subtasks) if i == 0 or text != subtasks[i - 1]]  # a retry repeats one
+    assert runs == ["close the drawer", "press the button"]
