@@ -10,18 +10,19 @@ import re
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 from rich.console import Console
 
 from legion_runtime.graph import MAX_STEPS_PER_SUBTASK, TOPICS, recorded_topics
-from legion_runtime.runner import ControlLoop, SubtaskOutcome
 from legion_policy.tasks import Plan, UnknownCommandError, library_from_dict
+from legion_runtime.commands import (  # noqa: F401 - BadInput and read_task_library are part of this module's API
+    BadInput, plan_command, read_task_library,
+)
 
-
-class BadInput(RuntimeError):
-    """An input of the main job is unusable (checkpoint, WAV, speech model, embedding model); the message says why."""
+if TYPE_CHECKING:  # the runner imports MuJoCo: loaded when a run starts, not when an input is refused
+    from legion_runtime.runner import ControlLoop, SubtaskOutcome
 
 
 @dataclass
@@ -98,6 +99,16 @@ def _camera_perception(perception: str, calibration: Path | None, plan: Plan):
     return camera
 
 
+def _check_rendering() -> None:
+    """:func:`legion_sim.gl.check_rendering`, as :class:`BadInput` (one line, exit status 2)."""
+    from legion_sim.gl import RenderingUnavailable, check_rendering
+
+    try:
+        check_rendering()
+    except RenderingUnavailable as exc:
+        raise BadInput(str(exc)) from None
+
+
 def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:40] or "command"
 
@@ -115,12 +126,13 @@ def run_main_job(*, wav: Path | None, text: str | None, checkpoint: Path, speech
         calibration: camera extrinsics for ``"camera"`` (default: calibration/sim_camera_extrinsics.yaml).
 
     Raises:
-        BadInput: unusable checkpoint, audio, speech model or embedding model.
+        BadInput: unusable checkpoint, audio, speech model or embedding model, or no working OpenGL back-end for
+            the video or the camera (checked before the run folder is made).
+        legion_policy.tasks.MissingSkillsError: the command needs skills the checkpoint lacks (a shipped one has them).
         legion_policy.tasks.UnknownCommandError: the command is not in the checkpoint's task library.
     """
     console = console or Console()
-    policy = load_policy(checkpoint)
-    library = library_from_dict(policy.task_library)
+    library = read_task_library(checkpoint)  # the manifest alone: bad input is refused before the weights load
 
     if wav is not None:
         heard, seconds = recognise(wav, library, speech_backend, vosk_model)
@@ -129,7 +141,8 @@ def run_main_job(*, wav: Path | None, text: str | None, checkpoint: Path, speech
             raise UnknownCommandError(f"<no command recognised in {wav}>", library.phrasings())
     else:
         heard = text
-    plan: Plan = library.plan(heard)  # UnknownCommandError lists the known commands
+    plan = plan_command(heard, library, checkpoint)  # UnknownCommandError lists the known commands
+    policy = load_policy(checkpoint)
     table = _on_table(plan)
     if table and perception == "camera":
         console.print("[yellow]note[/]: the table scene carries no AprilTags yet; its objects are read from the "
@@ -147,13 +160,18 @@ def run_main_job(*, wav: Path | None, text: str | None, checkpoint: Path, speech
     except ValueError as exc:
         raise BadInput(str(exc)) from exc
 
+    if video or camera is not None:  # a set-up problem, before a run folder exists or anything moves
+        _check_rendering()
     run_dir = out_dir / f"{time.strftime('%Y%m%d-%H%M%S')}-{_slug(plan.text)}"
     run_dir.mkdir(parents=True, exist_ok=False)
     from legion_runtime import messages as m
     from legion_runtime.bag import BagRecorder
     from legion_sim.plant import KukaPlant
 
+    from legion_runtime.runner import ControlLoop, SubtaskOutcome
+
     outcomes: list[SubtaskOutcome] = []
+    transfers: dict | None = None
     frames: list[np.ndarray] = []
     t_ns = time.time_ns()
     with BagRecorder(run_dir / "bag", recorded_topics()) as bag:
@@ -164,7 +182,7 @@ def run_main_job(*, wav: Path | None, text: str | None, checkpoint: Path, speech
         real2sim, sim2real, safety = make_chain()
         loop = ControlLoop(policy, real2sim, sim2real, safety, publish)
         if table:
-            outcomes = _run_on_table(plan, library, loop, embedder, seed, max_steps, frames if video else None,
+            outcomes, transfers = _run_on_table(plan, library, loop, embedder, seed, max_steps, frames if video else None,
                                      console, t_ns)
         for i, subtask in enumerate(() if table else plan.subtasks):
             embedding = embedder.embed(subtask.description)
@@ -203,6 +221,8 @@ def run_main_job(*, wav: Path | None, text: str | None, checkpoint: Path, speech
     summary = {"command": plan.text, "checkpoint": str(checkpoint), "seed": seed,
                "outcomes": [{k: v for k, v in asdict(o).items() if k != "components"} for o in outcomes],
                "topics": recorded_topics()}
+    if transfers is not None:
+        summary["transfers"] = transfers
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     ok = sum(o.success for o in outcomes)
     console.print(f"[bold]{ok}/{len(outcomes)} subtasks succeeded[/]; run folder: {run_dir}")
@@ -230,12 +250,18 @@ def _on_table(plan: Plan) -> bool:
 
 
 def _run_on_table(plan: Plan, library, loop: ControlLoop, embedder, seed: int, max_steps: int,
-                  frames: list | None, console: Console, t0_ns: int) -> list[SubtaskOutcome]:
-    """Run the plan's subtasks with the task sequencer on one table scene, stamps from ``t0_ns``; one outcome per
-    planned subtask."""
+                  frames: list | None, console: Console, t0_ns: int) -> tuple[list[SubtaskOutcome], dict | None]:
+    """Run the plan's subtasks with the task sequencer on one table scene, stamps from ``t0_ns``.
+
+    Returns:
+        one outcome per planned subtask (steps, holds and safety interventions summed over its attempts), and the
+        safety record of the transfer moves between subtasks (``{"steps", "holds", "interventions"}``; None if
+        none ran).
+    """
     import random
 
     from legion_runtime.long_horizon import run_trial
+    from legion_runtime.runner import SubtaskOutcome
     from legion_sim.table_scene import TablePlant
 
     plant = TablePlant(seed=seed, render=frames is not None)
@@ -248,12 +274,21 @@ def _run_on_table(plan: Plan, library, loop: ControlLoop, embedder, seed: int, m
     steps = {}
     for a in result.report["attempts"]:
         steps[a["subtask"]] = steps.get(a["subtask"], 0) + a["steps"]
-    outcomes = [SubtaskOutcome(s["subtask"], s["success"], steps.get(s["subtask"], 0), skipped=s["skipped"] or "")
+    none = {"holds": 0, "interventions": {}}
+    outcomes = [SubtaskOutcome(s["subtask"], s["success"], steps.get(s["subtask"], 0),
+                               holds=result.safety.get(s["subtask"], none)["holds"],
+                               interventions=dict(result.safety.get(s["subtask"], none)["interventions"]),
+                               skipped=s["skipped"] or "")
                 for s in result.report["subtasks"]]
     for o in outcomes:
         status = "[green]success[/]" if o.success else (f"[yellow]skipped[/]: {o.skipped}" if o.skipped else "[red]failed[/]")
-        console.print(f"subtask {o.subtask!r}: {status} ({o.steps} steps)")
-    return outcomes
+        console.print(f"subtask {o.subtask!r}: {status} ({o.steps} steps), "
+                      f"safety interventions {o.interventions or 'none'}, holds {o.holds}")
+    if "transfer" in result.safety:
+        t = result.safety["transfer"]
+        console.print(f"transfers between subtasks: {t['steps']} steps, safety interventions "
+                      f"{t['interventions'] or 'none'}, holds {t['holds']}")
+    return outcomes, result.safety.get("transfer")
 
 
 def frame_recorder(plant, frames: list, width: int = 320, height: int = 240) -> Callable[[int], None]:
@@ -322,6 +357,10 @@ def evaluate_policy(*, task: str, episodes: int, checkpoint: Path, seed: int = 1
     from sim2real.goals import ObjectNotSeenError
 
     camera = _camera_perception(perception, calibration, Plan(subtask.description, (subtask,)))
+    if camera is not None:
+        _check_rendering()
+    from legion_runtime.runner import ControlLoop
+
     loop = ControlLoop(policy, *make_chain())
     kuka = KukaPlant(task, seed=seed)
     successes = 0

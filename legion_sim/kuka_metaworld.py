@@ -26,20 +26,16 @@ closed from a = 0.04 (:func:`sim2real.transforms.gripper_fraction`).
 """
 from __future__ import annotations
 
-import os
+from functools import lru_cache
 
-os.environ.setdefault("MUJOCO_GL", "egl")
+import mujoco
+import numpy as np
 
-from functools import lru_cache  # noqa: E402
-
-import mujoco  # noqa: E402
-import numpy as np  # noqa: E402
-
-from legion_sim.kuka_scene import (  # noqa: E402
+from legion_sim.kuka_scene import (
     GRIPPER_CLOSED_RAD, GRIPPER_PREFIX, SceneConfig, build_kuka_scene,
 )
-from sim2real.kinematics import GRIPPER_TCP_DEPTH_M, JOINT_NAMES, TOP_DOWN_ROT, ArmKinematics  # noqa: E402
-from sim2real.transforms import METAWORLD_EE_OFFSET_M, FrameTransform, Sim2Real, gripper_fraction  # noqa: E402
+from sim2real.kinematics import GRIPPER_TCP_DEPTH_M, JOINT_NAMES, TOP_DOWN_ROT, ArmKinematics
+from sim2real.transforms import METAWORLD_EE_OFFSET_M, FrameTransform, Sim2Real, gripper_fraction
 
 #: Control modes of the KUKA Meta-World environments.
 CONTROL_MODES = ("mocap", "joint")

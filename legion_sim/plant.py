@@ -9,28 +9,24 @@ Two points of the hand (see :mod:`sim2real.transforms`): the TCP, midpoint of th
 plays Meta-World's ``tcp_center`` (success tests); the ee point, 4.5 cm behind it on the gripper
 body, plays the Sawyer's ``hand`` (observation[0:3] and the start posture at ``hand_init_pos``).
 
-Headless rendering needs ``MUJOCO_GL=egl`` set before MuJoCo is first imported; this module sets
-it when unset, so import it before anything else that imports ``mujoco`` (or export the variable).
+Headless rendering needs ``MUJOCO_GL=egl`` set before MuJoCo is first imported; importing any ``legion_sim``
+module sets it when there is no display (:mod:`legion_sim.gl`).
 """
 from __future__ import annotations
 
-import os
+from functools import lru_cache
 
-os.environ.setdefault("MUJOCO_GL", "egl")
+import mujoco
+import numpy as np
 
-from functools import lru_cache  # noqa: E402
-
-import mujoco  # noqa: E402
-import numpy as np  # noqa: E402
-
-from legion_sim.camera import GOAL_MARKER_BODY, VirtualRealSense, add_perception_rig  # noqa: E402
-from legion_sim.kuka_scene import (  # noqa: E402
+from legion_sim.camera import GOAL_MARKER_BODY, VirtualRealSense, add_perception_rig
+from legion_sim.kuka_scene import (
     CAMERA_NAME, FINGERTIP_PADS, GRIPPER_CLOSED_RAD, GRIPPER_JOINT, GRIPPER_PREFIX, SceneConfig, build_kuka_scene,
 )
-from sim2real.kinematics import (  # noqa: E402
+from sim2real.kinematics import (
     GRIPPER_TCP_DEPTH_M, JOINT_LIMITS_RAD, JOINT_NAMES, TOP_DOWN_ROT, ArmKinematics,
 )
-from sim2real.transforms import METAWORLD_EE_OFFSET_M, FrameTransform  # noqa: E402
+from sim2real.transforms import METAWORLD_EE_OFFSET_M, FrameTransform
 
 CONTROL_DT = 0.05  # s, 20 Hz
 #: Start configuration for the reset IK (elbow up, flange down, arm pointing along +y of the base).

@@ -23,20 +23,16 @@ Meta-World's own env (the test does, to 1e-6 m).
 """
 from __future__ import annotations
 
-import os
+from dataclasses import dataclass, field
+from typing import Callable
 
-os.environ.setdefault("MUJOCO_GL", "egl")
+import mujoco
+import numpy as np
 
-from dataclasses import dataclass, field  # noqa: E402
-from typing import Callable  # noqa: E402
-
-import mujoco  # noqa: E402
-import numpy as np  # noqa: E402
-
-from legion_sim.camera import add_perception_rig  # noqa: E402
-from legion_sim.kuka_scene import CAMERA_NAME, GRIPPER_PREFIX, SceneConfig, build_kuka_scene  # noqa: E402
-from legion_sim.plant import KukaPlant, _metaworld_env  # noqa: E402
-from sim2real.transforms import METAWORLD_EE_OFFSET_M  # noqa: E402
+from legion_sim.camera import add_perception_rig
+from legion_sim.kuka_scene import CAMERA_NAME, GRIPPER_PREFIX, SceneConfig, build_kuka_scene
+from legion_sim.plant import KukaPlant, _metaworld_env
+from sim2real.transforms import METAWORLD_EE_OFFSET_M
 
 #: Start hand (Meta-World's ``hand_init_pos`` of push, pick-place, drawer-close and peg-unplug-side), sim frame, m.
 HAND_INIT_POS = np.array([0.0, 0.6, 0.2])
