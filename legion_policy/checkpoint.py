@@ -41,22 +41,14 @@ from safetensors.numpy import load_file as load_numpy, save_file as save_numpy
 from safetensors.torch import load_file as load_torch, save_file as save_torch
 
 from legion_policy.agent import AgentConfig, LegionAgent
+from legion_policy.manifest import (  # noqa: F401 - part of this module's API
+    FORMAT_VERSION, KNOWLEDGE_SPACE, MANIFEST, MIGRATIONS, WEIGHTS, CheckpointError, EmbeddingMismatchError,
+    read_manifest, resolve_checkpoint_dir, upgrade_manifest,
+)
 from sim2real.observation import ACTION_DIM, ACTION_SCALE_M, OBS_DIM, OBS_LAYOUT
 
-FORMAT_VERSION = 2
-MANIFEST = "manifest.json"
-WEIGHTS = "weights.safetensors"
-KNOWLEDGE_SPACE = "knowledge_space.safetensors"
 #: Tensor-name prefixes a deployable checkpoint must contain.
 DEPLOYMENT_PREFIXES = ("normalizer.", "encoder.", "actor.")
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint folder is missing, incomplete, corrupt, tampered with, or of an unknown format."""
-
-
-class EmbeddingMismatchError(ValueError):
-    """The language embedder in use is not the one the checkpoint was trained with."""
 
 
 def sha256_file(path: Path) -> str:
@@ -191,84 +183,6 @@ class Checkpoint:
     knowledge_space: dict[str, np.ndarray]
 
 
-def resolve_checkpoint_dir(path: str | Path) -> Path:
-    """The checkpoint folder for ``path``: the folder itself, or its ``checkpoint/`` child (a training run folder)."""
-    path = Path(path)
-    if not (path / MANIFEST).exists() and (path / "checkpoint" / MANIFEST).exists():
-        return path / "checkpoint"
-    return path
-
-
-def _check_interface(mpath: Path, manifest: dict) -> None:
-    """Refuse a policy whose observation or action interface differs from what this code builds and sends.
-
-    Compares the observation size and the slice of every field (:data:`sim2real.observation.OBS_LAYOUT`),
-    and the action size and metres per action unit; descriptive text is not compared.
-
-    Raises:
-        CheckpointError: naming the field, the checkpoint's value and this code's value.
-    """
-    obs, act = manifest["observation"], manifest["action"]
-    expected = {"observation dim": OBS_DIM, "action dim": ACTION_DIM, "action scale_m_per_unit": ACTION_SCALE_M}
-    found = {"observation dim": obs.get("dim"), "action dim": act.get("dim"),
-             "action scale_m_per_unit": act.get("scale_m_per_unit")}
-    layout = obs.get("layout") or {}
-    for name, spec in OBS_LAYOUT.items():
-        expected[f"observation field {name!r} slice"] = spec["slice"]
-        found[f"observation field {name!r} slice"] = (layout.get(name) or {}).get("slice")
-    for key, want in expected.items():
-        if found[key] != want:
-            raise CheckpointError(f"{mpath}: {key} is {found[key]!r} in the checkpoint but {want!r} in this code; "
-                                  "the policy was trained for a different interface: retrain it, or use the "
-                                  "software version it was trained with (manifest 'provenance.git_commit')")
-
-
-def _migrate_v1(manifest: dict) -> dict:
-    """Format 1 -> 2: hashes become {sha256, bytes}; the knowledge-space summary gains the new keys."""
-    manifest = dict(manifest)
-    manifest["files"] = {name: {"sha256": digest, "bytes": None} for name, digest in manifest["files"].items()}
-    ks = dict(manifest["knowledge_space"])
-    ks.setdefault("deletes", False)
-    manifest["knowledge_space"] = ks
-    manifest.setdefault("software", {})
-    manifest["format_version"] = 2
-    return manifest
-
-
-#: format_version -> function that turns a manifest of that version into the next version's.
-MIGRATIONS = {1: _migrate_v1}
-_REQUIRED = ("observation", "action", "embedding", "agent_config", "knowledge_space", "task_library",
-             "provenance", "files")
-
-
-def upgrade_manifest(manifest: dict, where: str | Path = "manifest") -> dict:
-    """Bring a manifest of any known format version up to :data:`FORMAT_VERSION` (a new dict).
-
-    Raises:
-        CheckpointError: the version is missing, newer than this code, or unknown; or a required
-            key of that version is missing.
-    """
-    version = manifest.get("format_version")
-    if not isinstance(version, int) or isinstance(version, bool):
-        raise CheckpointError(f"{where}: format_version must be an integer, got {version!r}")
-    if version > FORMAT_VERSION:
-        raise CheckpointError(f"{where}: checkpoint format_version {version} was written by a newer version of "
-                              f"this software (this code reads up to {FORMAT_VERSION}); update the software")
-    if version != FORMAT_VERSION and version not in MIGRATIONS:
-        raise CheckpointError(f"{where}: unknown checkpoint format_version {version!r}; this code reads "
-                              f"versions {sorted(MIGRATIONS)} and {FORMAT_VERSION}")
-    for key in _REQUIRED:
-        if key not in manifest:
-            raise CheckpointError(f"{where}: required key {key!r} is missing")
-    while manifest["format_version"] != FORMAT_VERSION:
-        try:
-            manifest = MIGRATIONS[manifest["format_version"]](manifest)
-        except (KeyError, TypeError, AttributeError) as exc:
-            raise CheckpointError(f"{where}: cannot upgrade format_version {manifest['format_version']} "
-                                  f"({exc!r}); the manifest is malformed") from exc
-    return manifest
-
-
 def _check_contents(path: Path, manifest: dict, tensors: dict, ks_state: dict) -> None:
     """Cross-check the manifest against itself and the files: agent config, embedding size, DPMM, library.
 
@@ -320,19 +234,8 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
             task library).
     """
     path = resolve_checkpoint_dir(path)
-    if not path.is_dir():
-        raise CheckpointError(f"no checkpoint folder at {path}; train one with `legion train --out {path}`")
+    manifest = read_manifest(path)
     mpath = path / MANIFEST
-    if not mpath.is_file():
-        raise CheckpointError(f"{path} is not a LEGION checkpoint: {MANIFEST} is missing")
-    try:
-        manifest = json.loads(mpath.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"{mpath} is not valid JSON ({exc}); the checkpoint is corrupt") from exc
-    if not isinstance(manifest, dict):
-        raise CheckpointError(f"{mpath} must hold a JSON object")
-    manifest = upgrade_manifest(manifest, mpath)
-    _check_interface(mpath, manifest)
     files = manifest["files"]
     for name in (WEIGHTS, KNOWLEDGE_SPACE):
         if not isinstance(files.get(name), dict) or "sha256" not in files[name]:

@@ -27,6 +27,13 @@ LONG_HORIZON_ORDERS = ("chain", "set")
 JOINERS = (("and", "then"), ("then",), ("and",))
 
 
+#: The paper's stream of Meta-World v3 tasks, easy to hard (Results, "Stream of tasks").
+PAPER_STREAM = ["reach-v3", "push-v3", "pick-place-v3", "door-open-v3", "faucet-open-v3", "drawer-close-v3",
+                "button-press-topdown-v3", "peg-unplug-side-v3", "window-open-v3", "window-close-v3"]
+#: The paper's few-shot recall stream (5 tasks, trained in 3 loops with a buffer for 3 visits).
+FEW_SHOT_STREAM = ["reach-v3", "push-v3", "faucet-open-v3", "button-press-topdown-v3", "window-close-v3"]
+
+
 class UnknownCommandError(ValueError):
     """A command that matches no subtask or long-horizon task of the library.
 
@@ -43,6 +50,27 @@ class UnknownCommandError(ValueError):
         listing = "\n".join(f"  - {k}" for k in known)
         what = f"unknown task {text!r}" + (f" (unknown part {part!r})" if part is not None else "")
         super().__init__(f"{what}. Known tasks (subtasks can be joined with 'then' or 'and'):\n{listing}")
+
+
+class MissingSkillsError(UnknownCommandError):
+    """A command of the shipped task library that needs skills a checkpoint was not trained on.
+
+    Attributes (besides :class:`UnknownCommandError`'s):
+        checkpoint: the checkpoint that lacks them (as given).
+        missing: names of the subtasks it lacks, in the command's order.
+        have: names of the subtasks it has.
+        holders: checkpoints that have every subtask of the command (e.g. ``models/legion-table-kuka/checkpoint``).
+    """
+
+    def __init__(self, text: str, known: list[str], *, checkpoint: str, missing: list[str], have: list[str],
+                 holders: list[str]):
+        self.text, self.known, self.part = text, known, None
+        self.checkpoint, self.missing, self.have, self.holders = checkpoint, missing, have, holders
+        where = (f"The shipped checkpoint {holders[0]} has them: legion run --checkpoint {holders[0]} --text "
+                 f"{text!r}" + (f" (also: {', '.join(holders[1:])})" if holders[1:] else "")) if holders else \
+            "No shipped checkpoint has them all: train one with `legion train --tasks ...`"
+        ValueError.__init__(self, f"{text!r} needs skills that checkpoint {checkpoint} was not trained on: "
+                                  f"{', '.join(missing)} (it has {', '.join(have)}). {where}")
 
 
 class TaskLibraryError(ValueError):

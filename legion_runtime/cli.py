@@ -8,11 +8,13 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
-from legion_policy.trainer import cli_train
+from legion_runtime.train_command import train
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
+# Plain click help (rich_markup_mode=None): rich's panels printed "--help <bool>" and cut long option names at 80
+# columns. Each command imports what it needs (torch, MuJoCo) inside, so --help and input errors answer at once.
+app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None, pretty_exceptions_enable=False,
                   help="LEGION lifelong RL on a (simulated) KUKA iiwa 14 + Robotiq 2F-85.")
-app.command("train")(cli_train)
+app.command("train")(train)
 console = Console(soft_wrap=True)  # long paths and messages stay on one line (greppable)
 
 DEFAULT_CHECKPOINT = Path("models/legion-reach-drawer")
@@ -45,11 +47,11 @@ def run(
         help="camera extrinsics (easy_handeye2 YAML); default calibration/sim_camera_extrinsics.yaml")] = None,
 ) -> None:
     """Speak (or type) a command and watch the simulated KUKA iiwa carry it out with the LEGION policy."""
-    from legion_runtime.main_job import BadInput, run_main_job
-    from legion_policy.tasks import UnknownCommandError
-
     if (wav is None) == (text is None):
         _fail("give exactly one of --wav PATH or --text \"...\"")
+    from legion_policy.tasks import UnknownCommandError
+    from legion_runtime.main_job import BadInput, run_main_job
+
     try:
         result = run_main_job(wav=wav, text=text, checkpoint=checkpoint, speech_backend=speech_backend,
                               vosk_model=vosk_model, embedding_model=embedding_model, seed=seed,
@@ -115,17 +117,37 @@ def grammar(
 def commands(
     checkpoint: Annotated[Path, typer.Option(help="checkpoint folder whose task library to list")] = DEFAULT_CHECKPOINT,
 ) -> None:
-    """List the commands the shipped policy understands."""
-    from legion_runtime.main_job import BadInput, load_policy
+    """List the commands a checkpoint understands: its subtasks, its long-horizon tasks, and the shipped library's
+    commands it lacks skills for."""
+    from legion_policy.tasks import load_task_library
+    from legion_runtime.commands import BadInput, read_task_library, shipped_checkpoints_with
 
     try:
-        policy = load_policy(checkpoint)
+        library = read_task_library(checkpoint)
     except BadInput as exc:
         _fail(str(exc))
-    from legion_policy.tasks import library_from_dict
-
-    for phrase in library_from_dict(policy.task_library).phrasings():
-        console.print(f"  {phrase}")
+    print(f"Commands of checkpoint {checkpoint} (its recorded task library):")
+    print("\nSubtasks (one learned skill each; join several with 'then' or 'and', run in the spoken order):")
+    for st in library.subtasks.values():
+        print(f"  {st.name} ({st.env_id}): {' | '.join(st.phrasings)}")
+    print("\nLong-horizon tasks (a sequence of the subtasks above; 'chain': in this order, stops at a failure; "
+          "'set': any order):")
+    for task in library.long_horizon.values() or ():
+        print(f"  {' | '.join(task.phrasings)}: {task.order} of {', '.join(task.subtasks)}")
+    if not library.long_horizon:
+        print("  (none)")
+    have = {st.env_id for st in library.subtasks.values()}
+    full = load_task_library()
+    lacking = [t for t in full.long_horizon.values()
+               if t.name not in library.long_horizon and not {full.subtasks[s].env_id for s in t.subtasks} <= have]
+    if lacking:
+        print("\nLong-horizon tasks of the shipped library this checkpoint lacks skills for:")
+        for task in lacking:
+            envs = {full.subtasks[s].env_id for s in task.subtasks}
+            holders = shipped_checkpoints_with(envs)
+            missing = [s for s in task.subtasks if full.subtasks[s].env_id not in have]
+            print(f"  {task.phrasings[0]}: needs {', '.join(missing)}; "
+                  + (f"use --checkpoint {holders[0]}" if holders else "no shipped checkpoint has them all"))
 
 
 @app.command()
@@ -175,7 +197,8 @@ def sweep(
     """Run every (method, order, seed) of a lifelong experiment in parallel (process pool or Ray), then report."""
     from legion_policy.agent import AgentConfig
     from legion_policy.sweep import run_sweep, sweep_configs
-    from legion_policy.trainer import PAPER_STREAM, TrainConfig, TrainConfigError
+    from legion_policy.tasks import PAPER_STREAM
+    from legion_policy.trainer import TrainConfig, TrainConfigError
     from legion_runtime.report import load_run, print_report
 
     split = lambda text: [t.strip() for t in text.split(",") if t.strip()]  # noqa: E731

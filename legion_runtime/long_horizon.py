@@ -28,7 +28,7 @@ import numpy as np
 
 from legion_policy.sequencer import TaskSequencer
 from legion_policy.tasks import Subtask, TaskLibrary
-from legion_runtime.runner import ControlLoop
+from legion_runtime.runner import ControlLoop, SubtaskOutcome
 from sim2real.goals import ObjectNotSeenError
 from sim2real.transforms import tcp_from_ee
 
@@ -127,6 +127,8 @@ class TrialResult:
         report: :meth:`legion_policy.sequencer.TaskSequencer.report`.
         holds: HOLD cycles per attempt, in attempt order.
         interventions: safety interventions per attempt, in attempt order.
+        safety: per subtask name, and ``"transfer"`` for the moves between subtasks: ``{"steps", "holds",
+            "interventions"}`` summed over its attempts (what the subtask's ``/diagnostics`` records say).
         steps: control steps in total, transfers included.
         wall_s: wall-clock time of the trial, s.
         truth: per attempt, the simulator's own success test at the end (a check on perception's verdict).
@@ -135,14 +137,24 @@ class TrialResult:
     report: dict
     holds: list[int] = field(default_factory=list)
     interventions: list[dict] = field(default_factory=list)
+    safety: dict[str, dict] = field(default_factory=dict)
     steps: int = 0
     wall_s: float = 0.0
     truth: list[bool] = field(default_factory=list)
 
 
-def _transfer(loop: ControlLoop, plant, start: np.ndarray, on_step, t0_ns: int) -> int:
+    def add_safety(self, name: str, outcome: SubtaskOutcome) -> None:
+        """Add one run's steps, holds and interventions to :attr:`safety` under ``name``."""
+        row = self.safety.setdefault(name, {"steps": 0, "holds": 0, "interventions": {}})
+        row["steps"] += outcome.steps
+        row["holds"] += outcome.holds
+        for reason, n in outcome.interventions.items():
+            row["interventions"][reason] = row["interventions"].get(reason, 0) + n
+
+
+def _transfer(loop: ControlLoop, plant, start: np.ndarray, on_step, t0_ns: int, result: TrialResult) -> int:
     """Up to :data:`SAFE_HEIGHT_M`, across, down to ``start`` (ee point, sim frame), from stamp ``t0_ns``; returns
-    the steps used."""
+    the steps used and adds their safety record to ``result`` under ``"transfer"``."""
     policy, steps = loop.policy, 0
     ee = loop.real2sim.ee_position(plant.joint_state()[0])  # measured, as on the robot
     height = max(SAFE_HEIGHT_M, ee[2], start[2])
@@ -153,6 +165,7 @@ def _transfer(loop: ControlLoop, plant, start: np.ndarray, on_step, t0_ns: int) 
                                    until=lambda tcp, seen, w=tcp_from_ee(waypoint): bool(
                                        np.linalg.norm(tcp - w) < WAYPOINT_TOLERANCE_M))
         steps += outcome.steps
+        result.add_safety("transfer", outcome)
     loop.policy = policy
     return steps
 
@@ -213,7 +226,7 @@ def run_trial(command: str, *, plant, loop: ControlLoop, library: TaskLibrary, c
             sequencer.skip(str(exc))
             log(f"{subtask.name}: skipped: {exc}")
             continue
-        result.steps += _transfer(loop, plant, start, on_step, stamp())
+        result.steps += _transfer(loop, plant, start, on_step, stamp(), result)
         if hasattr(controller, "select"):
             controller.select(subtask.env_id)
         loop.policy = controller
@@ -233,6 +246,7 @@ def run_trial(command: str, *, plant, loop: ControlLoop, library: TaskLibrary, c
         result.steps += outcome.steps
         result.holds.append(outcome.holds)
         result.interventions.append(outcome.interventions)
+        result.add_safety(subtask.name, outcome)
         result.truth.append(plant.success())
         log(f"{subtask.name} attempt {attempt.attempt}: {'success' if attempt.success else 'failed'} in "
             f"{attempt.steps} steps, holds {outcome.holds}")
