@@ -1,4 +1,4 @@
-"""Run every benchmark of the project in turn and print its figures (the README's "Performance" section).
+"""Run every benchmark of the project in turn and print its figures (docs/performance.md).
 
 Usage: .venv/bin/python benchmarks/run_all.py [name ...]     (names: control_cycle, language, trainer, ...)
 Each benchmark is its own script in this folder and can be run alone.
@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ORDER = ["control_cycle", "language", "trainer", "knowledge_space", "plant", "safety", "perception"]
+ORDER = ["cli", "control_cycle", "language", "trainer", "knowledge_space", "plant", "safety", "perception"]
 
 
 def main() -> int:
