@@ -40,11 +40,12 @@ import numpy as np
 import torch
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from legion_policy import metrics as lm
 from legion_policy.agent import AgentConfig, LegionAgent
 from legion_policy.checkpoint import save_checkpoint
+from legion_policy.progress import ProgressMeter
 from legion_policy.replay import REGIMES, ReplayBuffer
 from legion_policy.tasks import load_task_library
 from legion_sim.metaworld_env import EPISODE_STEPS, MetaWorldTaskEnv, TaskCycleEnv
@@ -402,15 +403,25 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
             tb.add_scalar("knowledge_space/K", agent.knowledge_space.K, total)
             tb.add_scalar("knowledge_space/elbo", report.elbo, total)
 
+    # Progress: a live bar on a terminal, else (output to a file) a plain line every minute or 5 % of the run.
+    meter = ProgressMeter(steps_per_visit * len(visits), done=total)
+    live = console.is_interactive
     progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                        TextColumn("{task.fields[rate]:.0f} steps/s"), TimeRemainingColumn(), console=console)
+                        TextColumn("{task.fields[speed]}"), console=console, disable=not live)
     metrics: dict = {}
     with progress:
-        bar = progress.add_task("training", total=steps_per_visit * len(visits), rate=0.0, completed=total)
+        bar = progress.add_task("training", total=meter.total, completed=total, speed=meter.speed())
+
+        def show_progress(what: str) -> None:
+            progress.update(bar, completed=meter.done, description=what, speed=meter.speed())
+            if not live and meter.line_due():  # one unwrapped, greppable line
+                console.print(f"[{time.strftime('%H:%M:%S')}] {meter.line(what)}", markup=False, highlight=False)
+
         for v in range(progress_state["visit"], len(visits)):
             name = visits[v]
             visit_tasks = list(range(len(tasks))) if name == "multitask" else [tasks.index(name)]
-            progress.update(bar, description=f"visit {v + 1}/{len(visits)} {name}")
+            what = f"visit {v + 1}/{len(visits)} {name}"
+            show_progress(what)
             start_local = progress_state["local"] if v == progress_state["visit"] else 0
             if start_local == 0:
                 agent.reset_optimizers()
@@ -418,9 +429,10 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
             if start_local % n_envs:
                 raise TrainConfigError(f"cannot resume at local step {start_local} with num_envs={n_envs}: use a "
                                        "num_envs that divides it")
-            venv = make_vector_env(visit_tasks, 10_000 * v + start_local)
-            venv.action_space.seed(cfg.seed + 10_000 * v + start_local)  # the random-action phase
-            obs, info = venv.reset()
+            with meter.paused():  # not training time: the rate leaves it out
+                venv = make_vector_env(visit_tasks, 10_000 * v + start_local)
+                venv.action_space.seed(cfg.seed + 10_000 * v + start_local)  # the random-action phase
+                obs, info = venv.reset()
             task_of = np.asarray([visit_tasks[i] for i in info["task_index"]])  # stream task of each env's episode
             phrase = np.array([rng.choice(phrase_rows[k]) for k in task_of])
             t0, losses, credit = time.time(), {}, 0.0
@@ -449,11 +461,14 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
                         credit -= 1.0
                     for _ in range(_crossings(prev, local, cfg.encoder_every)):
                         losses.update(agent.update_encoder(replay.sample(agent.config.batch_size, rng)))
+                    meter.update(total)
+                else:  # random actions without SAC updates: far faster than what follows, so not its rate
+                    meter.restart(total)
                 if _crossings(prev, local, cfg.dpmm_every, first=cfg.dpmm_first):
-                    fit_dpmm()
+                    with meter.paused():
+                        fit_dpmm()
                 if _crossings(prev, local, cfg.log_every):
-                    rate = (local - start_local) / (time.time() - t0)
-                    progress.update(bar, rate=rate)
+                    rate = (local - start_local) / (time.time() - t0)  # since the visit (re)started
                     log.write(json.dumps({"event": "train", "step": total, "task": name, "steps_per_s": round(rate, 1),
                                           **{kk: round(float(val), 5) for kk, val in losses.items()}}) + "\n")
                     log.flush()
@@ -462,29 +477,31 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
                             tb.add_scalar(kk, val, total)
                         tb.add_scalar("perf/env_steps_per_s", rate, total)
                 if _crossings(total - n_envs, total, cfg.eval_every) and local != steps_per_visit:
-                    run_eval(v)
-                    save_state(v, local)
-                progress.advance(bar, n_envs)
-            venv.close()
-            fit_dpmm()
-            if METHODS[cfg.method][0] == "legion":
-                _dump_latents(out / "latents" / f"visit_{v:02d}.npz", agent, replay, table, rng)
-            for task_index in visit_tasks:
-                agent.on_task_end(task_index, replay, rng)
-            run_eval(v)
-            metrics = _metrics(cfg, tasks, visits, steps_per_visit, curve, time.time() - run_start)
-            _write_metrics(out, metrics)
-            if METHODS[cfg.method][0] == "legion":
-                lib = library.restricted_to(dict.fromkeys(visits[:v + 1]))
-                provenance = {"method": cfg.method, "tasks": tasks, "visits": visits,
-                              "tasks_trained": list(dict.fromkeys(visits[:v + 1])),
-                              "steps_per_task": cfg.steps_per_task, "total_steps": total, "seed": cfg.seed,
-                              "train_config": saved_cfg, "metaworld_success": curve[-1]["success"],
-                              "eval_episodes": cfg.eval_episodes, "success_matrix": metrics.get("success_matrix"),
-                              "wall_time_s": round(time.time() - run_start, 1)}
-                save_checkpoint(out / "checkpoint", agent, embedding_model=embedder.name, embedding_dim=embedder.dim,
-                                task_library=lib.to_dict(), provenance=provenance)
-            save_state(v + 1, 0)
+                    with meter.paused():
+                        run_eval(v)
+                        save_state(v, local)
+                show_progress(what)
+            with meter.paused():
+                venv.close()
+                fit_dpmm()
+                if METHODS[cfg.method][0] == "legion":
+                    _dump_latents(out / "latents" / f"visit_{v:02d}.npz", agent, replay, table, rng)
+                for task_index in visit_tasks:
+                    agent.on_task_end(task_index, replay, rng)
+                run_eval(v)
+                metrics = _metrics(cfg, tasks, visits, steps_per_visit, curve, time.time() - run_start)
+                _write_metrics(out, metrics)
+                if METHODS[cfg.method][0] == "legion":
+                    lib = library.restricted_to(dict.fromkeys(visits[:v + 1]))
+                    provenance = {"method": cfg.method, "tasks": tasks, "visits": visits,
+                                  "tasks_trained": list(dict.fromkeys(visits[:v + 1])),
+                                  "steps_per_task": cfg.steps_per_task, "total_steps": total, "seed": cfg.seed,
+                                  "train_config": saved_cfg, "metaworld_success": curve[-1]["success"],
+                                  "eval_episodes": cfg.eval_episodes, "success_matrix": metrics.get("success_matrix"),
+                                  "wall_time_s": round(time.time() - run_start, 1)}
+                    save_checkpoint(out / "checkpoint", agent, embedding_model=embedder.name,
+                                    embedding_dim=embedder.dim, task_library=lib.to_dict(), provenance=provenance)
+                save_state(v + 1, 0)
             console.log(f"finished visit {v + 1}/{len(visits)} ({name}) at step {total}")
     log.close()
     if tb is not None:

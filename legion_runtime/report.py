@@ -9,6 +9,9 @@ the knowledge space after each visit coloured by task and by DPMM component (fro
 from __future__ import annotations
 
 import json
+import textwrap
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +19,12 @@ from rich.console import Console
 from rich.table import Table
 
 from legion_policy import metrics as lm
+
+#: Resolution of the PNG figures (dots per inch) and their smallest size in pixels (width, height).
+DPI = 120
+MIN_PX = (640, 480)
+#: t-SNE iterations (scikit-learn's default 1000; after 500 the layout of 1000 latents barely moves).
+TSNE_ITERATIONS = 500
 
 #: The paper's Table 1 / Results figures for LEGION (1M steps per task, 5 seeds).
 PAPER = {"average_success_final": 0.84, "mean_forgetting": 0.00, "forward_transfer_printed": 0.10}
@@ -105,8 +114,15 @@ def print_report(runs: list[dict], reference: dict[str, float] | None, console: 
     return rows
 
 
-def draw_figures(runs: list[dict], out: Path) -> list[Path]:
-    """Write the PNG figures of the module docstring into ``out``; returns their paths."""
+def _print(message: str) -> None:
+    print(message, flush=True)
+
+
+def draw_figures(runs: list[dict], out: Path, log: Callable[[str], None] = _print) -> list[Path]:
+    """Write the PNG figures of the module docstring into ``out``; returns their paths.
+
+    ``log`` receives a line before each step that takes a while (the t-SNE of each visit's latents).
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -114,57 +130,101 @@ def draw_figures(runs: list[dict], out: Path) -> list[Path]:
 
     out.mkdir(parents=True, exist_ok=True)
     written = []
-    fig, ax = plt.subplots(figsize=(8, 4.5))
-    for run in runs:
-        steps, p = zip(*lm.average_success(run["curve"], run["tasks"])) if run["curve"] else ((), ())
-        ax.plot(steps, p, label=f"{run['method']} s{run['seed']}")
-    ax.set(xlabel="environment steps", ylabel="average success P(t)", ylim=(-0.02, 1.02), title="eq. 1 over the stream")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    written.append(out / "average_success.png")
-    fig.savefig(written[-1], dpi=120)
-    plt.close(fig)
-    for i, run in enumerate(runs):
-        m = run.get("success_matrix")
-        if not m:
-            continue
-        values = np.array(m["values"])
-        fig, ax = plt.subplots(figsize=(1 + 0.6 * values.shape[1], 1 + 0.45 * values.shape[0]))
-        ax.imshow(values, vmin=0, vmax=1, cmap="viridis")
-        ax.set_xticks(range(values.shape[1]), [c.replace("-v3", "") for c in m["columns_trained_after"]], rotation=60,
-                      ha="right", fontsize=7)
-        ax.set_yticks(range(values.shape[0]), [c.replace("-v3", "") for c in m["rows_evaluated_task"]], fontsize=7)
-        for (r, c), v in np.ndenumerate(values):
-            ax.text(c, r, f"{v:.1f}", ha="center", va="center", fontsize=6, color="w" if v < 0.5 else "k")
-        ax.set_title(f"{run['method']} seed {run['seed']}: success after each visit", fontsize=8)
-        fig.tight_layout()
-        written.append(out / f"success_matrix_{i}_{run['method']}_s{run['seed']}.png")
-        fig.savefig(written[-1], dpi=120)
+
+    def save(fig, name: str) -> None:
+        written.append(out / name)
+        fig.savefig(written[-1], dpi=DPI)
         plt.close(fig)
+
+    save(average_success_figure(runs, plt), "average_success.png")
+    for i, run in enumerate(runs):
+        if run.get("success_matrix"):
+            save(success_matrix_figure(run, plt), f"success_matrix_{i}_{run['method']}_s{run['seed']}.png")
     for i, run in enumerate(runs):
         files = sorted((Path(run["path"]) / "latents").glob("visit_*.npz"))
         if files:
-            written.append(out / f"tsne_{i}_{run['method']}_s{run['seed']}.png")
-            _tsne_figure(files, run, written[-1], plt)
+            save(tsne_figure(files, run, plt, log), f"tsne_{i}_{run['method']}_s{run['seed']}.png")
     return written
 
 
-def _tsne_figure(files: list[Path], run: dict, path: Path, plt) -> None:
-    """t-SNE (scikit-learn) of the latents after each visit: top row by task, bottom row by DPMM component."""
-    from sklearn.manifold import TSNE
+def _figure(plt, width_in: float, height_in: float, nrows: int = 1, ncols: int = 1):
+    """A constrained-layout figure of at least :data:`MIN_PX` pixels (labels and titles kept inside)."""
+    size = (max(width_in, MIN_PX[0] / DPI), max(height_in, MIN_PX[1] / DPI))
+    return plt.subplots(nrows, ncols, figsize=size, dpi=DPI, layout="constrained", squeeze=False)
 
-    fig, axes = plt.subplots(2, len(files), figsize=(2.2 * len(files), 4.6), squeeze=False)
+
+def _wrap(text: str, fig, fontsize: float) -> str:
+    """``text`` broken into lines that fit the figure's width (about 0.6 em per character)."""
+    return textwrap.fill(text, width=max(20, int(0.9 * fig.get_figwidth() * 72 / (0.6 * fontsize))))
+
+
+def average_success_figure(runs: list[dict], plt):
+    """Average success P(t) (eq. 1) of every run over the environment steps."""
+    fig, axes = _figure(plt, 8, 4.5)
+    ax = axes[0, 0]
+    for run in runs:
+        steps, p = zip(*lm.average_success(run["curve"], run["tasks"])) if run["curve"] else ((), ())
+        ax.plot(steps, p, label=f"{run['method']} s{run['seed']}")
+    ax.set(xlabel="environment steps", ylabel="average success P(t)", ylim=(-0.02, 1.02))
+    ax.set_title(_wrap("average success over the stream (eq. 1)", fig, 11), fontsize=11)
+    if runs:
+        ax.legend(fontsize=8)
+    return fig
+
+
+def success_matrix_figure(run: dict, plt):
+    """Heatmap of the success of each evaluated task (rows) after each visit (columns)."""
+    m = run["success_matrix"]
+    values = np.array(m["values"])
+    rows, cols = values.shape
+    after = [c.replace("-v3", "") for c in m["columns_trained_after"]]
+    evaluated = [c.replace("-v3", "") for c in m["rows_evaluated_task"]]
+    char_in = 0.6 * 9 / 72  # width of a 9 pt tick-label character, inches
+    tilted = cols > 3
+    fig, axes = _figure(plt, 2.5 + 0.6 * cols + char_in * max(map(len, evaluated)),
+                        2.4 + 0.45 * rows + (0.87 * char_in * max(map(len, after)) if tilted else 0))
+    ax = axes[0, 0]
+    image = ax.imshow(values, vmin=0, vmax=1, cmap="viridis")
+    tilt = {"rotation": 60, "ha": "right", "rotation_mode": "anchor"} if tilted else {}
+    ax.set_xticks(range(cols), after, fontsize=9, **tilt)
+    ax.set_yticks(range(rows), evaluated, fontsize=9)
+    for (r, c), v in np.ndenumerate(values):
+        ax.text(c, r, f"{v:.1f}", ha="center", va="center", fontsize=8, color="w" if v < 0.5 else "k")
+    ax.set(xlabel="after training on", ylabel="evaluated task")
+    fig.colorbar(image, ax=ax, label="success rate", shrink=0.8)
+    ax.set_title(_wrap(f"{run['method']} seed {run['seed']}: success after each visit", fig, 11), fontsize=11)
+    return fig
+
+
+def tsne_figure(files: list[Path], run: dict, plt, log: Callable[[str], None] = _print):
+    """t-SNE (scikit-learn) of the latents after each visit: top row by task, bottom row by DPMM component."""
+    from matplotlib.lines import Line2D
+    from sklearn.manifold import TSNE
+    from threadpoolctl import threadpool_limits
+
+    fig, axes = _figure(plt, 2.4 * len(files), 5.4, nrows=2, ncols=len(files))
+    cmap = plt.get_cmap("tab10")
     for j, f in enumerate(files):
         d = np.load(f)
-        xy = TSNE(n_components=2, perplexity=min(30, len(d["z"]) - 1), random_state=0).fit_transform(d["z"])
+        visit = int(f.stem.split("_")[1])
+        log(f"t-SNE {j + 1}/{len(files)}: {len(d['z'])} latents after visit {visit + 1} of {run['path']}")
+        t0 = time.perf_counter()
+        # One thread: OpenMP across cores makes Barnes-Hut t-SNE of ~1000 points slower, not faster
+        # (a barrier every iteration; 15-30 s instead of 3 s on a busy 2-core machine).
+        with threadpool_limits(1):
+            xy = TSNE(n_components=2, perplexity=min(30, len(d["z"]) - 1), max_iter=TSNE_ITERATIONS,
+                      random_state=0).fit_transform(d["z"])
+        log(f"  done in {time.perf_counter() - t0:.1f} s")
         for row, key in enumerate(("task", "component")):
-            axes[row, j].scatter(xy[:, 0], xy[:, 1], c=d[key], cmap="tab10", s=2, vmin=0, vmax=9)
+            axes[row, j].scatter(xy[:, 0], xy[:, 1], c=d[key], cmap=cmap, s=3, vmin=0, vmax=9)
             axes[row, j].set_xticks([])
             axes[row, j].set_yticks([])
-        visit = int(f.stem.split("_")[1])
-        axes[0, j].set_title(f"after {run['visits'][visit].replace('-v3', '')}", fontsize=7)
-    axes[0, 0].set_ylabel("colour: task", fontsize=7)
-    axes[1, 0].set_ylabel("colour: component", fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+        axes[0, j].set_title(f"after {run['visits'][visit].replace('-v3', '')}", fontsize=9)
+    axes[0, 0].set_ylabel("colour: task", fontsize=9)
+    axes[1, 0].set_ylabel("colour: DPMM component", fontsize=9)
+    tasks = [t.replace("-v3", "") for t in run["tasks"]]
+    fig.legend([Line2D([], [], ls="", marker="o", color=cmap(k % 10)) for k in range(len(tasks))], tasks,
+               loc="outside lower center", ncols=min(len(tasks), 5), fontsize=8, title="task", title_fontsize=8)
+    fig.suptitle(_wrap(f"{run['method']} seed {run['seed']}: knowledge space (t-SNE of encoder means) after each "
+                       "visit", fig, 11), fontsize=11)
+    return fig
