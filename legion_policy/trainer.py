@@ -30,15 +30,13 @@ import csv
 import json
 import os
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Annotated
 
 import gymnasium as gym
 import numpy as np
 import torch
-import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
@@ -47,16 +45,11 @@ from legion_policy.agent import AgentConfig, LegionAgent
 from legion_policy.checkpoint import save_checkpoint
 from legion_policy.progress import ProgressMeter
 from legion_policy.replay import REGIMES, ReplayBuffer
-from legion_policy.tasks import load_task_library
+from legion_policy.tasks import FEW_SHOT_STREAM, PAPER_STREAM, load_task_library  # noqa: F401 - streams re-exported
 from legion_sim.metaworld_env import EPISODE_STEPS, MetaWorldTaskEnv, TaskCycleEnv
 
 console = Console(soft_wrap=True)  # messages stay on one line (greppable)
 
-#: The paper's stream, easy to hard (Results, "Stream of tasks").
-PAPER_STREAM = ["reach-v3", "push-v3", "pick-place-v3", "door-open-v3", "faucet-open-v3", "drawer-close-v3",
-                "button-press-topdown-v3", "peg-unplug-side-v3", "window-open-v3", "window-close-v3"]
-#: The paper's few-shot recall stream (5 tasks, trained in 3 loops with a buffer for 3 visits).
-FEW_SHOT_STREAM = ["reach-v3", "push-v3", "faucet-open-v3", "button-press-topdown-v3", "window-close-v3"]
 ORDERS = ("paper", "given", "reverse", "random")
 #: method -> (agent kind, default replay regime)
 METHODS = {"legion": ("legion", "unbounded"), "finetune": ("sac", "fifo"), "perfect-memory": ("sac", "unbounded"),
@@ -585,81 +578,3 @@ def _write_metrics(out: Path, metrics: dict) -> None:
         for row in metrics["curve"]:
             w.writerow([row["step"], row["visit"], row["task"], row["elapsed_s"], *[row["success"][t] for t in tasks],
                         row["average_success"]])
-
-
-def _split(text: str) -> list[str]:
-    return [t.strip() for t in text.split(",") if t.strip()]
-
-
-def cli_train(
-    protocol: Annotated[str, typer.Option(
-        help="'stream' (the options below) or 'few-shot' (the paper's recall protocol: 5 tasks, 3 loops, FIFO replay "
-             "of 3 visits; overrides --tasks, --loops, --replay, --fifo-visits).")] = "stream",
-    tasks: Annotated[str, typer.Option(help="Comma-separated Meta-World v3 tasks (default: the paper's ten).")] = ",".join(PAPER_STREAM),
-    order: Annotated[str, typer.Option(help="paper | given | reverse | random (seeded).")] = "given",
-    loops: Annotated[int, typer.Option(help="Passes over the ordered tasks (few-shot protocol: 3).")] = 1,
-    method: Annotated[str, typer.Option(help="legion | finetune | perfect-memory | reservoir | agem | ewc | packnet | multitask.")] = "legion",
-    replay: Annotated[str, typer.Option(help="unbounded | fifo | reservoir (default: the method's).")] = "",
-    fifo_visits: Annotated[int, typer.Option(help="Visits a FIFO replay keeps (few-shot protocol: 3).")] = 1,
-    reservoir_capacity: Annotated[int, typer.Option(help="Transitions a reservoir replay keeps (0: one visit).")] = 0,
-    placement: Annotated[str, typer.Option(help="random (every episode) | fixed (one per task, as the paper's code).")] = "random",
-    robot: Annotated[str, typer.Option(help="sawyer (Meta-World's) | kuka (iiwa 14 + Robotiq 2F-85 in the same tasks).")] = "sawyer",
-    control: Annotated[str, typer.Option(help="KUKA control: mocap (Meta-World's weld, fast) | joint (Sim2Real + IK, as deployed).")] = "mocap",
-    steps_per_task: Annotated[int, typer.Option(help="Environment steps per task visit.")] = 60_000,
-    eval_every: Annotated[int, typer.Option(help="Evaluate every task every N steps.")] = 10_000,
-    eval_episodes: Annotated[int, typer.Option(help="Deterministic episodes per task and evaluation.")] = 10,
-    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
-    out: Annotated[Path, typer.Option(help="Run folder: checkpoint/, state.pt, metrics.json, metrics.csv, train_log.jsonl, tb/.")] = Path("models/legion-run"),
-    resume: Annotated[bool, typer.Option(help="Continue the run in --out from its state.pt.")] = False,
-    embedding_model: Annotated[Path | None, typer.Option(help="Local transformers folder of the language model (default: all-MiniLM-L6-v2).")] = None,
-    random_steps: Annotated[int, typer.Option(help="Random-action steps at the start of each visit.")] = 1500,
-    dpmm_first: Annotated[int, typer.Option(help="Local step of each visit at which the knowledge space is first refitted.")] = 10_000,
-    dpmm_every: Annotated[int, typer.Option(help="Refit the knowledge space every N steps after that (official code: 100k).")] = 100_000,
-    encoder_every: Annotated[int, typer.Option(help="One encoder/decoder update every N env steps.")] = 50,
-    agent_preset: Annotated[str, typer.Option(
-        help="'default' (2 x --hidden layers, batch --batch-size) or 'paper' (the official code's networks: "
-             "encoder 3 x 400, SAC 3 x 300 with LayerNorm + tanh, batch 512; --hidden/--batch-size ignored).")] = "default",
-    batch_size: Annotated[int, typer.Option(help="SAC and encoder batch size (paper: 512).")] = 128,
-    hidden: Annotated[int, typer.Option(help="Hidden-layer width of every network (paper: 300/400).")] = 256,
-    dpmm_deletes: Annotated[bool, typer.Option(help="Enable the knowledge space's delete move (official code: off).")] = False,
-    utd: Annotated[float, typer.Option(help="SAC updates per env step (0.5: one update every 2 steps; paper: 1).")] = 1.0,
-    packnet_retrain_steps: Annotated[int, typer.Option(
-        help="PackNet: SAC updates on the kept weights after each pruning (-1: a tenth of --steps-per-task).")] = -1,
-    num_envs: Annotated[int, typer.Option(help="Environments stepped side by side (Gymnasium vector env; same update-to-data ratio).")] = 1,
-    vector_env: Annotated[str, typer.Option(help="sync (one process) | async (one worker process per environment).")] = "sync",
-    torch_threads: Annotated[int, typer.Option(help="PyTorch threads (0: all cores; 1 suits parallel sweeps).")] = 1,
-    reward_v1: Annotated[str, typer.Option(
-        help="Comma-separated tasks trained on Meta-World's dense v1 reward (x0.01) instead of v2, e.g. reach-v3.")] = "",
-) -> None:
-    """Train LEGION (or a baseline) on a stream of Meta-World v3 tasks, one after another."""
-    if agent_preset == "paper":
-        agent = AgentConfig.paper(dpmm_deletes=dpmm_deletes)  # embed_dim is set from the language model
-    elif agent_preset == "default":
-        agent = AgentConfig(batch_size=batch_size, hidden=hidden, dpmm_deletes=dpmm_deletes)
-    else:
-        console.print(f"[red]error:[/red] --agent-preset must be 'default' or 'paper', got {agent_preset!r}")
-        raise typer.Exit(2)
-    cfg = TrainConfig(tasks=_split(tasks), order=order, loops=loops, method=method, replay=replay or None,
-                      fifo_visits=fifo_visits, reservoir_capacity=reservoir_capacity or None, placement=placement,
-                      robot=robot, control=control,
-                      steps_per_task=steps_per_task, eval_every=eval_every, eval_episodes=eval_episodes, seed=seed,
-                      out=str(out), embedding_model=str(embedding_model) if embedding_model else None,
-                      random_steps=random_steps, dpmm_first=dpmm_first, dpmm_every=dpmm_every,
-                      encoder_every=encoder_every, updates_per_step=utd, agent=agent, reward_v1_tasks=_split(reward_v1),
-                      num_envs=num_envs, vector_env=vector_env, torch_threads=torch_threads,
-                      packnet_retrain_steps=None if packnet_retrain_steps < 0 else packnet_retrain_steps)
-    if protocol == "few-shot":
-        cfg = replace(cfg, tasks=list(FEW_SHOT_STREAM), loops=3, replay="fifo", fifo_visits=3)
-    elif protocol != "stream":
-        console.print(f"[red]error:[/red] --protocol must be 'stream' or 'few-shot', got {protocol!r}")
-        raise typer.Exit(2)
-    try:
-        metrics = train(cfg, resume=resume)
-    except TrainConfigError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from exc
-    console.print(f"final success: {metrics.get('final_success')}  (metrics in {out / 'metrics.json'})")
-
-
-if __name__ == "__main__":
-    typer.run(cli_train)
