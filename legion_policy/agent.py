@@ -1,6 +1,6 @@
 """The LEGION agent: upstream task inference (encoder + knowledge space + decoders) and downstream SAC.
 
-Method (docs/method.md section 3; paper Methods, eqs. 11-12):
+Method (../shared/docs/method.md section 3; paper Methods, eqs. 11-12):
 
 * task encoder q(z | s, l) -> (mu, log sigma^2), z = mu + eps * sigma (latent size 10);
 * knowledge space: a Dirichlet-process mixture over z (:class:`legion_policy.knowledge_space.KnowledgeSpace`),
@@ -88,7 +88,7 @@ class AgentConfig:
 
     @classmethod
     def paper(cls, embed_dim: int = 768, **overrides) -> "AgentConfig":
-        """The paper's official configuration (Ghiara/LEGION configs; docs/method.md section 3).
+        """The paper's official configuration (Ghiara/LEGION configs; ../shared/docs/method.md section 3).
 
         Encoder 3 x 400, actor and critics 3 x 300 with a LayerNorm + tanh first layer, batch 512,
         RoBERTa-size embeddings by default; ``overrides`` set any other field.

@@ -1,6 +1,6 @@
 """Lifelong training on a stream of Meta-World v3 tasks (``legion train``): LEGION and its baselines.
 
-Protocol (docs/method.md sections 1 and 4; issue 4):
+Protocol (../shared/docs/method.md sections 1 and 4; issue 4):
 
 * a stream of visits: the tasks in the paper's easy-to-hard order (default), reversed, shuffled by a
   seed, or as given, repeated ``loops`` times (the few-shot recall protocol uses 3 loops);

@@ -12,7 +12,7 @@
 Meta-World's task API is used as documented: the environment is configured with a task from the
 MT1 benchmark (``set_task``), which switches the goal to visible and rebuilds the cached
 observation space; setting ``_partially_observable`` by hand would leave a cached space that clips
-the goal to zero (see docs/environment.md). After ``set_task`` the random vector is unfrozen and
+the goal to zero (see ../shared/docs/environment.md). After ``set_task`` the random vector is unfrozen and
 drawn from the environment's seeded generator, so placements differ every episode but are
 reproducible from ``seed``.
 """

@@ -34,7 +34,7 @@ def synthesise(out_dir: Path, *phrases: str, voice: str = "en-us") -> dict[str, 
 
 
 #: The subtasks the shipped policy was trained on: the commands the main job listens for. The grammar of
-#: the whole ten-task library is not tuned yet (README, Known limits).
+#: the whole ten-task library is not tuned for near-miss sentences (docs/limits.md: one word away can be accepted).
 DEPLOYED_ENVS = ["reach-v3", "drawer-close-v3"]
 
 
