@@ -1,4 +1,4 @@
-"""Safety filter: per-call latency of both filters and an invariant check over random hostile inputs.
+"""Safety filter and supervisor: per-call latency of both filters and invariant checks over random hostile inputs.
 
 Prints median / p99 latency of ``filter_cartesian`` and ``filter_joints`` (nominal inputs, and the
 hostile mix below), then runs ``--cases`` random cases (half Cartesian, half joint) and prints how
@@ -8,17 +8,31 @@ Inputs mix plausible values with hostile ones per entry (10%): NaN, ±inf, huge 
 the limits themselves and their float neighbours. ``dt`` is > 0 or non-finite (dt <= 0 raises).
 Log output is switched off: this measures the filter, not the logging handler.
 
-    .venv/bin/python benchmarks/bench_safety.py [--cases 1000000] [--seed 0]
+Then the supervisor (``sim2real/supervisor.py``, the safety node's state machine): ``--supervisor-events`` random
+events in sequences of 200, generated and checked by ``run_events`` of ``tests/test_supervisor.py`` (the property
+test's generator and invariants, here with numpy-drawn pools instead of hypothesis'): joint states that move the arm
+plausibly or are sensor faults (a jump, a joint far past its limit, NaN / inf / huge entries such as 3.52e13 rad,
+a wrong shape, a non-finite or future stamp), commands (near the posture, or anything), arm / hold / e-stop and
+time jumps. Prints the events, commands forwarded, refusals by reason, faults by kind and the invariant violations
+(must be 0): nothing forwarded outside the band or faster than the velocity limit, on stale inputs, unarmed, after
+an e-stop, or after a sensor fault before a re-arm.
+
+    .venv/bin/python benchmarks/bench_safety.py [--cases 1000000] [--supervisor-events 1000000] [--seed 0]
 """
 from __future__ import annotations
 
 import argparse
 import logging
+import sys
 import time
+from collections import Counter
+from pathlib import Path
 
 import numpy as np
 
 from sim2real.safety import SafetyFilter, SafetyLimits
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 LIMITS = SafetyLimits.iiwa14(workspace_min=[0.3, -0.4, 0.05], workspace_max=[0.8, 0.4, 0.6])
 BOX_LO, BOX_HI, CAP = LIMITS.workspace_min, LIMITS.workspace_max, LIMITS.max_step_m
@@ -84,13 +98,54 @@ def latency(call, args) -> str:
     return f"median {np.median(us):6.1f} us   p99 {np.percentile(us, 99):6.1f} us   (n={us.size})"
 
 
+def supervisor_events(rng: np.random.Generator, events: int) -> None:
+    """Run ``events`` supervisor events (sequences of 200) through ``run_events`` and print the figures."""
+    from test_supervisor import EVENTS, STEPS, run_events
+
+    edges = np.concatenate([BAND_LO, BAND_HI, LIMITS.joint_position_min, LIMITS.joint_position_max])
+    totals: Counter = Counter()
+    faults: Counter = Counter()
+    counters: Counter = Counter()
+    violations: list[str] = []
+    t = time.perf_counter()
+    done = 0
+    while done < events:
+        n = min(EVENTS, events - done)
+        values = np.concatenate([rng.uniform(-2.2, 2.2, 48), rng.choice(np.concatenate(
+            [edges, np.nextafter(edges, -np.inf), np.nextafter(edges, np.inf)]), 16)])
+        wild = hostile(rng, 16, -1e3, 1e3, np.array([3.52e13, -3.52e13]))
+        wild[rng.integers(16)] = 3.52e13  # the value hypothesis found (issue 15) in every sequence
+        steps = rng.choice(STEPS, 16)
+        stats = run_events(values, wild, int(rng.integers(2**32)), steps, events=n)
+        totals.update({k: v for k, v in stats.items() if isinstance(v, int)})
+        faults.update(stats["faults"])
+        counters.update(stats["counters"])
+        violations += stats["violations"]
+        done += n
+    wall = time.perf_counter() - t
+    refused = {k: v for k, v in sorted(counters.items()) if k not in ("command_gap", "estop", "velocity_scaled",
+                                                                       "joint_outside_band", "joint_state_fault")}
+    print(f"supervisor: {done} random events in {wall:.1f} s ({wall / done * 1e6:.1f} us/event, invariants included)")
+    print(f"  events     states {totals['states']}, commands {totals['commands']}, arm {totals['arms']}, "
+          f"hold {totals['holds']}, e-stop {totals['estops']}")
+    print(f"  forwarded  {totals['forwarded']} commands (of which {totals['pulled_back']} joint_outside_band "
+          f"pull-backs, {counters['velocity_scaled']} velocity_scaled)")
+    print(f"  refused by reason: {refused}")
+    print(f"  sensor faults (joint_state_fault) {counters['joint_state_fault']}: by kind {dict(faults)}; "
+          f"re-armed after a fault {totals['rearmed_after_fault']} times")
+    print(f"  violations {len(violations)}" + (f": {violations[:5]}" if violations else ""))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", type=int, default=1_000_000, help="random cases, half per filter")
+    parser.add_argument("--supervisor-events", type=int, default=1_000_000,
+                        help="random supervisor events, in sequences of 200 (0: skip)")
     parser.add_argument("--latency-calls", type=int, default=20_000)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    logging.getLogger("sim2real.safety").setLevel(logging.CRITICAL)
+    for name in ("sim2real.safety", "sim2real.supervisor"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
     rng = np.random.default_rng(args.seed)
     f = SafetyFilter(LIMITS)
 
@@ -125,6 +180,8 @@ def main() -> None:
     print(f"  filter_cartesian  {half} cases, violations {bad_cart}")
     print(f"  filter_joints     {half} cases, violations {bad_joint}")
     print(f"  interventions by reason: {f.counters}")
+    if args.supervisor_events > 0:
+        supervisor_events(rng, args.supervisor_events)
 
 
 if __name__ == "__main__":

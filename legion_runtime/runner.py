@@ -8,7 +8,11 @@ One cycle (50 ms of plant time), the same chain the ROS 2 nodes run on the robot
         ─► IK ─► safety filter (joints) ─► plant (joint targets + gripper)
 
 A rejected command (HOLD) is never sent: the plant is given the measured joint positions and the
-last accepted gripper command instead. Every message of the graph can be handed to a ``publish``
+last accepted gripper command instead. A measured joint state that no iiwa can be in (a sensor fault:
+:func:`sim2real.supervisor.joint_state_fault`, e.g. a joint far past its limit or faster than its velocity limit
+since the last cycle) stops the loop before anything is computed from it: nothing is sent to the plant, the
+subtask ends with :attr:`SubtaskOutcome.fault`, and the fault stays latched (later subtasks are skipped) until
+:meth:`ControlLoop.arm`. Every message of the graph can be handed to a ``publish``
 callback (the rosbag2 recorder of the main job); the evaluation loops pass none and skip the
 message conversions.
 """
@@ -21,6 +25,7 @@ import numpy as np
 
 from legion_runtime import messages as m
 from sim2real.safety import SafetyFilter
+from sim2real.supervisor import JointStateMonitor
 from sim2real.transforms import Real2Sim, Sim2Real
 
 #: 2F-85 knuckle joint at "closed", rad (PickNikRobotics/ros2_robotiq_gripper; robot.md).
@@ -64,6 +69,7 @@ class SubtaskOutcome:
             (cycles held because perception had no fresh pose of the object).
         components: DPMM component inferred at each step the policy ran.
         skipped: why the subtask was not attempted ('' if it was), e.g. its object was not seen.
+        fault: the joint-state sensor fault that stopped it ('' if none): which joint and why.
     """
 
     subtask: str
@@ -73,6 +79,7 @@ class SubtaskOutcome:
     interventions: dict[str, int] = field(default_factory=dict)
     components: list[int] = field(default_factory=list)
     skipped: str = ""
+    fault: str = ""
 
 
 class ControlLoop:
@@ -84,12 +91,25 @@ class ControlLoop:
         sim2real: action → Cartesian command and IK.
         safety: the safety filter; its limits are in the robot base frame.
         publish: optional callback receiving every graph message with its stamp (ns).
+
+    Attributes:
+        fault: the latched joint-state sensor fault (None: none); while set, :meth:`run_subtask` sends nothing.
     """
 
     def __init__(self, policy: Policy, real2sim: Real2Sim, sim2real: Sim2Real, safety: SafetyFilter,
                  publish: Publish | None = None):
         self.policy, self.real2sim, self.sim2real, self.safety = policy, real2sim, sim2real, safety
         self.publish = publish
+        self.fault: str | None = None
+
+    def arm(self, plant: Plant) -> tuple[bool, str]:
+        """Release a latched joint-state sensor fault; refused (False, why) while ``plant``'s joint state is itself
+        one (the checks of a single state: finite, within the position tolerance of the limits)."""
+        why = JointStateMonitor(self.safety.limits).check(plant.joint_state()[0], 0.0)
+        if why is not None:
+            return False, f"the joint state is a sensor fault ({why}): cannot arm"
+        previous, self.fault = self.fault, None
+        return True, "armed" + (f" (was latched: {previous})" if previous else "")
 
     def run_subtask(self, plant: Plant, name: str, embedding: np.ndarray, max_steps: int = 150,
                     t0_ns: int = 0, on_step: Callable[[int], None] | None = None,
@@ -112,19 +132,28 @@ class ControlLoop:
         Returns:
             :class:`SubtaskOutcome`.
         """
-        before = dict(self.safety.counters)
-        q, _ = plant.joint_state()
-        self.sim2real.reset(self.real2sim.tcp_position(q))
-        # The per-cycle step cap applies to the command: each target may move at most max_step_m from the
-        # last one sent (re-anchored on the measured TCP at the start and after a HOLD).
-        last_sent = self.real2sim.kinematics.forward_kinematics(q)[0]
-        gripper = 0.0  # last accepted gripper command (fraction closed); starts open
         outcome = SubtaskOutcome(subtask=name, success=False, steps=0)
+        if self.fault is not None:
+            outcome.fault, outcome.skipped = self.fault, f"joint-state sensor fault latched, arm to release: {self.fault}"
+            return outcome
+        before = dict(self.safety.counters)
+        monitor = JointStateMonitor(self.safety.limits)  # the plant was reset: no earlier state to compare with
         dt_ns = int(round(plant.dt * 1e9))
+        q, _ = plant.joint_state()
+        if self._faulty(monitor, q, t0_ns, outcome):
+            max_steps = 0  # a sensor fault before the first cycle: nothing is computed or sent
+        else:
+            self.sim2real.reset(self.real2sim.tcp_position(q))
+            # The per-cycle step cap applies to the command: each target may move at most max_step_m from the
+            # last one sent (re-anchored on the measured TCP at the start and after a HOLD).
+            last_sent = self.real2sim.kinematics.forward_kinematics(q)[0]
+        gripper = 0.0  # last accepted gripper command (fraction closed); starts open
         not_seen = outside = 0
         for step in range(max_steps):
             stamp = t0_ns + step * dt_ns
             q, qd = plant.joint_state()
+            if self._faulty(monitor, q, stamp, outcome):  # a sensor fault: stop, send nothing
+                break
             seen = (plant.object_position(), plant.goal_position()) if objects is None else objects(stamp * 1e-9)
             tcp_base = self.real2sim.kinematics.forward_kinematics(q)[0]
             if until is not None and until(self.real2sim.frame.to_sim(tcp_base), seen):
@@ -178,13 +207,26 @@ class ControlLoop:
             outcome.interventions["object_not_seen"] = not_seen
         if outside:
             outcome.interventions["joint_outside_band"] = outside
+        if outcome.fault:
+            outcome.interventions["joint_state_fault"] = 1
         if self.publish is not None:  # the subtask's safety record, as the safety node publishes it
             level = m.DIAG_OK if not outcome.holds else m.DIAG_WARN
+            message = f"subtask {name}: {outcome.holds} holds"
+            if outcome.fault:
+                level, message = m.DIAG_ERROR, f"{message}; stopped, joint_state_fault: {outcome.fault}"
             self.publish("diagnostics", m.diagnostics_to_msg(
-                "legion: safety", level, f"subtask {name}: {outcome.holds} holds",
+                "legion: safety", level, message,
                 {**outcome.interventions, "cycles": outcome.steps}, (t0_ns + outcome.steps * dt_ns) * 1e-9),
                 t0_ns + outcome.steps * dt_ns)
         return outcome
+
+    def _faulty(self, monitor: JointStateMonitor, q: np.ndarray, stamp_ns: int, outcome: SubtaskOutcome) -> bool:
+        """Judge the measured state ``q`` of cycle ``stamp_ns``; a fault is latched on the loop and the outcome."""
+        why = monitor.check(q, stamp_ns * 1e-9)
+        if why is None:
+            return False
+        self.fault = outcome.fault = why
+        return True
 
     def _publish(self, stamp, plant, q, qd, obs, action, component, target_base, q_cmd, gripper) -> None:
         pub = self.publish

@@ -369,11 +369,14 @@ class SafetyFilter:
         soak run: A6 2° past its 120° limit while pushing a drawer).
 
         Args:
-            q_current: (7,) measured joint positions, rad (finite).
+            q_current: (7,) measured joint positions, rad (finite). Callers judge the state first
+                (:func:`sim2real.supervisor.joint_state_fault`: within 5 deg of the hardware limits); for such a
+                state each joint moves by at most its velocity limit times ``dt``. No guarantee is made for a
+                corrupt state (at ~1e13 rad float64 rounding alone exceeds a 50 ms velocity step).
             dt: control period, s (> 0).
 
         Returns:
-            (7,) joint targets, rad, inside the hardware limits.
+            (7,) joint targets, rad: each joint outside the band moved towards it by at most its velocity step.
 
         Raises:
             ValueError: wrong shape, non-finite ``q_current`` or ``dt`` <= 0.

@@ -3,7 +3,9 @@
 The property tests build 256 filter calls per hypothesis example from hypothesis-drawn pools of
 values (plausible ones, the limits and their float neighbours, and arbitrary floats: NaN, ±inf, ±0,
 huge, tiny) combined by a hypothesis-drawn seed: hypothesis keeps its edge values and its shrinking,
-and the file runs (150 + 150 + 125 + 125) * 256 = 140,800 filter calls in seconds.
+and the file runs (150 + 150 + 125 + 125) * 256 = 140,800 filter calls in seconds. Deadline, derandomisation and
+example database come from the hypothesis profile of tests/conftest.py (``ci`` by default: the same examples on
+every run, no saved database).
 """
 import contextlib
 import logging
@@ -13,7 +15,7 @@ from dataclasses import FrozenInstanceError
 import numpy as np
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
@@ -29,7 +31,6 @@ VMAX = LIMITS.joint_velocity_max
 TOL = 1e-9  # rounding slack the task allows
 
 CASES = 256
-PROPERTY = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def _edges(*bounds):
@@ -48,14 +49,17 @@ SEEDS = st.integers(0, 2**32 - 1)
 
 @contextlib.contextmanager
 def quiet_log():
-    """Silence the filter's log lines: the property tests check outputs; logging has its own test below."""
-    log = logging.getLogger("sim2real.safety")
-    level = log.level
-    log.setLevel(logging.ERROR)
+    """Silence the filter's and the supervisor's log lines: the property tests check outputs; logging has its own
+    test below."""
+    logs = [logging.getLogger(name) for name in ("sim2real.safety", "sim2real.supervisor")]
+    levels = [log.level for log in logs]
+    for log in logs:
+        log.setLevel(logging.CRITICAL)
     try:
         yield
     finally:
-        log.setLevel(level)
+        for log, level in zip(logs, levels):
+            log.setLevel(level)
 
 
 def pool(values, size=32):
@@ -118,7 +122,7 @@ def assert_joint_invariants(targets, currents, dts, verdicts):
 # ----------------------------------------------------------------------------------------------------
 # Property-based tests
 # ----------------------------------------------------------------------------------------------------
-@settings(PROPERTY, max_examples=150)
+@settings(max_examples=150)
 @given(values=pool(CART_VALUES), wild=pool(ANY_FLOAT, 16), seed=SEEDS)
 def test_cartesian_invariants_hold_for_arbitrary_floats(values, wild, seed):
     cases = combine(values, seed, (CASES, 7), wild)
@@ -130,7 +134,7 @@ def test_cartesian_invariants_hold_for_arbitrary_floats(values, wild, seed):
     assert sum(f.counters.values()) == sum(len(v.reasons) for v in verdicts)
 
 
-@settings(PROPERTY, max_examples=150)
+@settings(max_examples=150)
 @given(values=pool(JOINT_VALUES), dt_values=pool(DT_VALUES, 8), wild=pool(ANY_FLOAT, 16), seed=SEEDS)
 def test_joint_invariants_hold_for_arbitrary_floats(values, dt_values, wild, seed):
     cases = combine(values, seed, (CASES, 14), wild)
@@ -150,7 +154,7 @@ def test_joint_invariants_hold_for_arbitrary_floats(values, dt_values, wild, see
     assert sum(f.counters.values()) == sum(len(v.reasons) for v in verdicts)
 
 
-@settings(PROPERTY, max_examples=125)
+@settings(max_examples=125)
 @given(fractions=pool(st.floats(0, 1)), deltas=pool(st.floats(-0.05, 0.05)), grips=pool(st.floats(-0.5, 1.5), 8),
        seed=SEEDS)
 def test_cartesian_filter_changes_only_what_it_must(fractions, deltas, grips, seed):
@@ -175,7 +179,7 @@ def test_cartesian_filter_changes_only_what_it_must(fractions, deltas, grips, se
     np.testing.assert_allclose(pos[capped], currents[capped] + step, atol=1e-12)  # along the step, to max_step_m
 
 
-@settings(PROPERTY, max_examples=125)
+@settings(max_examples=125)
 @given(fractions=pool(st.floats(0, 1)), deltas=pool(st.floats(-0.3, 0.3)), dt_values=pool(st.floats(0.005, 0.1), 8),
        seed=SEEDS)
 def test_joint_filter_changes_only_what_it_must(fractions, deltas, dt_values, seed):

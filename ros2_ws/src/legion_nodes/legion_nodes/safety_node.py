@@ -1,6 +1,7 @@
 """safety: the only node that talks to the arm driver. Starts in HOLD; moves only after ``arm``.
 
-Logic: :class:`sim2real.supervisor.SafetySupervisor` (HOLD / ARMED / ESTOP, joint-state watchdog) over
+Logic: :class:`sim2real.supervisor.SafetySupervisor` (HOLD / ARMED / ESTOP / FAULT, joint-state watchdog, and a
+latched sensor fault on a joint state no iiwa can be in: ERROR on /diagnostics with the joint and why) over
 :class:`sim2real.safety.SafetyFilter` (iiwa 14 joint position limits with a margin, velocity limits,
 non-finite rejection; the commanded TCP inside the workspace box and within ``max_step_m`` of the last
 command, which allows 5 mm over sim2real's 2 cm step cap for IK error). Services ``arm`` / ``hold`` / ``estop`` are std_srvs/srv/Trigger. Accepted joint
@@ -57,8 +58,14 @@ class SafetyNode(LegionNode):
 
     def on_joint_states(self, msg) -> None:
         state = m.joint_state_from_msg(msg)
-        stamp = state.stamp if state.stamp > 0 else self.now_s()  # an unstamped state: its arrival time
-        self.supervisor.on_joint_state(self.real2sim.joint_positions(state.names, state.position), stamp)
+        now = self.now_s()
+        stamp = state.stamp if state.stamp > 0 else now  # an unstamped state: its arrival time
+        try:
+            q = self.real2sim.joint_positions(state.names, state.position)
+        except ValueError as exc:  # a joint missing, a NaN: a sensor fault, latched by the supervisor
+            self.supervisor.sensor_fault(f"unreadable joint state: {exc}")
+            return
+        self.supervisor.on_joint_state(q, stamp, now)
 
     def on_joint_command(self, msg) -> None:
         q, names, stamp, period = m.joint_trajectory_from_msg(msg)
@@ -89,6 +96,8 @@ class SafetyNode(LegionNode):
         level = m.DIAG_OK if s.state == ARMED and s.healthy(now) else m.DIAG_WARN
         message = s.state + ("" if s.healthy(now) else ", joint states stale")
         values = {**s.counters, "command_rate_hz": f"{s.command_rate_hz:.1f}"}
+        if s.fault is not None:  # a latched sensor fault: which joint and why, until arm
+            level, message, values["fault"] = m.DIAG_ERROR, f"{message}, joint_state_fault: {s.fault}", s.fault
         self.publish("diagnostics", m.diagnostics_to_msg("legion: safety", level, message, values, now,
                                                           hardware_id=self.driver.name))
 
