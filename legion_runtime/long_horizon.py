@@ -298,10 +298,11 @@ def run_trials(command: str, *, trials: int, controller: str = "expert", checkpo
 
     Raises:
         ValueError: unknown controller.
+        legion_runtime.main_job.BadInput: unusable checkpoint, or a video asked for and no OpenGL back-end works.
         legion_policy.tasks.UnknownCommandError: the command is not in the library.
     """
     from legion_policy.tasks import library_from_dict, load_task_library
-    from legion_runtime.main_job import frame_recorder, load_policy, make_chain
+    from legion_runtime.main_job import frame_recorder, load_policy, make_chain, require_rendering
     from legion_sim.table_scene import TablePlant
 
     if controller not in ("expert", "legion"):
@@ -321,6 +322,8 @@ def run_trials(command: str, *, trials: int, controller: str = "expert", checkpo
     else:
         library, policy, embed = load_task_library(), None, (lambda _text: np.zeros(1, np.float32))
     library.plan(command)  # UnknownCommandError before anything is built
+    if video is not None:
+        require_rendering()  # BadInput: one line, before the scene is built
     plant = TablePlant(seed=seed, render=video is not None)
     agent = ScriptedExpert(lambda: float(np.clip(plant.metaworld_observation()[3], 0.0, 1.0))) \
         if controller == "expert" else policy

@@ -99,7 +99,7 @@ def _camera_perception(perception: str, calibration: Path | None, plan: Plan):
     return camera
 
 
-def _check_rendering() -> None:
+def require_rendering() -> None:
     """:func:`legion_sim.gl.check_rendering`, as :class:`BadInput` (one line, exit status 2)."""
     from legion_sim.gl import RenderingUnavailable, check_rendering
 
@@ -161,7 +161,7 @@ def run_main_job(*, wav: Path | None, text: str | None, checkpoint: Path, speech
         raise BadInput(str(exc)) from exc
 
     if video or camera is not None:  # a set-up problem, before a run folder exists or anything moves
-        _check_rendering()
+        require_rendering()
     run_dir = out_dir / f"{time.strftime('%Y%m%d-%H%M%S')}-{_slug(plan.text)}"
     run_dir.mkdir(parents=True, exist_ok=False)
     from legion_runtime import messages as m
@@ -358,7 +358,7 @@ def evaluate_policy(*, task: str, episodes: int, checkpoint: Path, seed: int = 1
 
     camera = _camera_perception(perception, calibration, Plan(subtask.description, (subtask,)))
     if camera is not None:
-        _check_rendering()
+        require_rendering()
     from legion_runtime.runner import ControlLoop
 
     loop = ControlLoop(policy, *make_chain())
