@@ -210,7 +210,8 @@ def run_main_job(*, wav: Path | None, text: str | None, checkpoint: Path, speech
             t_ns += outcome.steps * int(plant.dt * 1e9)
             outcomes.append(outcome)
             plant.close()
-            status = "[green]success[/]" if outcome.success else "[red]failed[/]"
+            status = "[green]success[/]" if outcome.success else (
+                f"[red]stopped by a joint-state sensor fault[/] ({outcome.fault})" if outcome.fault else "[red]failed[/]")
             component = max(set(outcome.components), key=outcome.components.count) if outcome.components else "none"
             console.print(f"subtask {i + 1}/{len(plan.subtasks)} {subtask.name!r} ({subtask.env_id}): {status} "
                           f"in {outcome.steps} steps ({outcome.steps * plant.dt:.2f} s), "
