@@ -385,3 +385,35 @@ def test_mujoco_plant_node_runs_the_table_scene_and_publishes_all_its_objects():
 
     rule = load_task_library().by_env_id("button-press-topdown-v3").goal_rule
     np.testing.assert_allclose(obs[9:12], rule.goal(plant.plant.objects()), atol=1e-5)
+
+
+def test_real2sim_goes_idle_on_the_blank_subtask_and_serves_the_next_command():
+    """Issue 16.3: real2sim read the idle subtask "" with command_from_msg, which raises: it died at the end of every
+    command, and no second command ever completed."""
+    node = make("real2sim")
+    plant = make("mujoco_plant")
+    plant.get_clock().set(10.0)
+    plant.on_timer()
+    (poses,) = sent(plant, "object_poses")
+    (joints,) = sent(plant, "joint_states")
+    deliver(node, "object_poses", poses)
+    deliver(node, "subtask", m.command_to_msg("reach the goal"))
+    deliver(node, "joint_states", joints)
+    assert len(sent(node, "observation")) == 1
+    deliver(node, "subtask", m.text_to_msg(""))  # the sequencer's "no subtask": the command ended
+    deliver(node, "joint_states", joints)
+    assert len(sent(node, "observation")) == 1, "idle: nothing to observe"
+    deliver(node, "subtask", m.command_to_msg("reach the goal"))  # the next command
+    deliver(node, "joint_states", joints)
+    assert len(sent(node, "observation")) == 2
+
+
+def test_task_sequencer_refuses_a_blank_command_with_a_status_and_keeps_serving():
+    import json
+
+    node = make("task_sequencer", max_steps_per_subtask=3, retries=1)
+    deliver(node, "command_text", m.text_to_msg("   "))
+    (status,) = [json.loads(msg.data) for msg in sent(node, "task_status")]
+    assert status["state"] == "blank command" and sent(node, "subtask") == []
+    deliver(node, "command_text", m.command_to_msg("reach the goal"))
+    assert [msg.data for msg in sent(node, "subtask")] == ["reach the goal"]

@@ -28,7 +28,7 @@ class Real2SimNode(LegionNode):
         self.subscribe("joint_states", self.on_joint_states)
 
     def on_subtask(self, msg) -> None:
-        text = m.command_from_msg(msg)
+        text = m.text_from_msg(msg).strip()  # "" is the idle subtask between commands, not an error
         self.rule, self.goal = None, None
         if not text:
             return

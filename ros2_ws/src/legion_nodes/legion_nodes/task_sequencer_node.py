@@ -24,7 +24,11 @@ class TaskSequencerNode(LegionNode):
         self.subscribe("observation", self.on_observation)
 
     def on_command(self, msg) -> None:
-        text = m.command_from_msg(msg)
+        text = m.text_from_msg(msg)
+        if not text.strip():  # a blank command is refused with a status, never a crash
+            self.get_logger().warning("blank command on command_text ignored")
+            self.publish("task_status", m.text_to_msg(json.dumps({"command": text, "state": "blank command"})))
+            return
         try:
             subtask = self.sequencer.command(text)
         except UnknownCommandError as exc:
