@@ -111,3 +111,33 @@ def test_mujoco_launch_needs_no_robot_and_real_robot_launch_starts_the_drivers()
     assert included("mujoco_plant.launch.py") == set()
     assert included("mock_hardware.launch.py") == {"lbr_bringup", "iiwa_bringup"}
     assert included("real_robot.launch.py") == {"lbr_bringup", "iiwa_bringup", "robotiq_description", "realsense2_camera"}
+
+
+@pytest.mark.parametrize("package", ["legion_nodes", "legion_bringup"])
+def test_setup_py_installs_existing_files_by_relative_paths(package, tmp_path):
+    """Issue 16.1: colcon refused legion_bringup ("'data_files' must be relative"): its setup.py globbed absolute
+    paths. Here setuptools really installs the package into a folder, and every data file must arrive."""
+    import subprocess
+
+    setup = SRC / package / "setup.py"
+    proc = subprocess.run([sys.executable, "-c", (
+        "import runpy, setuptools, json, sys\n"
+        "seen = {}\n"
+        "setuptools.setup = lambda **kw: seen.update(kw)\n"
+        f"runpy.run_path({str(setup)!r})\n"
+        "print(json.dumps(seen['data_files']))")], cwd=SRC / package, capture_output=True, text=True, check=True)
+    import json
+
+    data_files = json.loads(proc.stdout)
+    for _, files in data_files:
+        for f in files:
+            assert not Path(f).is_absolute(), f"{package}: data file {f} is absolute"
+            assert (SRC / package / f).is_file(), f"{package}: data file {f} does not exist"
+    proc = subprocess.run([sys.executable, "setup.py", "-q", "install_data", "--install-dir", str(tmp_path)],
+                          cwd=SRC / package, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    for target, files in data_files:
+        for f in files:
+            assert (tmp_path / target / Path(f).name).is_file(), f"{target}/{Path(f).name} not installed"
+    if package == "legion_bringup":
+        assert (tmp_path / "share/legion_bringup/launch/mujoco_plant.launch.py").is_file()
