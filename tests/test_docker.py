@@ -162,3 +162,17 @@ def test_entrypoint_sources_ros_and_the_workspace_and_is_executable():
                           text=True).stdout.split()
     if mode:
         assert mode[0] == "100755", "commit docker/entrypoint.sh as executable (git update-index --chmod=+x)"
+
+
+def test_the_package_admits_jazzys_python_3_12_without_overriding_pip():
+    """Issue 16.7: pyproject.toml said <3.12, so `pip install -e .` was refused on Jazzy's Ubuntu 24.04 (3.12) and the
+    Dockerfile needed --ignore-requires-python."""
+    import tomllib
+
+    from packaging.specifiers import SpecifierSet
+
+    spec = SpecifierSet(tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["requires-python"])
+    assert "3.11.7" in spec and "3.12.3" in spec  # this machine's Python and Ubuntu 24.04's
+    runs = " ".join(args for keyword, args in instructions() if keyword == "RUN")
+    assert "--ignore-requires-python" not in runs
+    assert "build-essential" in runs and "cmake" in runs  # pocketsphinx and pybullet build from sdists on 3.12
