@@ -25,7 +25,7 @@ import warnings
 import wave
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -372,3 +372,34 @@ def make_recognizer(backend: str = "pocketsphinx", phrases: Sequence[str] | None
             raise SpeechError("the vosk backend needs model_path, the folder of an unpacked Vosk model")
         return VoskRecognizer(model_path, phrases)
     raise ValueError(f"unknown speech backend {backend!r}; choose 'pocketsphinx' or 'vosk'")
+
+
+class MicrophoneUnavailable(SpeechError):
+    """No microphone can be opened (no PortAudio library, no input device); the message says which and what to do."""
+
+
+def open_microphone(sample_rate_hz: int, on_samples: Callable[[np.ndarray], None]):
+    """Start recording the default input device: mono int16 at ``sample_rate_hz``, blocks passed to ``on_samples``
+    as (n,) int16 arrays from PortAudio's thread (sounddevice).
+
+    Returns:
+        the started ``sounddevice.InputStream`` (call ``close()`` to stop).
+
+    Raises:
+        MicrophoneUnavailable: sounddevice is not installed, the PortAudio library is missing (Debian/Ubuntu package
+            libportaudio2), or there is no input device (a server, a container without ``/dev/snd``).
+    """
+    try:
+        import sounddevice
+    except ImportError as exc:
+        raise MicrophoneUnavailable("sounddevice is not installed (pip install sounddevice)") from exc
+    except OSError as exc:  # sounddevice loads PortAudio at import
+        raise MicrophoneUnavailable(f"{exc} (install the libportaudio2 package)") from exc
+    try:
+        stream = sounddevice.InputStream(samplerate=sample_rate_hz, channels=1, dtype="int16",
+                                         callback=lambda data, *_: on_samples(data[:, 0].copy()))
+        stream.start()
+    except sounddevice.PortAudioError as exc:
+        raise MicrophoneUnavailable(f"no audio input device ({exc}); on the robot PC pass /dev/snd to the "
+                                    "container, or use audio_source: topic") from exc
+    return stream

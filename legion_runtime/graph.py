@@ -131,7 +131,7 @@ ACTIONS: dict[str, Action] = {
 }
 
 NODES: dict[str, Node] = {n.name: n for n in (
-    Node("speech", "speech_node", ("audio",), ("command_text",),
+    Node("speech", "speech_node", ("audio",), ("command_text", "diagnostics"),
          {"backend": "pocketsphinx", "vosk_model_path": "", "use_grammar": True, "audio_source": "microphone",
           "sample_rate_hz": 16000, "utterance_s": 3.0}),
     Node("task_sequencer", "task_sequencer_node", ("command_text", "observation"), ("subtask", "task_status"),

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Set up everything the stack needs on a fresh Debian 12 / Python 3.11 machine (idempotent, quick when done).
 # - Debian packages: espeak-ng + sox (command audio), Mesa EGL (headless MuJoCo rendering), libusb (pyrealsense2),
-#   python3-venv.
+#   PortAudio (the speech node's microphone, through sounddevice), python3-venv.
 # - A virtual environment in .venv with this project and its pinned dependencies (torch==2.13.0 CPU first, so that
 #   nothing pulls a CUDA build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(espeak-ng sox libegl1 libegl-mesa0 libgl1-mesa-dri libusb-1.0-0 python3-venv)
+APT_PACKAGES=(espeak-ng sox libegl1 libegl-mesa0 libgl1-mesa-dri libusb-1.0-0 libportaudio2 python3-venv)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ((${#missing[@]})); then

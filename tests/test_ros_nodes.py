@@ -417,3 +417,20 @@ def test_task_sequencer_refuses_a_blank_command_with_a_status_and_keeps_serving(
     assert status["state"] == "blank command" and sent(node, "subtask") == []
     deliver(node, "command_text", m.command_to_msg("reach the goal"))
     assert [msg.data for msg in sent(node, "subtask")] == ["reach the goal"]
+
+
+def test_speech_node_without_a_microphone_says_so_and_keeps_serving_the_audio_topic():
+    """Issue 16.2: with audio_source: microphone the speech node died on a machine without one ("PortAudio library
+    not found", then "Error querying device -1"). This machine has PortAudio (libportaudio2, from scripts/setup.sh)
+    and no input device: the real sounddevice is asked and refuses."""
+    from legion_policy.speech import read_wav
+    from legion_runtime.messages import diagnostics_from_msg
+
+    node = make("speech", audio_source="microphone", utterance_s=2.0)
+    ((name, level, message, _),) = diagnostics_from_msg(sent(node, "diagnostics")[0])
+    assert name == "legion: speech" and level == m.DIAG_WARN
+    assert message.startswith("no microphone:") and "listening on /legion/audio only" in message, message
+    pcm = read_wav(ROOT / "legion_policy" / "data" / "commands" / "reach_the_goal.wav")
+    pcm = np.concatenate([pcm, np.zeros(32000 - len(pcm) % 32000, np.int16)])
+    deliver(node, "audio", m.audio_to_msg(pcm))
+    assert [msg.data for msg in sent(node, "command_text")] == ["reach the goal"]

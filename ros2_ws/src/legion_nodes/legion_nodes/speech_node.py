@@ -2,14 +2,15 @@
 
 Logic: :func:`legion_policy.speech.make_recognizer` (pocketsphinx with its en-us model, or vosk with
 ``vosk_model_path``), constrained by a grammar of the task library's phrasings when ``use_grammar``.
-Audio is cut into utterances of ``utterance_s`` seconds, from the default microphone (sounddevice,
-``audio_source: microphone``) or from 16 kHz int16 messages on ``topics.audio`` (``audio_source: topic``).
-Only a recognised command is published; silence and rejected speech publish nothing.
+Audio is cut into utterances of ``utterance_s`` seconds, from 16 kHz int16 messages on ``topics.audio``, or with
+``audio_source: microphone`` from the default microphone (:func:`legion_policy.speech.open_microphone`). Without
+a microphone (no PortAudio, no input device) the node says so on /diagnostics (WARN, once a second) and keeps serving
+the audio topic. Only a recognised command is published; silence and rejected speech publish nothing.
 """
 import numpy as np
 
 from legion_nodes._ros import LegionNode, run
-from legion_policy.speech import make_recognizer
+from legion_policy.speech import MicrophoneUnavailable, make_recognizer, open_microphone
 from legion_policy.tasks import load_task_library
 from legion_runtime import messages as m
 
@@ -23,16 +24,25 @@ class SpeechNode(LegionNode):
         self.utterance = int(self.param("utterance_s") * self.param("sample_rate_hz"))
         self.buffer = np.zeros(0, np.int16)
         source = self.param("audio_source")
-        if source == "topic":
-            self.subscribe("audio", lambda msg: self.on_samples(m.audio_from_msg(msg)))
-        elif source == "microphone":
-            import sounddevice  # on the robot PC only (docker image); not needed for audio_source: topic
-
-            self.stream = sounddevice.InputStream(samplerate=self.param("sample_rate_hz"), channels=1, dtype="int16",
-                                                  callback=lambda data, *_: self.on_samples(data[:, 0].copy()))
-            self.stream.start()
-        else:
+        if source not in ("microphone", "topic"):
             raise ValueError(f"audio_source must be 'microphone' or 'topic', got {source!r}")
+        self.microphone = "not used (audio_source: topic)"
+        if source == "microphone":
+            try:
+                self.stream = open_microphone(self.param("sample_rate_hz"), self.on_samples)
+                self.microphone = "recording"
+            except MicrophoneUnavailable as exc:  # keep serving the audio topic, and say so on /diagnostics
+                self.microphone = f"no microphone: {exc}; listening on {self.topic_name('audio')} only"
+                self.get_logger().warning(self.microphone)
+        if self.microphone != "recording":  # one audio source at a time: the topic when there is no microphone
+            self.subscribe("audio", lambda msg: self.on_samples(m.audio_from_msg(msg)))
+        self.create_timer(1.0, self.publish_diagnostics)
+        self.publish_diagnostics()
+
+    def publish_diagnostics(self) -> None:
+        level = m.DIAG_WARN if self.microphone.startswith("no microphone") else m.DIAG_OK
+        self.publish("diagnostics", m.diagnostics_to_msg("legion: speech", level, self.microphone,
+                                                         {"backend": self.param("backend")}, self.now_s()))
 
     def on_samples(self, pcm: np.ndarray) -> None:
         self.buffer = np.concatenate([self.buffer, pcm.astype(np.int16)])
