@@ -13,7 +13,8 @@ only while ARMED, and only what :meth:`sim2real.safety.SafetyFilter.filter_joint
   forwarded, and forwarding resumes by itself when states are fresh again. A command stamped more than
   ``watchdog_s`` ago is refused too ("stale_command"). A command is acted on when it arrives, so a
   stopped policy simply sends nothing: the driver's trajectory controller holds its last target;
-* command rate monitor: the rate of arriving commands (:attr:`command_rate_hz`, exponential average) and
+* command rate monitor: the rate of arriving commands (:attr:`command_rate_hz`, the commands that arrived in the
+  last :data:`COMMAND_RATE_WINDOW_S`, so a burst of queued commands reads as what it is, not as 650 Hz) and
   every gap longer than two command periods ("command_gap") are reported as diagnostics;
 * with ``fk`` (forward kinematics to the TCP, base frame), a joint command is also checked in
   Cartesian space: its TCP must lie in the workspace box and within ``max_step_m`` of the last
@@ -39,6 +40,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -70,6 +72,9 @@ JOINT_STATE_STAMP_JITTER_S = 0.01
 #: Measurement noise allowed on every joint between two states, rad (0.06 deg, well above an encoder's noise); with
 #: the jitter term, the whole allowance between two states carrying the same stamp.
 JOINT_STATE_NOISE_RAD = 1e-3
+#: Window of the command rate monitor, s: :attr:`SafetySupervisor.command_rate_hz` is the number of commands that
+#: arrived in the last second (20 at the policy's 20 Hz; less during the first second after the first command).
+COMMAND_RATE_WINDOW_S = 1.0
 
 
 def joint_state_fault(limits: SafetyLimits, q, stamp: float, q_previous: np.ndarray | None = None,
@@ -215,6 +220,7 @@ class SafetySupervisor:
         self.fk = fk
         self._last_tcp: np.ndarray | None = None  # TCP of the last forwarded command (step reference)
         self._t_command: float | None = None
+        self._arrivals: deque[float] = deque()  # arrival times of the commands of the last COMMAND_RATE_WINDOW_S
         self.command_rate_hz = 0.0
 
     def _count(self, reason: str) -> None:
@@ -295,13 +301,13 @@ class SafetySupervisor:
                          stamp: float | None = None) -> Decision:
         """A proposed joint command reaching the target in ``period_s``, made at ``stamp`` (None: now), arriving
         at ``now``: forward it (filtered) or not."""
-        if self._t_command is not None and now > self._t_command:
-            interval = now - self._t_command
-            if interval > 2 * period_s:
-                self._count("command_gap")
-            rate = 1.0 / interval
-            self.command_rate_hz = rate if self.command_rate_hz == 0 else 0.9 * self.command_rate_hz + 0.1 * rate
+        if self._t_command is not None and now - self._t_command > 2 * period_s:
+            self._count("command_gap")
         self._t_command = now
+        self._arrivals.append(now)
+        while self._arrivals and self._arrivals[0] <= now - COMMAND_RATE_WINDOW_S:
+            self._arrivals.popleft()
+        self.command_rate_hz = len(self._arrivals) / COMMAND_RATE_WINDOW_S
         if stamp is not None and now - stamp > self.watchdog_s:
             self._count("stale_command")
             return Decision(None, ("stale_command",))

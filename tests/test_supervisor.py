@@ -328,5 +328,24 @@ def test_a_sequence_with_fresh_inputs_forwards_and_stale_ones_do_not():
     decision = supervisor.on_joint_command(q + 0.01, PERIOD, 1.17, 1.17)
     np.testing.assert_allclose(decision.q, q + 0.01)
     assert supervisor.counters["stale_command"] == 1 and supervisor.counters["stale_joint_states"] == 1
-    assert supervisor.counters.get("command_gap", 0) == 1 and 5 < supervisor.command_rate_hz < 100
+    assert supervisor.counters.get("command_gap", 0) == 1 and supervisor.command_rate_hz == 4.0  # 4 in the last 1 s
     assert supervisor.state == ARMED and "joint_state_fault" not in supervisor.counters
+
+
+def test_the_command_rate_is_the_commands_of_the_last_second_so_a_burst_after_arming_reads_as_a_burst():
+    """Issue 16.6: command_rate_hz read 140-650 Hz right after arming (an exponential average seeded by the first
+    interval between two queued commands). Now: commands that arrived in the last second."""
+    supervisor = SafetySupervisor(SafetyFilter(LIMITS), watchdog_s=WATCHDOG)
+    q = Q_HOME
+    now = 1.0
+    for k in range(5):  # five commands queued while the node started, delivered 1 ms apart
+        supervisor.on_joint_command(q, PERIOD, now + 0.001 * k, now)
+    assert supervisor.command_rate_hz == 5.0
+    rates = []
+    for k in range(1, 61):  # then 3 s at 20 Hz
+        t = now + 0.004 + k * PERIOD
+        supervisor.on_joint_state(q, t)
+        supervisor.on_joint_command(q, PERIOD, t, t)
+        rates.append(supervisor.command_rate_hz)
+    assert max(rates) <= 24.0, max(rates)  # never the 650 Hz of a burst
+    assert all(19.0 <= r <= 21.0 for r in rates[25:]), rates[25:]  # 20 Hz, +-1 command at the window edge
