@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from legion_policy.tasks import Plan, UnknownCommandError, library_from_dict
+from legion_runtime.paths import project_path
 
 
 class BadInput(RuntimeError):
@@ -29,7 +30,7 @@ def read_task_library(checkpoint: Path):
     from legion_policy.tasks import TaskLibraryError
 
     try:
-        return library_from_dict(read_manifest(checkpoint)["task_library"])
+        return library_from_dict(read_manifest(project_path(checkpoint))["task_library"])
     except (CheckpointError, TaskLibraryError) as exc:
         raise BadInput(f"cannot use checkpoint {checkpoint}: {exc}") from exc
 

@@ -16,6 +16,7 @@ import numpy as np
 from rich.console import Console
 
 from legion_runtime.graph import MAX_STEPS_PER_SUBTASK, TOPICS, recorded_topics
+from legion_runtime.paths import project_path
 from legion_policy.tasks import Plan, UnknownCommandError, library_from_dict
 from legion_runtime.commands import (  # noqa: F401 - BadInput and read_task_library are part of this module's API
     BadInput, plan_command, read_task_library,
@@ -39,7 +40,7 @@ def load_policy(checkpoint: Path):
     from legion_policy.checkpoint import CheckpointError, LegionPolicy
 
     try:
-        return LegionPolicy.load(checkpoint)
+        return LegionPolicy.load(project_path(checkpoint))
     except CheckpointError as exc:
         raise BadInput(f"cannot use checkpoint {checkpoint}: {exc}") from exc
 

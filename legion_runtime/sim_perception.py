@@ -46,7 +46,9 @@ class CameraPerception:
     def __post_init__(self):
         from legion_sim.camera import sim_tag_map_path
 
-        self.base_from_camera = load_extrinsics(self.calibration)
+        from legion_runtime.paths import project_path
+
+        self.base_from_camera = load_extrinsics(project_path(self.calibration))
         self.tags = load_tag_map(self.tag_map or sim_tag_map_path())
         self.frame = self.frame or FrameTransform.default()
         self.detector = TagDetector(self.tags, quad_decimate=self.quad_decimate)

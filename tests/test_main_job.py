@@ -284,3 +284,13 @@ def test_main_sh_with_options_but_no_command_keeps_the_default_wav(tmp_path):
                            str(SHIPPED), "--perception", "simulator", "--no-video", "--max-steps", "5", "--out",
                            str(tmp_path / "typed")], capture_output=True, text=True, timeout=600)
     assert "heard" not in proc.stdout and "'drawer-close'" in proc.stdout, proc.stdout + proc.stderr
+
+
+def test_legion_run_with_its_defaults_works_from_any_directory(tmp_path, monkeypatch):
+    """Issue 16.5 (the CLI's side): the default checkpoint and calibration are repository files."""
+    monkeypatch.chdir(tmp_path)
+    result = legion("run", "--text", "reach the goal", "--max-steps", "5", "--no-video", "--out", "runs")
+    assert result.exit_code in (0, 1), result.output
+    assert "goal from the camera" in result.output  # the camera path, with the shipped calibration
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    assert (run_dir / "summary.json").is_file()

@@ -434,3 +434,16 @@ def test_speech_node_without_a_microphone_says_so_and_keeps_serving_the_audio_to
     pcm = np.concatenate([pcm, np.zeros(32000 - len(pcm) % 32000, np.int16)])
     deliver(node, "audio", m.audio_to_msg(pcm))
     assert [msg.data for msg in sent(node, "command_text")] == ["reach the goal"]
+
+
+def test_policy_and_perception_nodes_find_the_shipped_files_from_any_directory(tmp_path, monkeypatch):
+    """Issue 16.5: launched from outside the repository, the policy died with "no checkpoint folder at
+    models/legion-reach-drawer" and perception with "cannot read calibration calibration/sim_camera_extrinsics.yaml":
+    the defaults name repository files relative to the repository, not to the working directory."""
+    monkeypatch.chdir(tmp_path)
+    policy = make("policy", checkpoint="models/legion-reach-drawer")
+    assert policy.policy.manifest["task_library"]["subtasks"]["reach"]["env_id"] == "reach-v3"
+    from legion_sim.camera import sim_tag_map_path
+
+    perception = make("perception", tag_map=sim_tag_map_path(), calibration="calibration/sim_camera_extrinsics.yaml")
+    assert perception.tracker is not None

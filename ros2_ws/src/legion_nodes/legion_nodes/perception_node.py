@@ -15,6 +15,7 @@ import numpy as np
 
 from legion_nodes._ros import LegionNode, run
 from legion_runtime import messages as m
+from legion_runtime.paths import project_path
 from sim2real.perception import (
     Intrinsics, ObjectTracker, PerceptionError, TagDetector, load_extrinsics, load_tag_map,
 )
@@ -27,9 +28,9 @@ class PerceptionNode(LegionNode):
                            ("calibration", "the easy_handeye2 YAML of T_base<-camera from the hand-eye calibration")):
             if not self.param(name):
                 raise PerceptionError(f"parameter {name} is empty: set it to a file ({hint})")
-        tags = load_tag_map(self.param("tag_map"))
+        tags = load_tag_map(project_path(self.param("tag_map")))
         self.detector = TagDetector(tags, quad_decimate=self.param("quad_decimate"))
-        self.tracker = ObjectTracker(tags, load_extrinsics(self.param("calibration")),
+        self.tracker = ObjectTracker(tags, load_extrinsics(project_path(self.param("calibration"))),
                                      max_age_s=self.param("max_age_s"))
         self.intrinsics = None
         source = self.param("camera_source")

@@ -11,12 +11,13 @@ import numpy as np
 from legion_nodes._ros import LegionNode, run
 from legion_policy.checkpoint import LegionPolicy
 from legion_runtime import messages as m
+from legion_runtime.paths import project_path
 
 
 class PolicyNode(LegionNode):
     def __init__(self):
         super().__init__("policy")
-        self.policy = LegionPolicy.load(self.param("checkpoint"))
+        self.policy = LegionPolicy.load(project_path(self.param("checkpoint")))
         self.obs = self.embedding = None
         self.obs_time = -float("inf")
         self.stale_cycles = self.bad_actions = 0
