@@ -32,8 +32,9 @@ def arguments() -> list:
     ]
 
 
-def legion_nodes(names: tuple, extra: dict | None = None) -> list:
-    """One launch_ros Node per graph node in ``names``, parameters: legion.yaml, <driver>.yaml, arguments, ``extra``."""
+def legion_nodes(names: tuple, extra: dict | None = None, condition=None) -> list:
+    """One launch_ros Node per graph node in ``names``, parameters: legion.yaml, <driver>.yaml, arguments, ``extra``;
+    started only where ``condition`` (a launch condition, None: always) holds."""
     driver_file = PathJoinSubstitution([str(CONFIG), PythonExpression(["'", LaunchConfiguration("driver"), ".yaml'"])])
     from_arguments = {"policy": {"checkpoint": LaunchConfiguration("checkpoint")},
                       "speech": {"backend": LaunchConfiguration("speech_backend"),
@@ -43,7 +44,7 @@ def legion_nodes(names: tuple, extra: dict | None = None) -> list:
         spec = NODES[name]
         overrides = {**from_arguments.get(name, {}), **(extra or {}).get(name, {})}
         nodes.append(Node(package="legion_nodes", executable=spec.executable, name=spec.name, output="screen",
-                          parameters=[str(CONFIG / "legion.yaml"), driver_file, overrides]))
+                          parameters=[str(CONFIG / "legion.yaml"), driver_file, overrides], condition=condition))
     return nodes
 
 
