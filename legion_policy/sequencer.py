@@ -39,6 +39,8 @@ class Attempt:
         steps: control steps used.
         success: the success test passed.
         skipped: why the subtask was not attempted (further), or None.
+        why: why the attempt ended: "success", "max_steps" (its step budget used), or the reason given to
+            :meth:`TaskSequencer.expire` (e.g. its time ran out without observations); "" while it runs.
     """
 
     subtask: str
@@ -46,6 +48,7 @@ class Attempt:
     steps: int = 0
     success: bool = False
     skipped: str | None = None
+    why: str = ""
 
 
 class TaskSequencer:
@@ -126,10 +129,25 @@ class TaskSequencer:
         attempt.steps += 1
         test = subtask.success
         if goal is not None and (obj is not None or not test.uses_object) and test.passed(tcp, obj, goal):
-            attempt.success = True
+            attempt.success, attempt.why = True, "success"
         elif attempt.steps < self.max_steps:
             return False
+        else:
+            attempt.why = "max_steps"
         self._finish(attempt)
+        return True
+
+    def expire(self, why: str) -> bool:
+        """End the running attempt as failed for ``why`` (e.g. its time ran out while no observations came), then
+        retry or move on as after a failure.
+
+        Returns:
+            True when an attempt was running.
+        """
+        if self.current_subtask() is None:
+            return False
+        self.attempts[-1].why = why
+        self._finish(self.attempts[-1])
         return True
 
     def skip(self, reason: str) -> bool:
@@ -158,11 +176,20 @@ class TaskSequencer:
 
     def status(self) -> dict:
         """JSON-ready status for the ROS node: command, state (idle/running/done), order used, note, subtask index
-        and description, attempts so far (:class:`Attempt` fields)."""
+        and description, attempts so far (:class:`Attempt` fields); when done also ``success`` (every subtask
+        succeeded) and ``subtasks`` (:meth:`report`'s, each with ``why`` it ended: success, max_steps, the
+        expiry reason or the skip reason)."""
         state = "idle" if self.plan is None else ("running" if self.current() else "done")
-        return {"command": self.plan.text if self.plan else "", "state": state, "order": self.order_used,
-                "note": self.note, "subtask_index": self.index, "subtask": self.current(),
-                "attempts": [asdict(a) for a in self.attempts]}
+        status = {"command": self.plan.text if self.plan else "", "state": state, "order": self.order_used,
+                  "note": self.note, "subtask_index": self.index, "subtask": self.current(),
+                  "attempts": [asdict(a) for a in self.attempts]}
+        if state == "done":  # the outcome, and why each subtask ended as it did
+            report = self.report()
+            status["success"] = report["success"]
+            status["subtasks"] = [{**s, "why": next((a.why or (a.skipped or "") for a in reversed(self.attempts)
+                                                     if a.subtask == s["subtask"]), "")}
+                                  for s in report["subtasks"]]
+        return status
 
     def report(self) -> dict:
         """JSON-ready outcome of the command.

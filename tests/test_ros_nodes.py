@@ -447,3 +447,27 @@ def test_policy_and_perception_nodes_find_the_shipped_files_from_any_directory(t
 
     perception = make("perception", tag_map=sim_tag_map_path(), calibration="calibration/sim_camera_extrinsics.yaml")
     assert perception.tracker is not None
+
+
+def test_task_sequencer_ends_an_attempt_whose_observations_stopped_when_its_time_is_up():
+    """Issue 16.4: with the camera in the loop the policy sometimes waited, no observation came, and the sequencer,
+    which counts steps on observations, kept the status "running" forever."""
+    import json
+
+    node = make("task_sequencer", max_steps_per_subtask=150, retries=0)
+    node.get_clock().set(100.0)
+    deliver(node, "command_text", m.command_to_msg("reach the goal"))
+    far = np.zeros(12, np.float32)
+    far[9:12] = [0.0, 0.8, 0.2]
+    node.check_time_limit()  # the attempt's clock starts
+    for _ in range(40):
+        deliver(node, "observation", m.observation_to_msg(far))  # 40 steps, then the observations stop
+    node.get_clock().set(100.0 + 8.4)
+    node.check_time_limit()
+    assert json.loads(sent(node, "task_status")[-1].data)["state"] == "running", "8.4 s < 150 / 20 Hz + 1 s"
+    node.get_clock().set(100.0 + 8.6)
+    node.check_time_limit()
+    final = json.loads(sent(node, "task_status")[-1].data)
+    assert final["state"] == "done" and final["success"] is False
+    assert final["subtasks"][0]["why"] == "time limit 8.5 s: 40 of 150 steps observed"
+    assert sent(node, "subtask")[-1].data == ""

@@ -47,7 +47,7 @@ def test_success_is_judged_from_the_perceived_positions_with_the_library_test(li
     assert seq.step(FAR, GOAL + [0, 0, 0.064], GOAL)
     report = seq.report()
     assert report["done"] and report["success"] and report["attempts"] == [
-        {"subtask": "drawer-close", "attempt": 1, "steps": 3, "success": True, "skipped": None}]
+        {"subtask": "drawer-close", "attempt": 1, "steps": 3, "success": True, "skipped": None, "why": "success"}]
     seq.command("reach the goal")  # tcp_to_goal <= 0.05 m: the object does not matter
     assert seq.step(GOAL + [0.0, 0.049, 0.0], None, GOAL)
 
@@ -145,7 +145,7 @@ def test_skip_records_the_reason_without_attempting_and_moves_on(library):
     assert not seq.skip("nothing left"), "nothing to skip once done"
     report = seq.report()
     assert report["attempts"][0] == {"subtask": "peg-unplug-side", "attempt": 1, "steps": 0, "success": False,
-                                     "skipped": "'peg' is not detected"}
+                                     "skipped": "'peg' is not detected", "why": ""}
     assert len(report["attempts"]) == 2, "a skipped subtask is not retried"
     assert not report["success"]
 
@@ -167,3 +167,21 @@ def test_unknown_commands_and_bad_settings(library):
         TaskSequencer(library, order="alphabetical")
     with pytest.raises(ValueError, match="max_steps"):
         TaskSequencer(library, max_steps=0)
+
+
+def test_an_attempt_whose_time_ran_out_ends_failed_with_the_reason_and_the_status_says_why():
+    """Issue 16.4: the node counts steps on observations only, so a subtask whose observations stopped never ended.
+    expire() ends it; the final status says success or failure and why, per subtask."""
+    seq = TaskSequencer(load_task_library(), max_steps=3, retries=1)
+    seq.command("reach the goal then close the drawer")
+    assert seq.expire("time limit 8.2 s: 40 of 150 steps observed")
+    assert seq.current() == "reach the goal", "an expired attempt is retried like a failed one"
+    for _ in range(3):
+        seq.step(FAR, None, GOAL)
+    seq.step(*at_goal(seq))
+    status = seq.status()
+    assert status["state"] == "done" and status["success"] is False
+    assert [(s["subtask"], s["success"], s["why"]) for s in status["subtasks"]] == [
+        ("reach", False, "max_steps"), ("drawer-close", True, "success")]
+    assert status["attempts"][0]["why"] == "time limit 8.2 s: 40 of 150 steps observed"
+    assert not seq.expire("nothing runs"), "nothing to expire once done"

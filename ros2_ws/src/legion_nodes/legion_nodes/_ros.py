@@ -82,14 +82,26 @@ class LegionNode(Node):
 
 
 def run(node_class: type[LegionNode], args: list[str] | None = None) -> None:
-    """Entry point body: init rclpy, spin one ``node_class`` until shutdown (Ctrl-C), clean up."""
+    """Entry point body: init rclpy, spin one ``node_class`` until shutdown, clean up without a traceback.
+
+    SIGINT (Ctrl-C, ``ros2 launch`` stopping) and SIGTERM end the spin through rclpy's signal handlers, which shut the
+    context down: rclpy then raises ``KeyboardInterrupt`` or ``ExternalShutdownException`` from ``spin``, and a
+    timer that fires meanwhile may fail to publish on the invalid context. Both are the normal end of a node, so
+    they end it quietly; anything else is a real error and keeps its traceback.
+    """
+    from rclpy.executors import ExternalShutdownException
+
     rclpy.init(args=args)
-    node = node_class()
+    node = None
     try:
+        node = node_class()
         rclpy.spin(node)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except Exception as exc:  # noqa: BLE001 - only the publish-after-shutdown race is swallowed
+        if rclpy.ok() or "context is invalid" not in str(exc):
+            raise
     finally:
-        node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()

@@ -4,6 +4,11 @@ Logic: :class:`legion_policy.sequencer.TaskSequencer` over the task library (``t
 file; default the shipped one; ``order``: library, random or spoken). Each observation counts one control step
 of the running subtask, judged by its library success test on the TCP (below the observed ee point 0:3), the
 object (3:6) and the goal (9:12), sim frame. An unknown task publishes a status listing the known commands and starts nothing.
+
+Steps are counted on observations, so an attempt whose observations stop (the policy or perception stalls) would
+never end: each attempt also has a time limit, ``max_steps_per_subtask / control_rate_hz + attempt_time_margin_s``
+of ROS time (150 / 20 Hz + 1 s = 8.5 s), after which it ends failed with the reason (:meth:`TaskSequencer.expire`).
+The final status (state "done") says whether the command succeeded and why each subtask ended.
 """
 import json
 
@@ -22,6 +27,25 @@ class TaskSequencerNode(LegionNode):
                                        retries=self.param("retries"), order=self.param("order"))
         self.subscribe("command_text", self.on_command)
         self.subscribe("observation", self.on_observation)
+        self.time_limit_s = (self.param("max_steps_per_subtask") / self.param("control_rate_hz")
+                             + self.param("attempt_time_margin_s"))
+        self.attempt_started: tuple[int, float] | None = None  # (attempt number in the command, ROS time it began)
+        self.create_timer(0.1, self.check_time_limit)
+
+    def check_time_limit(self) -> None:
+        """End the running attempt once its time is up, whether or not observations came."""
+        if self.sequencer.current_subtask() is None:
+            return
+        now, key = self.now_s(), len(self.sequencer.attempts)
+        if self.attempt_started is None or self.attempt_started[0] != key:
+            self.attempt_started = (key, now)  # a new attempt (a retry or the next subtask)
+            return
+        if now - self.attempt_started[1] > self.time_limit_s:
+            steps = self.sequencer.attempts[-1].steps
+            self.sequencer.expire(f"time limit {self.time_limit_s:.1f} s: {steps} of "
+                                  f"{self.sequencer.max_steps} steps observed")
+            self.publish("subtask", m.text_to_msg(self.sequencer.current()))
+            self.publish_status()
 
     def on_command(self, msg) -> None:
         text = m.text_from_msg(msg)
