@@ -1,7 +1,7 @@
 """MuJoCo-in-the-loop: the LEGION nodes driving the MuJoCo KUKA plant instead of the robot.
 
     ros2 launch legion_bringup mujoco_plant.launch.py [task:=reach-v3] [checkpoint:=models/legion-reach-drawer]
-        [camera:=true|false] [audio_source:=topic|microphone]
+        [camera:=true|false] [audio_source:=topic|microphone] [seed:=0]
 
 The mujoco_plant node takes the arm driver's, the gripper's and the RealSense's place with their topics and
 action: it publishes the virtual RealSense's images, and the perception node finds the tags on them with the
@@ -32,13 +32,14 @@ def generate_launch_description() -> LaunchDescription:
     return LaunchDescription([
         *_legion.arguments(),
         DeclareLaunchArgument("task", default_value="reach-v3", description="Meta-World task scene of the plant"),
+        DeclareLaunchArgument("seed", default_value="0", description="seed of the plant's object and goal placement"),
         DeclareLaunchArgument("camera", default_value="true", choices=["true", "false"],
                               description="true: objects from the virtual RealSense through AprilTags (perception "
                                           "node); false: the simulator's object positions"),
         DeclareLaunchArgument("audio_source", default_value="topic", choices=["topic", "microphone"],
                               description="speech input: /legion/audio, or the default microphone"),
         *_legion.legion_nodes(NODES, extra={
-            "mujoco_plant": {"task": LaunchConfiguration("task"), "camera": camera},
+            "mujoco_plant": {"task": LaunchConfiguration("task"), "camera": camera, "seed": LaunchConfiguration("seed")},
             "speech": {"audio_source": LaunchConfiguration("audio_source")}}),
         *_legion.legion_nodes(("perception",), extra={
             "perception": {"tag_map": sim_tag_map_path(), "calibration": "calibration/sim_camera_extrinsics.yaml"}},

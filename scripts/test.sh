@@ -4,4 +4,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export MUJOCO_GL=${MUJOCO_GL:-egl}
+# A real ROS 2 Jazzy for the tests of the nodes and launch files (tests/test_ros2_real.py): a sourced one, or the
+# one ../shared/ros2/build.sh builds into a prefix outside the clone (12-16 min once per machine, before pytest's
+# clock starts; later calls return at once). Without either, those tests are skipped with the reason.
+if [ -z "${ROS_DISTRO:-}" ] && [ -f ../shared/ros2/build.sh ]; then
+  export LEGION_ROS2_PREFIX=${LEGION_ROS2_PREFIX:-/opt/legion/ros2-jazzy}
+  log=${TMPDIR:-/tmp}/legion-ros2-build.log
+  bash ../shared/ros2/build.sh "$LEGION_ROS2_PREFIX" > "$log" 2>&1 \
+    || { tail -n 40 "$log"; echo "[test] building ROS 2 Jazzy failed: $log" >&2; exit 1; }
+  tail -n 1 "$log"
+fi
 exec .venv/bin/python -m pytest -q "$@"

@@ -9,6 +9,7 @@ functions the in-process runner and its rosbag2 recorder use, so a node file hol
 """
 from __future__ import annotations
 
+import signal
 from collections.abc import Callable
 from typing import Any
 
@@ -84,7 +85,7 @@ class LegionNode(Node):
 def run(node_class: type[LegionNode], args: list[str] | None = None) -> None:
     """Entry point body: init rclpy, spin one ``node_class`` until shutdown, clean up without a traceback.
 
-    SIGINT (Ctrl-C, ``ros2 launch`` stopping) and SIGTERM end the spin through rclpy's signal handlers, which shut the
+    SIGINT (Ctrl-C, ``ros2 launch`` stopping; often twice) and SIGTERM end the spin through rclpy's signal handlers, which shut the
     context down: rclpy then raises ``KeyboardInterrupt`` or ``ExternalShutdownException`` from ``spin``, and a
     timer that fires meanwhile may fail to publish on the invalid context. Both are the normal end of a node, so
     they end it quietly; anything else is a real error and keeps its traceback.
@@ -102,6 +103,9 @@ def run(node_class: type[LegionNode], args: list[str] | None = None) -> None:
         if rclpy.ok() or "context is invalid" not in str(exc):
             raise
     finally:
+        # Ctrl-C on `ros2 launch` reaches a node twice (the terminal's SIGINT to the process group, then launch's
+        # own): a second KeyboardInterrupt must not cut the clean-up short with a traceback.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()

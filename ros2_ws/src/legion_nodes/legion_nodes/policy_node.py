@@ -21,7 +21,7 @@ class PolicyNode(LegionNode):
         self.obs = self.embedding = None
         self.obs_time = -float("inf")
         self.stale_cycles = self.bad_actions = 0
-        self.active, self.steps = False, 0
+        self.active, self.steps, self.subtask = False, 0, ""
         self.subscribe("observation", self.on_observation)
         self.subscribe("embedding", self.on_embedding)
         self.subscribe("subtask", self.on_subtask)
@@ -34,7 +34,10 @@ class PolicyNode(LegionNode):
         self.embedding = m.embedding_from_msg(msg)
 
     def on_subtask(self, msg) -> None:
-        self.active, self.steps, self.embedding = bool(m.text_from_msg(msg)), 0, None
+        text = m.text_from_msg(msg)
+        if text != self.subtask:  # a new description: wait for its embedding. A retry (the same text again) keeps
+            self.embedding = None  # it: the embedding node may already have answered before this callback ran
+        self.subtask, self.active, self.steps = text, bool(text), 0
 
     def on_timer(self) -> None:
         if not self.active or self.obs is None or self.embedding is None:

@@ -15,6 +15,9 @@ from legion_runtime.main_job import make_chain
 from sim2real.drivers import driver
 
 GRIPPER_CLOSED_RAD = m.GRIPPER_CLOSED_RAD
+#: Largest distance, m, between the accumulated TCP target and the measured TCP before the target is re-anchored on
+#: the measured one: two step caps (2 x 2.5 cm), i.e. the arm is more than a cycle behind.
+TRACKING_LIMIT_M = 0.05
 
 
 class Sim2RealNode(LegionNode):
@@ -43,6 +46,10 @@ class Sim2RealNode(LegionNode):
             return
         action = m.action_from_msg(msg)
         tcp_base = self.real2sim.kinematics.forward_kinematics(self.q)[0]
+        if self.last_sent is not None and np.linalg.norm(self.last_sent - tcp_base) > TRACKING_LIMIT_M:
+            # the arm did not follow (the safety node refused or held): re-anchor on the measured TCP, as the
+            # in-process runner does on a HOLD, so the target never runs away from the arm
+            self.last_sent = None
         if self.last_sent is None:
             self.sim2real.reset(self.real2sim.frame.to_sim(tcp_base))
             self.last_sent = tcp_base
