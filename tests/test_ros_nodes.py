@@ -471,3 +471,24 @@ def test_task_sequencer_ends_an_attempt_whose_observations_stopped_when_its_time
     assert final["state"] == "done" and final["success"] is False
     assert final["subtasks"][0]["why"] == "time limit 8.5 s: 40 of 150 steps observed"
     assert sent(node, "subtask")[-1].data == ""
+
+
+def test_policy_node_acts_on_a_retry_of_the_same_subtask():
+    """On the real ROS 2 graph the policy never acted again after the first attempt: a retry republishes the same
+    description, the embedding node answers at once, and the policy's subtask callback then wiped that embedding."""
+    node = make("policy", checkpoint=CHECKPOINT)
+    from legion_policy.embedding import TextEmbedder
+
+    embedding = m.embedding_to_msg(TextEmbedder().embed("reach the goal"))
+    obs = m.observation_to_msg(np.array([0, 0.6, 0.2, 0, 0.7, 0.02, 0, 0, 0, 0, 0.8, 0.2], np.float32))
+    node.get_clock().set(5.0)
+    deliver(node, "subtask", m.command_to_msg("reach the goal"))
+    deliver(node, "embedding", embedding)
+    deliver(node, "observation", obs)
+    node.on_timer()
+    assert len(sent(node, "action")) == 1
+    deliver(node, "embedding", embedding)  # the retry: the embedding node answered before the policy saw the subtask
+    deliver(node, "subtask", m.command_to_msg("reach the goal"))
+    deliver(node, "observation", obs)
+    node.on_timer()
+    assert len(sent(node, "action")) == 2

@@ -349,3 +349,22 @@ def test_the_command_rate_is_the_commands_of_the_last_second_so_a_burst_after_ar
         rates.append(supervisor.command_rate_hz)
     assert max(rates) <= 24.0, max(rates)  # never the 650 Hz of a burst
     assert all(19.0 <= r <= 21.0 for r in rates[25:]), rates[25:]  # 20 Hz, +-1 command at the window edge
+
+
+@pytest.mark.parametrize("below_floor_m, forwarded", [(0.003, True), (0.0049, True), (0.006, False), (0.05, False)])
+def test_the_cartesian_check_allows_the_ik_solutions_millimetres_but_not_more(below_floor_m, forwarded):
+    """On the real ROS 2 graph 187 of 300 reach commands were refused as "workspace_clamped": the IK solution's TCP
+    lay millimetres below the box floor the sim2real node had clamped its target to. The supervisor now allows
+    CARTESIAN_TOLERANCE_M (5 mm; the floor is 5 mm above the table) and refuses anything farther out."""
+    from sim2real.supervisor import CARTESIAN_TOLERANCE_M
+
+    assert CARTESIAN_TOLERANCE_M == 0.005
+    tcp = {"now": np.array([0.5, 0.0, 0.06])}
+    supervisor = SafetySupervisor(SafetyFilter(LIMITS), watchdog_s=WATCHDOG, fk=lambda q: tcp["now"].copy())
+    supervisor.on_joint_state(Q_HOME, 1.0)
+    assert supervisor.arm(1.0)[0]
+    tcp["now"] = np.array([0.5, 0.0, LIMITS.workspace_min[2] - below_floor_m])
+    decision = supervisor.on_joint_command(Q_HOME, PERIOD, 1.01, 1.01)
+    assert (decision.q is not None) == forwarded, decision.reasons
+    if not forwarded:
+        assert decision.reasons == ("cartesian_workspace_exceeded",)
