@@ -2,7 +2,7 @@
 _ok = False
 
 
-def init(args=None, context=None):
+def init(args=None, context=None, **_options):
     global _ok
     _ok = True
 

@@ -82,30 +82,37 @@ class LegionNode(Node):
         return self.get_clock().now().nanoseconds * 1e-9
 
 
+def _stop_on_first_signal(signum, _frame) -> None:
+    """SIGINT / SIGTERM: ignore any further one (Ctrl-C on `ros2 launch` reaches a node twice, from the terminal and
+    from launch), then end the spin with KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
 def run(node_class: type[LegionNode], args: list[str] | None = None) -> None:
-    """Entry point body: init rclpy, spin one ``node_class`` until shutdown, clean up without a traceback.
+    """Entry point body: init rclpy, spin one ``node_class`` until SIGINT / SIGTERM, clean up without a traceback.
 
-    SIGINT (Ctrl-C, ``ros2 launch`` stopping; often twice) and SIGTERM end the spin through rclpy's signal handlers, which shut the
-    context down: rclpy then raises ``KeyboardInterrupt`` or ``ExternalShutdownException`` from ``spin``, and a
-    timer that fires meanwhile may fail to publish on the invalid context. Both are the normal end of a node, so
-    they end it quietly; anything else is a real error and keeps its traceback.
+    rclpy's own signal handlers are off: a second SIGINT arriving while the first unwinds (``ros2 launch`` sends
+    one, a terminal's Ctrl-C another) raised KeyboardInterrupt inside clean-up code and printed a traceback. Here
+    the first signal ignores the rest and stops the spin; the node is destroyed and rclpy shut down in order.
     """
-    from rclpy.executors import ExternalShutdownException
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.signals import SignalHandlerOptions
 
-    rclpy.init(args=args)
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    signal.signal(signal.SIGINT, _stop_on_first_signal)
+    signal.signal(signal.SIGTERM, _stop_on_first_signal)
     node = None
     try:
         node = node_class()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
+        while True:  # short waits: Python runs the signal handler between them (a node may have no timer)
+            executor.spin_once(timeout_sec=0.1)
+    except KeyboardInterrupt:
         pass
-    except Exception as exc:  # noqa: BLE001 - only the publish-after-shutdown race is swallowed
-        if rclpy.ok() or "context is invalid" not in str(exc):
-            raise
     finally:
-        # Ctrl-C on `ros2 launch` reaches a node twice (the terminal's SIGINT to the process group, then launch's
-        # own): a second KeyboardInterrupt must not cut the clean-up short with a traceback.
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()

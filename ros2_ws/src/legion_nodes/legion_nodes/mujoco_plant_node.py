@@ -63,6 +63,12 @@ class MujocoPlantNode(LegionNode):
         result.position, result.reached_goal = position, True
         return result
 
+    def destroy_node(self) -> None:
+        """Free the renderers' EGL contexts first: after the interpreter's exit tore EGL down, the garbage collector's
+        attempt printed EGL_NOT_INITIALIZED tracebacks."""
+        self.plant.close()
+        super().destroy_node()
+
     def on_timer(self) -> None:
         self.plant.step(self.q_target, self.gripper)
         q, qd = self.plant.joint_state()
