@@ -132,7 +132,7 @@ def commands(
         print(f"  {st.name} ({st.env_id}): {' | '.join(st.phrasings)}")
     print("\nLong-horizon tasks (a sequence of the subtasks above; 'chain': in this order, stops at a failure; "
           "'set': any order):")
-    for task in library.long_horizon.values() or ():
+    for task in library.long_horizon.values():
         print(f"  {' | '.join(task.phrasings)}: {task.order} of {', '.join(task.subtasks)}")
     if not library.long_horizon:
         print("  (none)")
@@ -200,8 +200,8 @@ def sweep(
     from legion_policy.tasks import PAPER_STREAM
     from legion_policy.trainer import TrainConfig, TrainConfigError
     from legion_runtime.report import load_run, print_report
+    from legion_runtime.train_command import split_list as split
 
-    split = lambda text: [t.strip() for t in text.split(",") if t.strip()]  # noqa: E731
     base = TrainConfig(tasks=split(tasks) or list(PAPER_STREAM), steps_per_task=steps_per_task, eval_every=eval_every,
                        eval_episodes=eval_episodes, random_steps=random_steps,
                        agent=AgentConfig(hidden=hidden, batch_size=batch_size))

@@ -17,7 +17,8 @@ from legion_policy.tasks import FEW_SHOT_STREAM, PAPER_STREAM
 console = Console(soft_wrap=True)  # messages stay on one line (greppable)
 
 
-def _split(text: str) -> list[str]:
+def split_list(text: str) -> list[str]:
+    """``"a, b,,c"`` -> ``["a", "b", "c"]``: a comma-separated option's items, blanks dropped."""
     return [t.strip() for t in text.split(",") if t.strip()]
 
 
@@ -72,13 +73,13 @@ def train(
     else:
         console.print(f"[red]error:[/red] --agent-preset must be 'default' or 'paper', got {agent_preset!r}")
         raise typer.Exit(2)
-    cfg = TrainConfig(tasks=_split(tasks), order=order, loops=loops, method=method, replay=replay or None,
+    cfg = TrainConfig(tasks=split_list(tasks), order=order, loops=loops, method=method, replay=replay or None,
                       fifo_visits=fifo_visits, reservoir_capacity=reservoir_capacity or None, placement=placement,
                       robot=robot, control=control,
                       steps_per_task=steps_per_task, eval_every=eval_every, eval_episodes=eval_episodes, seed=seed,
                       out=str(out), embedding_model=str(embedding_model) if embedding_model else None,
                       random_steps=random_steps, dpmm_first=dpmm_first, dpmm_every=dpmm_every,
-                      encoder_every=encoder_every, updates_per_step=utd, agent=agent, reward_v1_tasks=_split(reward_v1),
+                      encoder_every=encoder_every, updates_per_step=utd, agent=agent, reward_v1_tasks=split_list(reward_v1),
                       num_envs=num_envs, vector_env=vector_env, torch_threads=torch_threads,
                       packnet_retrain_steps=None if packnet_retrain_steps < 0 else packnet_retrain_steps)
     if protocol == "few-shot":

@@ -2,6 +2,7 @@
 that says what each phrase is and where it is documented (issue 15, items 8 and 10)."""
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -21,7 +22,8 @@ try:
     app(sys.argv[1:], prog_name="legion")
 except SystemExit as exc:
     code = exc.code
-print("HEAVY", sorted(m for m in ("torch", "mujoco", "transformers", "metaworld") if m in sys.modules))
+import json
+print("HEAVY", json.dumps(sorted(m for m in ("torch", "mujoco", "transformers", "metaworld") if m in sys.modules)))
 print("EXIT", code)
 """
 
@@ -31,7 +33,7 @@ def legion_fresh(*args: str, columns: int = 80) -> tuple[str, list[str], int]:
     proc = subprocess.run([sys.executable, "-c", PROBE, *args], capture_output=True, text=True, timeout=120,
                           cwd=ROOT, env={"PATH": "/usr/bin:/bin", "COLUMNS": str(columns), "HOME": "/tmp"})
     lines = proc.stdout.splitlines()
-    heavy = eval(lines[-2].removeprefix("HEAVY "))  # noqa: S307 - our own probe's list literal
+    heavy = json.loads(lines[-2].removeprefix("HEAVY "))
     return "\n".join(lines[:-2]) + proc.stderr, heavy, int(lines[-1].removeprefix("EXIT "))
 
 

@@ -105,7 +105,9 @@ def test_embedding_node_embeds_the_subtask_description():
     np.testing.assert_allclose(m.embedding_from_msg(msg), TextEmbedder().embed(["reach the goal"])[0], atol=1e-6)
 
 
-def test_real2sim_node_never_reuses_a_stale_object_pose():
+def real2sim_beside_a_plant():
+    """A real2sim node and a MuJoCo plant node that has published one cycle (at 10 s): (node, plant, poses,
+    joints), the object poses already delivered to real2sim."""
     node = make("real2sim")
     plant = make("mujoco_plant")
     plant.get_clock().set(10.0)
@@ -113,6 +115,11 @@ def test_real2sim_node_never_reuses_a_stale_object_pose():
     (poses,) = sent(plant, "object_poses")
     (joints,) = sent(plant, "joint_states")
     deliver(node, "object_poses", poses)
+    return node, plant, poses, joints
+
+
+def test_real2sim_node_never_reuses_a_stale_object_pose():
+    node, plant, poses, joints = real2sim_beside_a_plant()
     deliver(node, "joint_states", joints)
     assert sent(node, "observation") == [], "no subtask yet: nothing to observe"
     deliver(node, "subtask", m.command_to_msg("reach the goal"))
@@ -390,13 +397,7 @@ def test_mujoco_plant_node_runs_the_table_scene_and_publishes_all_its_objects():
 def test_real2sim_goes_idle_on_the_blank_subtask_and_serves_the_next_command():
     """Issue 16.3: real2sim read the idle subtask "" with command_from_msg, which raises: it died at the end of every
     command, and no second command ever completed."""
-    node = make("real2sim")
-    plant = make("mujoco_plant")
-    plant.get_clock().set(10.0)
-    plant.on_timer()
-    (poses,) = sent(plant, "object_poses")
-    (joints,) = sent(plant, "joint_states")
-    deliver(node, "object_poses", poses)
+    node, _, _, joints = real2sim_beside_a_plant()
     deliver(node, "subtask", m.command_to_msg("reach the goal"))
     deliver(node, "joint_states", joints)
     assert len(sent(node, "observation")) == 1

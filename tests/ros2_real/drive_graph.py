@@ -23,6 +23,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import rclpy
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.qos import qos_profile_sensor_data
@@ -124,8 +125,6 @@ def run_command(mon: Monitor, text: str, timeout: float) -> dict:
     with mon.lock:
         diagnostics = {name: entries[-1] for name, entries in mon.diagnostics.items()}
         observed = [obs for t, obs in mon.observations if t0 <= t <= t1]
-    import numpy as np  # noqa: PLC0415
-
     ee_to_goal = [float(np.linalg.norm(np.subtract(o[0:3], o[9:12]))) for o in observed]
     return {"command": text, "seconds": t1 - t0, "final": final[1] if final else None, "rates": mon.rates(t0, t1),
             "diagnostics": diagnostics, "observations": len(observed),
