@@ -9,15 +9,16 @@ from __future__ import annotations
 from pathlib import Path
 
 from legion_policy.tasks import Plan, UnknownCommandError, library_from_dict
-from legion_runtime.paths import project_path
+from legion_runtime.paths import REPO_ROOT, project_path
 
 
 class BadInput(RuntimeError):
-    """An input of the main job is unusable (checkpoint, WAV, speech model, embedding model); the message says why."""
+    """An input of the main job is unusable (checkpoint, WAV, speech model, embedding model), or the machine cannot
+    render (no OpenGL back-end); the message says why. The CLI exits with status 2."""
 
 
 #: The shipped checkpoints (``models/*/checkpoint``) of this repository, searched for the skills a command needs.
-MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
+MODELS_DIR = REPO_ROOT / "models"
 
 
 def read_task_library(checkpoint: Path):
