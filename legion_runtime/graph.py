@@ -123,6 +123,9 @@ SERVICES: dict[str, Service] = {
     "arm": Service("/legion/safety/arm", "std_srvs/srv/Trigger", "leave HOLD (or a latched e-stop) and forward commands"),
     "hold": Service("/legion/safety/hold", "std_srvs/srv/Trigger", "stop forwarding commands; hold the measured posture"),
     "estop": Service("/legion/safety/estop", "std_srvs/srv/Trigger", "latched stop; only `arm` releases it"),
+    "plant_reset": Service("/mujoco_plant/reset", "std_srvs/srv/Trigger",
+                           "MuJoCo-in-the-loop only: a new object and goal placement, the arm back at its start "
+                           "posture (the safety node latches that jump as a sensor fault: hold, reset, then arm)"),
 }
 
 ACTIONS: dict[str, Action] = {
@@ -157,8 +160,8 @@ NODES: dict[str, Node] = {n.name: n for n in (
          services=("arm", "hold", "estop"), action_clients=("gripper",)),
     Node("mujoco_plant", "mujoco_plant_node", ("joint_targets",), ("joint_states", "object_poses", "image", "camera_info"),
          {"driver": "lbr_fri_ros2_stack", "task": "reach-v3", "seed": 0, "base_frame": "base", "camera": False,
-          "camera_frame": "camera_color_optical_frame"},
-         action_servers=("gripper",)),
+          "camera_frame": "camera_color_optical_frame", "camera_rate_hz": 15.0},  # a D435 colour mode: 6, 15, 30 fps
+         services=("plant_reset",), action_servers=("gripper",)),
 )}
 
 #: Nodes of the deployment itself (the plant stands in for the robot's drivers and camera).

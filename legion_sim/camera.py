@@ -152,8 +152,18 @@ class VirtualRealSense:
                 self._renderer = mujoco.Renderer(self.model, height=self.intrinsics.height, width=self.intrinsics.width)
             except Exception as exc:  # noqa: BLE001 - GL back-ends raise assorted types
                 raise RuntimeError(f"cannot render the virtual RealSense ({exc}); set MUJOCO_GL=egl") from exc
-        self._renderer.update_scene(self.data, camera=self._id, scene_option=self._option)
+        self.update_scene(self._renderer)
         return self._renderer.render().copy()
+
+    def update_scene(self, renderer: mujoco.Renderer) -> None:
+        """Copy the current state into ``renderer``'s scene as this camera sees it (``mjv_updateScene``; no GL).
+
+        Shadows and reflections are off: with software GL they cost 30 % of a 640 x 480 frame (54 -> 38 ms on one
+        core here), and the tags, which are all perception reads, look the same without them.
+        """
+        renderer.update_scene(self.data, camera=self._id, scene_option=self._option)
+        renderer.scene.flags[mujoco.mjtRndFlag.mjRND_SHADOW] = False
+        renderer.scene.flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = False
 
     def pose_sim(self) -> np.ndarray:
         """(4, 4) true T_sim<-camera_color_optical_frame."""

@@ -1,5 +1,6 @@
 """The ROS 2 graph on a real ROS 2 Jazzy: colcon build, `ros2 launch` from outside the repository, the graph's
-interface, arming and three commands in a row, camera off and on, and a clean SIGINT (issue 16).
+interface, arming and three commands in a row, camera off and on, a killed policy node restarted by ``ros2 run``, the
+control loop's rate over 60 s with the camera on, and a clean SIGINT (issue 16).
 
 Runs when a ROS 2 Jazzy is available: ``LEGION_ROS2_PREFIX`` (set by scripts/test.sh after
 ``../shared/ros2/build.sh``) or a sourced one (``ROS_DISTRO``); otherwise the module is skipped with the reason. Every
@@ -47,14 +48,14 @@ def workspace(tmp_path_factory) -> Path:
     return out / "install"
 
 
-def drive(workspace: Path, tmp_path: Path, camera: str, seed: int = 1) -> tuple[dict, str]:
+def drive(workspace: Path, tmp_path: Path, camera: str, seed: int = 1, extra: str = "") -> tuple[dict, str]:
     """tests/ros2_real/drive_graph.py on the launch, run from ``tmp_path`` (outside the repository)."""
     out = tmp_path / f"camera_{camera}.json"
     commands = " ".join(f"--command '{c}'" for c in COMMANDS)
     proc = in_namespace(
         f"set +u; source {workspace}/setup.bash; set -u; export MUJOCO_GL=egl LEGION_ROS2_PREFIX={PREFIX}; "
         f"cd {tmp_path} && {sys.executable} {ROOT / 'tests/ros2_real/drive_graph.py'} --out {out} "
-        f"--camera {camera} --seed {seed} {commands}", timeout=400)
+        f"--camera {camera} --seed {seed} {commands} {extra}", timeout=600)
     assert out.is_file(), proc.stdout[-3000:] + proc.stderr[-3000:]
     return json.loads(out.read_text()), out.with_suffix(".launch.log").read_text()
 
@@ -65,7 +66,10 @@ def expected_topics(nodes) -> set[str]:
         "/parameter_events [rcl_interfaces/msg/ParameterEvent]", "/rosout [rcl_interfaces/msg/Log]"}
 
 
-def check_run(result: dict, log: str, nodes, *, reach_succeeds: bool, rates_at_20_hz: bool) -> None:
+def check_run(result: dict, log: str, nodes) -> None:
+    """The interface, arming, three commands that each end in time with a verdict and its reasons, a clean SIGINT.
+    Whether a reach succeeds is not asserted here: on a loaded machine the policy acts on observations as they come,
+    and the same placement has ended either way (CI's run of placement seed 0 succeeded, this machine's failed)."""
     assert set(nodes) <= set(result["nodes"]), result["nodes"]
     assert result["cwd"] != str(ROOT) and not result["cwd"].startswith(str(ROOT) + "/")
     # the interface the real ros2 CLI sees is the graph description's
@@ -83,31 +87,51 @@ def check_run(result: dict, log: str, nodes, *, reach_succeeds: bool, rates_at_2
         assert all(s["why"] for s in c["final"]["subtasks"]), c["final"]
         attempts = len(c["final"]["attempts"])
         assert c["seconds"] <= attempts * ATTEMPT_LIMIT_S + 2.0, c  # 2 s: DDS, timers, status delivery
-    assert first["final"]["success"] == reach_succeeds, first["final"]
-    print({topic: first["rates"][topic] for topic in ("action", "joint_command")})
-    if rates_at_20_hz:  # the control loop at 20 Hz +- 5 % over a whole command (two 150-step attempts: 15 s)
-        for topic in ("action", "joint_command"):
-            rate = first["rates"][topic]
-            assert rate["messages"] >= 250 and 19.0 <= rate["rate_hz"] <= 21.0, (topic, rate)
+        assert c["final"]["success"] == all(s["success"] for s in c["final"]["subtasks"])
+    assert first["observations"] > 0 and first["rates"]["action"]["messages"] > 0
     assert not drawer["final"]["success"]  # the reach scene has no drawer: it fails, and says why
-    assert again["final"] is not None
     # SIGINT to the launch: every node ends without a traceback
     assert result["launch_exit"] == 0, result["launch_exit"]
     for word in ("Traceback", "ExternalShutdownException", "RCLError", "process has died"):
         assert word not in log, log[log.find(word) - 2000: log.find(word) + 500]
 
 
-def test_the_graph_on_real_ros2_camera_off(workspace, tmp_path):
-    """Placement seed 0: the goal lies low and far (0.087, 0.882, 0.051 m, sim frame); the policy stops 9 cm short in
-    both attempts, so the first command runs its whole 2 x 150 steps: the rates are measured over 15 s."""
-    result, log = drive(workspace, tmp_path, "false", seed=0)
-    check_run(result, log, LAUNCHED, reach_succeeds=False, rates_at_20_hz=True)
-    assert [s["why"] for s in result["commands"][0]["final"]["subtasks"]] == ["max_steps"]
+def test_the_graph_on_real_ros2_camera_off_and_a_restarted_policy_takes_over(workspace, tmp_path):
+    """Camera off, then the policy node killed (SIGKILL) during a reach: while it is dead the safety node forwards
+    nothing and stays armed; ``ros2 run`` starts it again, it learns the running subtask and its embedding from the
+    latched topics and acts, and joint targets reach the arm again with no re-arm of anything."""
+    result, log = drive(workspace, tmp_path, "false", seed=0, extra="--restart-policy")
+    restart = result["restart"]
+    killed = [line for line in log.splitlines() if "process has died" in line]
+    assert len(killed) == 1 and "policy_node" in killed[0] and f"pid {restart['pid']}" in killed[0], killed
+    check_run(result, log.replace(killed[0], ""), LAUNCHED)  # the one death is the kill; the rest end cleanly
+    print({k: restart[k] for k in ("takeover_s", "targets_forwarded_while_dead", "in_flight_at_kill",
+                                   "safety_states_while_dead")})
+    assert restart["episode"]["arm"]["success"] and restart["pid"] is not None, restart
+    assert restart["targets_forwarded_while_dead"] == 0, restart
+    assert restart["safety_states_while_dead"] and set(restart["safety_states_while_dead"]) == {"ARMED"}, restart
+    assert restart["takeover_s"] is not None and restart["takeover_s"] < 30, restart
+    assert restart["restarted_exit"] == 0, restart
+    restarted_log = (tmp_path / "restarted_policy.log").read_text()
+    assert "Traceback" not in restarted_log, restarted_log[-3000:]
 
 
-def test_the_graph_on_real_ros2_camera_on(workspace, tmp_path):
-    """Placement seed 1: the reach succeeds through the virtual RealSense and the AprilTag detector. The rates are
-    printed, not asserted: with the camera rendered in software on 2 cores the loop falls below 20 Hz (issue 16)."""
-    result, log = drive(workspace, tmp_path, "true", seed=1)
-    check_run(result, log, (*LAUNCHED, "perception"), reach_succeeds=True, rates_at_20_hz=False)
-    assert result["commands"][0]["seconds"] < ATTEMPT_LIMIT_S
+def test_the_graph_on_real_ros2_camera_on_holds_20_hz_for_60_s(workspace, tmp_path):
+    """Camera on (virtual RealSense at 15 Hz, rendered on the plant's camera thread; AprilTag perception), then 60 s
+    of reaches, each from a new placement: /legion/action and the joint targets at 20 Hz +- 5 % while the policy
+    acts, no gap over 0.25 s, object poses within real2sim's 150 ms at 99 % of the joint states, and some reach
+    succeeds through the camera. The latency is printed here and reported by benchmarks/bench_ros2_graph.py."""
+    result, log = drive(workspace, tmp_path, "true", seed=1, extra="--soak-s 60")
+    check_run(result, log, (*LAUNCHED, "perception"))
+    soak = result["soak"]
+    print({k: soak["rates"][k] for k in ("action", "joint_targets", "joint_states", "camera_info", "object_poses")},
+          soak["joint_state_to_command_s"], soak["object_pose_age_s"])
+    assert soak["rates"]["control_s"] >= 60.0
+    for topic in ("action", "joint_targets"):
+        rate = soak["rates"][topic]
+        assert 19.0 <= rate["rate_hz"] <= 21.0 and rate["max_gap_s"] < 0.25, (topic, rate)
+    ages = soak["object_pose_age_s"]
+    assert ages["p99"] <= 0.15, ages
+    finals = [c["final"] for c in (*result["commands"], *soak["commands"])]
+    assert all(f is not None and f["state"] == "done" for f in finals)
+    assert any(f["success"] for f in finals), "no reach succeeded through the camera"

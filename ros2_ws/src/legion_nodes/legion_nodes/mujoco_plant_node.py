@@ -4,11 +4,14 @@ It takes the driver's place with the driver's interface: joint targets on the tr
 topic, the gripper action (control_msgs GripperCommand), ``joint_states`` with the driver's joint
 names, stepping :class:`legion_sim.plant.KukaPlant` (Meta-World's task scene, joint-position servos)
 every 50 ms of wall time. It stands in for the camera too: with ``camera: true`` it publishes the virtual
-RealSense's colour image and camera_info on realsense-ros' topics (the perception node detects the tags);
+RealSense's colour image and camera_info on realsense-ros' topics at ``camera_rate_hz`` (15 Hz, a D435 colour
+mode), rendered on a thread of its own (:class:`legion_sim.camera_stream.CameraStream`) so the joint states
+keep their 20 Hz while a frame renders (the perception node detects the tags);
 with ``camera: false`` it publishes the simulator's object positions on ``object_poses`` (robot base frame,
 tag-map names: the task's object and, where the task has one, its goal marker). ``task: table`` runs the
 "clean the table" scene (:class:`legion_sim.table_scene.TablePlant`) and publishes all its objects, so the
-task sequencer can run long-horizon commands through the graph.
+task sequencer can run long-horizon commands through the graph. ``/mujoco_plant/reset`` (std_srvs/Trigger) starts
+a new episode: a new placement, the arm at its start posture.
 """
 import numpy as np
 from rclpy.action import ActionServer
@@ -42,7 +45,16 @@ class MujocoPlantNode(LegionNode):
         from control_msgs.action import GripperCommand
 
         ActionServer(self, GripperCommand, graph.ACTIONS["gripper"].name, self.on_gripper_goal)
+        from std_srvs.srv import Trigger
+
+        self.create_service(Trigger, graph.SERVICES["plant_reset"].name, self.on_reset)
         self.create_timer(self.plant.dt, self.on_timer)
+        self.camera = None
+        if self.param("camera"):
+            from legion_sim.camera_stream import CameraStream
+
+            self.camera = CameraStream(self.plant.camera(), self.on_frame)
+            self.create_timer(1.0 / self.param("camera_rate_hz"), self.on_camera_timer)
 
     def on_joint_targets(self, msg) -> None:
         q, names, _, _ = m.joint_trajectory_from_msg(msg)
@@ -52,6 +64,14 @@ class MujocoPlantNode(LegionNode):
             self.get_logger().error(f"joint targets lack {missing}: ignored")
             return
         self.q_target = np.array([q[index[n]] for n in self.driver.joint_names])
+
+    def on_reset(self, request, response):
+        """std_srvs/Trigger: a new placement (the seeded stream goes on), arm at its start posture, gripper open."""
+        self.plant.reset()
+        self.q_target, _ = self.plant.joint_state()
+        self.gripper = 0.0
+        response.success, response.message = True, "new placement; the arm is at its start posture"
+        return response
 
     def on_gripper_goal(self, goal_handle):
         from control_msgs.action import GripperCommand
@@ -66,6 +86,8 @@ class MujocoPlantNode(LegionNode):
     def destroy_node(self) -> None:
         """Free the renderers' EGL contexts first: after the interpreter's exit tore EGL down, the garbage collector's
         attempt printed EGL_NOT_INITIALIZED tracebacks."""
+        if self.camera is not None:
+            self.camera.close()
         self.plant.close()
         super().destroy_node()
 
@@ -74,12 +96,8 @@ class MujocoPlantNode(LegionNode):
         q, qd = self.plant.joint_state()
         now = self.now_s()
         self.publish("joint_states", m.joint_state_to_msg(list(self.driver.joint_names), q, qd, stamp=now))
-        if self.param("camera"):
-            camera = self.plant.camera()
-            k, frame = camera.intrinsics, self.param("camera_frame")
-            self.publish("camera_info", m.camera_info_to_msg(k.fx, k.fy, k.cx, k.cy, k.width, k.height, now, frame))
-            self.publish("image", m.image_to_msg(camera.grab(), "rgb8", now, frame))
-            return
+        if self.camera is not None:
+            return  # objects are seen through the camera
         to_base = self.plant.frame.to_base
         if self.table:
             poses = {name: to_base(p) for name, p in self.plant.objects().items()}
@@ -88,6 +106,20 @@ class MujocoPlantNode(LegionNode):
             if self.rule.goal_object is not None:
                 poses[self.rule.goal_object] = to_base(self.plant.goal_position())
         self.publish("object_poses", m.object_poses_to_msg(poses, now, self.param("base_frame")))
+
+
+    def on_camera_timer(self) -> None:
+        if self.camera.error is not None:
+            self.get_logger().error(f"virtual RealSense stopped: {self.camera.error}", throttle_duration_sec=5.0)
+        elif not self.camera.capture(self.now_s()):
+            self.get_logger().warning("camera frame dropped: the previous one is still rendering",
+                                      throttle_duration_sec=5.0)
+
+    def on_frame(self, image: np.ndarray, stamp: float) -> None:
+        """On the camera thread: the rendered frame and its camera_info, stamped when the scene was captured."""
+        k, frame = self.plant.camera().intrinsics, self.param("camera_frame")
+        self.publish("camera_info", m.camera_info_to_msg(k.fx, k.fy, k.cx, k.cy, k.width, k.height, stamp, frame))
+        self.publish("image", m.image_to_msg(image, "rgb8", stamp, frame))
 
 
 def main(args=None):

@@ -1,10 +1,15 @@
-"""policy: frozen encoder + DPMM + actor at ``rate_hz`` (20 Hz), at most ``max_steps_per_subtask`` steps.
+"""policy: frozen encoder + DPMM + actor, acting on each new observation at most at ``rate_hz`` (20 Hz).
 
 Logic: :class:`legion_policy.checkpoint.LegionPolicy` (``act(obs, embedding) -> (action, component)``).
-A new subtask description resets the step count; an empty one (idle) stops acting. Nothing is
-published until both an observation and an embedding have arrived, nor while the last observation is older
-than ``max_observation_age_s`` (real2sim stopped: object not seen, joint states stale): the policy never acts
-on an old observation, and the driver holds its last target. A non-finite action is logged and not published.
+The policy acts when an observation arrives (real2sim publishes one per joint state), so an action follows
+the joint state it answers within one chain of callbacks, not after a timer's phase (up to a whole period
+late). A faster joint-state stream (FRI at 100 Hz and up) is thinned to ``rate_hz`` by a fixed schedule:
+an observation is acted on once it arrives no earlier than half a period before the next due step.
+At most ``max_steps_per_subtask`` steps per subtask; a new subtask description resets the step count and
+an empty one (idle) stops acting. Nothing is published until both an observation and an embedding have
+arrived; a timer at ``rate_hz`` counts and logs the periods with no observation newer than
+``max_observation_age_s`` (real2sim stopped: object not seen, joint states stale), in which the driver holds
+its last target. A non-finite action is logged and not published.
 """
 import numpy as np
 
@@ -18,17 +23,20 @@ class PolicyNode(LegionNode):
     def __init__(self):
         super().__init__("policy")
         self.policy = LegionPolicy.load(project_path(self.param("checkpoint")))
+        self.period = 1.0 / self.param("rate_hz")
         self.obs = self.embedding = None
         self.obs_time = -float("inf")
+        self.next_due = -float("inf")  # ROS time, s, of the next scheduled step
         self.stale_cycles = self.bad_actions = 0
         self.active, self.steps, self.subtask = False, 0, ""
         self.subscribe("observation", self.on_observation)
         self.subscribe("embedding", self.on_embedding)
         self.subscribe("subtask", self.on_subtask)
-        self.create_timer(1.0 / self.param("rate_hz"), self.on_timer)
+        self.create_timer(self.period, self.on_watchdog)
 
     def on_observation(self, msg) -> None:
         self.obs, self.obs_time = m.observation_from_msg(msg), self.now_s()
+        self.step(self.obs_time)
 
     def on_embedding(self, msg) -> None:
         self.embedding = m.embedding_from_msg(msg)
@@ -38,16 +46,16 @@ class PolicyNode(LegionNode):
         if text != self.subtask:  # a new description: wait for its embedding. A retry (the same text again) keeps
             self.embedding = None  # it: the embedding node may already have answered before this callback ran
         self.subtask, self.active, self.steps = text, bool(text), 0
+        self.obs, self.next_due = None, -float("inf")  # act on this subtask's observations only
 
-    def on_timer(self) -> None:
+    def step(self, now: float) -> None:
+        """One policy step on the newest observation, if a subtask runs and a step is due at ``now`` (ROS time, s)."""
         if not self.active or self.obs is None or self.embedding is None:
             return
-        if self.steps >= self.param("max_steps_per_subtask"):
+        if self.steps >= self.param("max_steps_per_subtask") or now < self.next_due - 0.5 * self.period:
             return
-        if self.now_s() - self.obs_time > self.param("max_observation_age_s"):
-            self.stale_cycles += 1
-            self.get_logger().warning("observation stale: not acting", throttle_duration_sec=1.0)
-            return
+        # the schedule advances by whole periods (no drift at 20 Hz in), never into the past (no burst after a pause)
+        self.next_due = max(self.next_due + self.period, now)
         action, component = self.policy.act(self.obs, self.embedding)
         self.steps += 1
         if not np.all(np.isfinite(action)):  # publish nothing: sim2real gets no action and the arm holds
@@ -56,6 +64,12 @@ class PolicyNode(LegionNode):
             return
         self.publish("action", m.action_to_msg(action))
         self.publish("component", m.component_to_msg(int(component)))
+
+    def on_watchdog(self) -> None:
+        if self.active and self.embedding is not None and self.steps < self.param("max_steps_per_subtask") \
+                and self.now_s() - self.obs_time > self.param("max_observation_age_s"):
+            self.stale_cycles += 1
+            self.get_logger().warning("observation stale: not acting", throttle_duration_sec=1.0)
 
 
 def main(args=None):
