@@ -146,7 +146,8 @@ NODES: dict[str, Node] = {n.name: n for n in (
           "max_age_s": 0.15, "quad_decimate": 1.0, "camera_source": "topics", "realsense_serial": "",
           "realsense_recording": "", "rate_hz": 30.0}),  # decimate 1.0: 25 ms/frame on one core (bench_perception)
     Node("real2sim", "real2sim_node", ("joint_states", "object_poses", "subtask"), ("observation",),
-         {"driver": "lbr_fri_ros2_stack", "base_frame": "base", "max_object_age_s": 0.15, "task_library": ""}),
+         {"driver": "lbr_fri_ros2_stack", "base_frame": "base", "max_object_age_s": 0.15, "max_goal_age_s": 30.0,
+          "task_library": ""}),
     Node("policy", "policy_node", ("observation", "embedding", "subtask"), ("action", "component"),
          {"checkpoint": "models/legion-reach-drawer", "rate_hz": 20.0, "max_steps_per_subtask": 150,
           "max_observation_age_s": 0.1}),

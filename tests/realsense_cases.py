@@ -4,6 +4,7 @@ librealsense keeps native threads alive after a pipeline or recorder is closed. 
 them was seen to abort the interpreter seconds later, at random, inside an unrelated test (expat, 3 of 4
 runs, never under gdb or with ``-s``). A child process keeps the suite's process free of them.
 """
+import os
 import subprocess
 import sys
 import tempfile
@@ -20,9 +21,9 @@ def run_isolated(case: str) -> None:
 
     pytest.importorskip("pyrealsense2")
     code = f"import realsense_cases; realsense_cases.{case}()"
-    path = [str(ROOT / "tests"), str(ROOT / "tests" / "ros2_double"), str(ROOT / "ros2_ws" / "src" / "legion_nodes")]
+    path = [str(ROOT / "tests"), *filter(None, os.environ.get("PYTHONPATH", "").split(":"))]  # and a sourced ROS 2's
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300,
-                            env={**__import__("os").environ, "PYTHONPATH": ":".join(path)})
+                            env={**os.environ, "PYTHONPATH": ":".join(path)})
     assert result.returncode == 0, f"{case} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
     assert f"{case}: ok" in result.stdout, result.stdout[-2000:]
 
@@ -59,28 +60,27 @@ def recording_replays_exact_frames() -> None:
 
 
 def perception_node_reads_a_recording() -> None:
-    import rclpy.node  # the test double (tests/ros2_double)
+    """The perception node on the real rclpy (tests/ros_graph.py), reading a recording through pyrealsense2 on its
+    ``rate_hz`` timer as ROS time advances."""
+    from ros_graph import Graph
 
-    from legion_nodes.perception_node import PerceptionNode
-    from legion_runtime import graph
     from legion_runtime import messages as m
     from sim2real.realsense import write_recording
     from tag_images import D435, facing_camera, render
 
     gray = render([(3, 0.06, facing_camera(), np.array([0.0, 0.0, 0.7])),
                    (8, 0.06, facing_camera(), np.array([0.2, 0.0, 0.9]))])
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, Graph() as ros:
         write_recording(Path(tmp) / "scene.db3", [np.repeat(gray[:, :, None], 3, axis=2)] * 3, D435)
-        rclpy.node.PARAMETER_OVERRIDES["perception"] = {
-            "camera_source": "pyrealsense2", "realsense_recording": str(Path(tmp) / "scene.db3"),
-            "tag_map": str(ROOT / "tests/data/perception/tag_map.yaml"),
-            "calibration": str(ROOT / "tests/data/perception/camera_extrinsics.yaml")}
-        node = PerceptionNode()
-        assert node.subscriptions_ == [] and abs(node.timers_[0].period_s - 1 / 30) < 1e-9
-        for k in range(5):  # three frames, then the recording is over
-            node.get_clock().set(0.1 * k)
-            node.timers_[0].callback()
+        node = ros.make("perception", camera_source="pyrealsense2", realsense_recording=str(Path(tmp) / "scene.db3"),
+                        tag_map=str(ROOT / "tests/data/perception/tag_map.yaml"),
+                        calibration=str(ROOT / "tests/data/perception/camera_extrinsics.yaml"))
+        assert [s.topic_name for s in node.subscriptions] == ["/clock"], "no image topics: frames come from the camera"
+        (timer,) = node.timers
+        assert abs(timer.timer_period_ns * 1e-9 - 1 / 30) < 1e-9
+        for k in range(1, 6):  # the timer comes due five times: three frames, then the recording is over
+            ros.set_time(0.1 * k)
         node.camera.close()
-    sent = [m.deserialize(b, graph.TOPICS["object_poses"].msgtype) for b in node._publishers_by_key["object_poses"].sent]
+        sent = ros.sent(node, "object_poses")
     assert len(sent) == 3 and set(m.object_poses_from_msg(sent[-1])) == {"object", "goal"}, sent
     print("perception_node_reads_a_recording: ok")

@@ -1,12 +1,18 @@
-"""The ROS 2 packages and launch files: package.xml validated by catkin_pkg, entry points against the graph,
-and every launch file run (``generate_launch_description``) against a test double of ``launch``/``launch_ros``
-(tests/ros2_double), its nodes and parameter files checked against the graph and the repository."""
+"""The ROS 2 packages and launch files: package.xml validated by catkin_pkg, entry points against the graph, and
+every launch file's ``generate_launch_description`` evaluated by the real ROS 2 ``launch`` / ``launch_ros`` (Jazzy)
+as ``ros2 launch`` would before starting processes: launch arguments declared and checked against their choices,
+conditions evaluated, each node's name and parameter files expanded (launch_ros writes the per-node overrides to a
+parameter file, read back here), checked against the graph and the repository. Without ROS 2's ``launch`` those tests
+are skipped; the package files are checked everywhere."""
 import ast
 import importlib.util
+import os
 import sys
 from pathlib import Path
 
 import pytest
+import ros_graph
+import yaml
 from catkin_pkg.package import parse_package
 
 from legion_runtime import graph
@@ -15,10 +21,7 @@ from sim2real.drivers import DRIVERS
 ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "ros2_ws" / "src"
 LAUNCH = ROOT / "launch"
-sys.path[:0] = [str(ROOT / "tests" / "ros2_double")]
-
-from launch.actions import DeclareLaunchArgument, IncludeLaunchDescription  # noqa: E402  (test double)
-from launch_ros.actions import Node  # noqa: E402
+PARAMS_FILE = LAUNCH / "config" / "legion.yaml"
 
 #: nodes of the graph whose executable is not written yet, and why
 PENDING: dict[str, str] = {}
@@ -57,17 +60,66 @@ def test_node_package_declares_every_message_package_it_uses():
     assert used <= deps, f"missing exec_depend: {sorted(used - deps)}"
 
 
+def test_parameter_files_are_the_graphs():
+    for name, text in graph.parameter_files().items():
+        assert (PARAMS_FILE.parent / name).read_text() == text, f"{name}: run `legion ros-params` after editing the graph"
+
+
 def load_launch(name: str):
+    """The real LaunchDescription that ``launch/<name>`` generates (skips the test without ROS 2's launch)."""
+    ros_graph.require("launch_ros")
     spec = importlib.util.spec_from_file_location(name.replace(".", "_"), LAUNCH / name)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.generate_launch_description()
 
 
-def flatten(entities):
-    for e in entities:
-        yield e
-        yield from flatten(getattr(e, "actions", []))
+class Evaluated:
+    """A launch description as ``ros2 launch <file> [arguments]`` evaluates it before starting anything.
+
+    Its launch arguments are declared in a real LaunchContext (a value outside an argument's ``choices`` raises, as
+    ``ros2 launch`` does), conditions are evaluated, and each ``launch_ros`` Node expands its name and parameters
+    (``_perform_substitutions``, the first step of ``Node.execute``: the step before the process starts).
+    Included launch files are not loaded (their packages, the robot's drivers, are not installed here).
+
+    Attributes:
+        arguments: {name: DeclareLaunchArgument}.
+        nodes: {node name: {"package", "executable", "parameter_files" (paths, in order), "overrides" (dict)}},
+            of the nodes whose condition holds.
+        includes: [(package, launch file name, launch arguments)] of the includes whose condition holds.
+    """
+
+    def __init__(self, description, **launch_arguments: str):
+        from launch import LaunchContext
+        from launch.actions import DeclareLaunchArgument, IncludeLaunchDescription
+        from launch.utilities import perform_substitutions
+        from launch_ros.actions import Node
+
+        context = LaunchContext()
+        context.launch_configurations.update(launch_arguments)
+        entities = list(description.entities)
+        self.arguments = {e.name: e for e in entities if isinstance(e, DeclareLaunchArgument)}
+        for argument in self.arguments.values():
+            argument.visit(context)  # sets the default, raises on a value outside the choices
+        live = [e for e in entities if e.condition is None or e.condition.evaluate(context)]
+        self.nodes, self.includes = {}, []
+        for node in (e for e in live if isinstance(e, Node)):
+            node._perform_substitutions(context)
+            args = [perform_substitutions(context, part) for part in node.cmd[1:]
+                    if not any(type(s).__name__ == "LocalSubstitution" for s in part)]
+            files = [args[i + 1] for i, a in enumerate(args) if a == "--params-file"]
+            *parameter_files, generated = files  # launch_ros writes a node's dict of overrides to a file of its own
+            overrides = yaml.safe_load(Path(generated).read_text())["/**"]["ros__parameters"]
+            os.unlink(generated)
+            self.nodes[node.node_name.rsplit("/", 1)[-1]] = {
+                "package": node.node_package, "executable": node.node_executable,
+                "parameter_files": parameter_files, "overrides": overrides}
+        for include in (e for e in live if isinstance(e, IncludeLaunchDescription)):
+            # launch 3.4 has no public getter for a source's unexpanded location (``location`` str()s it)
+            (path,) = include.launch_description_source._LaunchDescriptionSource__location
+            package, *rest = path.substitutions
+            self.includes.append((perform_substitutions(context, package.package),
+                                  perform_substitutions(context, rest[-1:]), dict(include.launch_arguments)))
 
 
 LAUNCH_FILES = {
@@ -78,39 +130,58 @@ LAUNCH_FILES = {
 }
 
 
+@pytest.mark.parametrize("driver", DRIVERS)
 @pytest.mark.parametrize("name", sorted(LAUNCH_FILES))
-def test_launch_file_starts_the_graphs_nodes_with_the_generated_parameter_files(name):
-    description = load_launch(name)
-    entities = list(flatten(description.entities))
-    nodes = [e for e in entities if isinstance(e, Node)]
-    assert {n.name for n in nodes} == LAUNCH_FILES[name]
+def test_launch_file_starts_the_graphs_nodes_with_the_generated_parameter_files(name, driver):
+    launched = Evaluated(load_launch(name), driver=driver)
+    assert set(launched.nodes) == LAUNCH_FILES[name]
     scripts = entry_points("legion_nodes")
-    for node in nodes:
-        spec = graph.NODES[node.name]
-        assert node.package == "legion_nodes" and node.executable == spec.executable
-        assert node.executable in scripts or node.name in PENDING
-        base, driver_file, overrides = node.parameters
-        assert Path(base) == LAUNCH / "config" / "legion.yaml" and Path(base).is_file()
-        assert Path(driver_file.substitutions[0]) == LAUNCH / "config"
-        assert set(overrides) <= set(graph.node_parameters(spec)), f"{node.name}: unknown parameters {set(overrides)}"
-    for driver in DRIVERS:
-        assert (LAUNCH / "config" / f"{driver}.yaml").is_file()
-    arguments = {e.name: e for e in entities if isinstance(e, DeclareLaunchArgument)}
-    assert set(arguments["driver"].choices) == set(DRIVERS)
+    for node_name, node in launched.nodes.items():
+        spec = graph.NODES[node_name]
+        assert node["package"] == "legion_nodes" and node["executable"] == spec.executable
+        assert node["executable"] in scripts or node_name in PENDING
+        base, driver_file = map(Path, node["parameter_files"])
+        assert base == LAUNCH / "config" / "legion.yaml" and base.is_file()
+        assert driver_file == LAUNCH / "config" / f"{driver}.yaml" and driver_file.is_file()
+        parameters = graph.node_parameters(spec)
+        assert set(node["overrides"]) <= set(parameters), f"{node_name}: unknown parameters {set(node['overrides'])}"
+        for key, value in node["overrides"].items():  # rclpy refuses a value of another type than the declared one
+            assert type(value) is type(parameters[key]), (node_name, key, value, parameters[key])
+    for d in DRIVERS:
+        assert (LAUNCH / "config" / f"{d}.yaml").is_file()
+    assert set(launched.arguments["driver"].choices) == set(DRIVERS)
     bringup_deps = {d.name for d in parse_package(str(SRC / "legion_bringup" / "package.xml")).exec_depends}
-    for include in (e for e in entities if isinstance(e, IncludeLaunchDescription)):
-        package = include.source.launch_file_path.substitutions[0].package
+    for package, _, _ in launched.includes:
         assert package in bringup_deps | {"iiwa_bringup"}, f"{name} includes {package}, not an exec_depend"
 
 
+def test_a_launch_argument_outside_its_choices_is_refused():
+    with pytest.raises(Exception, match='Argument "driver" provided value "kuka_rsi" is not valid'):
+        Evaluated(load_launch("mujoco_plant.launch.py"), driver="kuka_rsi")
+
+
 def test_mujoco_launch_needs_no_robot_and_real_robot_launch_starts_the_drivers():
-    def included(name):
-        return {e.source.launch_file_path.substitutions[0].package
-                for e in flatten(load_launch(name).entities) if isinstance(e, IncludeLaunchDescription)}
+    def included(name, driver="lbr_fri_ros2_stack"):
+        return {(package, launch_file) for package, launch_file, _ in Evaluated(load_launch(name), driver=driver).includes}
 
     assert included("mujoco_plant.launch.py") == set()
-    assert included("mock_hardware.launch.py") == {"lbr_bringup", "iiwa_bringup"}
-    assert included("real_robot.launch.py") == {"lbr_bringup", "iiwa_bringup", "robotiq_description", "realsense2_camera"}
+    assert included("mock_hardware.launch.py") == {("lbr_bringup", "mock.launch.py")}
+    assert included("mock_hardware.launch.py", "iiwa_ros2") == {("iiwa_bringup", "iiwa.launch.py")}
+    assert included("real_robot.launch.py") == {("lbr_bringup", "hardware.launch.py"),
+                                                 ("robotiq_description", "robotiq_control.launch.py"),
+                                                 ("realsense2_camera", "rs_launch.py")}
+    assert included("real_robot.launch.py", "iiwa_ros2") == {("iiwa_bringup", "iiwa.launch.py"),
+                                                              ("robotiq_description", "robotiq_control.launch.py"),
+                                                              ("realsense2_camera", "rs_launch.py")}
+
+
+def test_mujoco_launch_without_the_camera_runs_no_perception_node_and_tells_the_plant():
+    launched = Evaluated(load_launch("mujoco_plant.launch.py"), camera="false", seed="4")
+    assert "perception" not in launched.nodes
+    assert launched.nodes["mujoco_plant"]["overrides"] == {"camera": False, "seed": 4, "task": "reach-v3"}
+    with_camera = Evaluated(load_launch("mujoco_plant.launch.py"))
+    assert with_camera.nodes["mujoco_plant"]["overrides"]["camera"] is True
+    assert with_camera.nodes["perception"]["overrides"]["calibration"] == "calibration/sim_camera_extrinsics.yaml"
 
 
 @pytest.mark.parametrize("package", ["legion_nodes", "legion_bringup"])

@@ -28,7 +28,7 @@ class PolicyNode(LegionNode):
         self.obs_time = -float("inf")
         self.next_due = -float("inf")  # ROS time, s, of the next scheduled step
         self.stale_cycles = self.bad_actions = 0
-        self.active, self.steps, self.subtask = False, 0, ""
+        self.active, self.steps, self.subtask, self.subtask_seen = False, 0, "", False
         self.subscribe("observation", self.on_observation)
         self.subscribe("embedding", self.on_embedding)
         self.subscribe("subtask", self.on_subtask)
@@ -43,9 +43,12 @@ class PolicyNode(LegionNode):
 
     def on_subtask(self, msg) -> None:
         text = m.text_from_msg(msg)
-        if text != self.subtask:  # a new description: wait for its embedding. A retry (the same text again) keeps
-            self.embedding = None  # it: the embedding node may already have answered before this callback ran
-        self.subtask, self.active, self.steps = text, bool(text), 0
+        # a new description: wait for its embedding. A retry (the same text again) keeps it: the embedding node may
+        # already have answered before this callback ran. So does the first subtask a (re)started node hears: the
+        # latched embedding may reach it before the latched subtask, and it is that subtask's
+        if self.subtask_seen and text != self.subtask:
+            self.embedding = None
+        self.subtask, self.active, self.steps, self.subtask_seen = text, bool(text), 0, True
         self.obs, self.next_due = None, -float("inf")  # act on this subtask's observations only
 
     def step(self, now: float) -> None:

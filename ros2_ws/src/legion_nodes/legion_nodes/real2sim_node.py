@@ -5,7 +5,9 @@ subtask's :class:`sim2real.goals.GoalRule` (which tag-map object the subtask act
 from the initial detections). ``object_poses`` carries tag-map object names in the robot base frame. When a
 subtask starts (``subtask`` topic), its goal is derived from the first fresh poses and then held fixed, as in
 the paper. An object pose older than ``max_object_age_s`` is stale: no observation is published and the reason
-is logged, never a stale pose silently reused.
+is logged, never a stale pose silently reused. One exception, for deriving a goal only: a goal marker (the rule's
+``goal_object``) last seen up to ``max_goal_age_s`` ago counts, because after one reach the gripper stands on the
+marker and hides it, and "reach the goal" again must still find the goal where it was seen.
 """
 from legion_nodes._ros import LegionNode, run
 from legion_policy.tasks import load_task_library
@@ -51,8 +53,14 @@ class Real2SimNode(LegionNode):
         fresh = {k: self.real2sim.frame.to_sim(p) for k, (p, t) in self.objects.items()
                  if state.stamp - t <= self.param("max_object_age_s")}
         if self.goal is None:
+            initial = dict(fresh)
+            known = self.objects.get(self.rule.goal_object)
+            if self.rule.goal_object not in initial and known is not None \
+                    and state.stamp - known[1] <= self.param("max_goal_age_s"):
+                # a goal marker unseen now but seen lately: the arm that reached it hides it from the camera
+                initial[self.rule.goal_object] = self.real2sim.frame.to_sim(known[0])
             try:
-                self.goal = self.rule.goal(fresh)
+                self.goal = self.rule.goal(initial)
             except ObjectNotSeenError as exc:
                 self.get_logger().warning(f"no observation: {exc}")
                 return

@@ -1,3 +1,0 @@
-class FindPackageShare:
-    def __init__(self, package):
-        self.package = package
