@@ -15,20 +15,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-LOOPBACK = ROOT.parent / "shared" / "ros2" / "loopback.sh"
+sys.path.insert(0, str(ROOT / "tests"))
+from ros2_real.loopback import colcon_build, in_namespace  # noqa: E402
+
 TOPICS = ("joint_states", "object_poses", "camera_info", "observation", "action", "cartesian_target",
           "joint_command", "joint_targets")
-
-
-def in_namespace(prefix: str, script: str, timeout: float) -> subprocess.CompletedProcess:
-    return subprocess.run(["bash", str(LOOPBACK), prefix, "bash", "-c", script], capture_output=True, text=True,
-                          timeout=timeout)
 
 
 def ms(value) -> str:
@@ -42,17 +38,16 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "ros2_graph.json")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="legion-bench-ros2-"))
-    build = in_namespace(args.prefix, f"cd {ROOT / 'ros2_ws'} && {sys.executable} -m colcon --log-base {work}/log "
-                                      f"build --build-base {work}/build --install-base {work}/install", 600)
+    build = colcon_build(work, 600, args.prefix)
     if build.returncode != 0:
         sys.exit(f"colcon build failed:\n{build.stdout[-2000:]}{build.stderr[-2000:]}")
     results = {}
     for camera in ("false", "true"):
         out = work / f"camera_{camera}.json"
-        run = in_namespace(args.prefix, f"set +u; source {work}/install/setup.bash; set -u; export MUJOCO_GL=egl "
+        run = in_namespace(f"set +u; source {work}/install/setup.bash; set -u; export MUJOCO_GL=egl "
                                         f"LEGION_ROS2_PREFIX={args.prefix}; cd {work} && {sys.executable} "
                                         f"{ROOT / 'tests/ros2_real/drive_graph.py'} --out {out} --camera {camera} "
-                                        f"--seed 1 --soak-s {args.soak_s}", 60 + 6 * args.soak_s)
+                                        f"--seed 1 --soak-s {args.soak_s}", 60 + 6 * args.soak_s, args.prefix)
         if not out.is_file():
             sys.exit(f"drive_graph.py wrote nothing:\n{run.stdout[-2000:]}{run.stderr[-2000:]}")
         soak = json.loads(out.read_text())["soak"]

@@ -19,7 +19,6 @@ the module is skipped with the reason.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shlex
 import subprocess
@@ -30,14 +29,10 @@ import pytest
 import yaml
 
 from legion_runtime import graph
+from ros2_real.loopback import PREFIX, ROOT, in_namespace, skip_module_without_ros2
 from sim2real.drivers import DRIVERS
 
-ROOT = Path(__file__).resolve().parents[1]
-LOOPBACK = ROOT.parent / "shared" / "ros2" / "loopback.sh"
-PREFIX = os.environ.get("LEGION_ROS2_PREFIX", "")
-if not (PREFIX and (Path(PREFIX) / "install" / "setup.bash").is_file() and LOOPBACK.is_file()):
-    pytest.skip("no ROS 2 Jazzy here: set LEGION_ROS2_PREFIX to a prefix built by ../shared/ros2/build.sh "
-                "(scripts/test.sh does when ../shared/ros2 exists)", allow_module_level=True)
+skip_module_without_ros2()
 
 LAUNCH_FILE = ROOT / "launch" / "gazebo.launch.py"
 ROS2 = f"{shlex.quote(sys.executable)} {shlex.quote(str(Path(PREFIX) / 'install' / 'bin' / 'ros2'))}"
@@ -100,12 +95,6 @@ files = [argv[i + 1] for i, a in enumerate(argv) if a == "--params-file"]
 record = {{"argv": argv, "params_files": [[f, Path(f).read_text()] for f in files]}}
 Path(os.environ["LEGION_FAKE_OUT"], Path(sys.argv[0]).name + ".json").write_text(json.dumps(record))
 '''
-
-
-def in_namespace(script: str, timeout: float) -> subprocess.CompletedProcess:
-    """Run a bash script with ROS 2 sourced inside one loopback-only network namespace."""
-    return subprocess.run(["bash", str(LOOPBACK), PREFIX, "bash", "-c", script], capture_output=True, text=True,
-                          timeout=timeout)
 
 
 def make_prefix(root: Path, drivers: dict[str, str | None], nodes: bool = True) -> Path:

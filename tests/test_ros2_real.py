@@ -9,21 +9,15 @@ DDS process runs inside one ``../shared/ros2/loopback.sh`` call (a network names
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
 from legion_runtime import graph
+from ros2_real.loopback import PREFIX, ROOT, colcon_build, in_namespace, skip_module_without_ros2
 
-ROOT = Path(__file__).resolve().parents[1]
-LOOPBACK = ROOT.parent / "shared" / "ros2" / "loopback.sh"
-PREFIX = os.environ.get("LEGION_ROS2_PREFIX", "")
-if not (PREFIX and (Path(PREFIX) / "install" / "setup.bash").is_file() and LOOPBACK.is_file()):
-    pytest.skip("no ROS 2 Jazzy here: set LEGION_ROS2_PREFIX to a prefix built by ../shared/ros2/build.sh "
-                "(scripts/test.sh does when ../shared/ros2 exists)", allow_module_level=True)
+skip_module_without_ros2()
 
 LAUNCHED = ("speech", "task_sequencer", "embedding", "real2sim", "policy", "sim2real", "safety", "mujoco_plant")
 COMMANDS = ["reach the goal", "close the drawer", "reach the goal"]
@@ -31,18 +25,11 @@ COMMANDS = ["reach the goal", "close the drawer", "reach the goal"]
 ATTEMPT_LIMIT_S = graph.MAX_STEPS_PER_SUBTASK / graph.CONTROL_RATE_HZ + 1.0
 
 
-def in_namespace(script: str, timeout: float) -> subprocess.CompletedProcess:
-    """Run a bash script with ROS 2 sourced inside one loopback-only network namespace."""
-    return subprocess.run(["bash", str(LOOPBACK), PREFIX, "bash", "-c", script], capture_output=True, text=True,
-                          timeout=timeout)
-
-
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory) -> Path:
     """ros2_ws built by colcon with this project's interpreter, into a folder outside the repository."""
     out = tmp_path_factory.mktemp("ros2_ws")
-    proc = in_namespace(f"cd {ROOT / 'ros2_ws'} && {sys.executable} -m colcon --log-base {out}/log build "
-                        f"--build-base {out}/build --install-base {out}/install", timeout=300)
+    proc = colcon_build(out, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "2 packages finished" in proc.stdout, proc.stdout[-2000:]
     return out / "install"

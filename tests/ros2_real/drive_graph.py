@@ -73,6 +73,8 @@ class Monitor:
         self.pose_stamps: list[tuple[float, float]] = []  # (arrival, newest stamp in the message) of object_poses
         self.statuses: list[tuple[float, dict]] = []
         for key in TIMED:
+            if key == "observation":
+                continue  # timed by the subscription below, which keeps the values too
             topic = graph.TOPICS[key]
             node.create_subscription(get_message(topic.msgtype), topic.name, self._timer_for(key), QOS[topic.qos],
                                      raw=True)
@@ -113,7 +115,9 @@ class Monitor:
 
     def _observation(self, obs: list[float]) -> None:
         with self.lock:
-            self.observations.append((time.time(), obs))
+            t = time.time()
+            self.arrivals["observation"].append(t)
+            self.observations.append((t, obs))
 
     def _status(self, msg) -> None:
         with self.lock:
