@@ -52,7 +52,7 @@ def main() -> None:
             sys.exit(f"drive_graph.py wrote nothing:\n{run.stdout[-2000:]}{run.stderr[-2000:]}")
         soak = json.loads(out.read_text())["soak"]
         results[f"camera_{camera}"] = {k: soak[k] for k in ("rates", "joint_state_to_command_s", "object_pose_age_s",
-                                                            "wall_s")}
+                                                            "wall_s", "cpu_percent")}
         results[f"camera_{camera}"]["reaches"] = [c["final"]["success"] if c["final"] else None
                                                   for c in soak["commands"]]
     args.out.write_text(json.dumps(results, indent=1))
@@ -71,6 +71,8 @@ def main() -> None:
               f"({sum(bool(x) for x in r['reaches'])} succeeded); joint state -> joint target (n={lat['n']}): "
               f"median {ms(lat['median'])} ms, p99 {ms(lat['p99'])} ms, max {ms(lat['max'])} ms; object pose age: "
               f"median {ms(age['median'])} ms, p99 {ms(age['p99'])} ms, {age['over_0.15_s']} of {age['n']} over 150 ms")
+        print(f"camera {camera}: CPU % of one core per node: "
+              + ", ".join(f"{k.removesuffix('_node')} {v:.0f}" for k, v in sorted(r["cpu_percent"].items())))
     print(f"wrote {args.out.relative_to(ROOT)}")
 
 

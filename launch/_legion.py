@@ -16,6 +16,10 @@ from launch_ros.substitutions import FindPackageShare
 from legion_runtime.graph import NODES
 
 CONFIG = Path(__file__).resolve().parent / "config"
+#: Command prefixes of nodes: perception (AprilTags on every image, the costliest node) runs at a lower CPU
+#: priority than the control chain (real2sim, policy, sim2real, safety), which then keeps its 20 Hz and its
+#: latency on a loaded machine; a pose is late by a few ms instead.
+PREFIX = {"perception": "nice -n 10"}
 DRIVERS = ("lbr_fri_ros2_stack", "iiwa_ros2")
 
 
@@ -44,7 +48,8 @@ def legion_nodes(names: tuple, extra: dict | None = None, condition=None) -> lis
         spec = NODES[name]
         overrides = {**from_arguments.get(name, {}), **(extra or {}).get(name, {})}
         nodes.append(Node(package="legion_nodes", executable=spec.executable, name=spec.name, output="screen",
-                          parameters=[str(CONFIG / "legion.yaml"), driver_file, overrides], condition=condition))
+                          parameters=[str(CONFIG / "legion.yaml"), driver_file, overrides], condition=condition,
+                          prefix=PREFIX.get(name)))
     return nodes
 
 

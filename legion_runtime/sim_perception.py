@@ -15,6 +15,7 @@ from legion_policy.tasks import load_task_library
 from sim2real.goals import GoalRule
 from sim2real.object_state import ObjectState
 from sim2real.perception import ObjectTracker, PerceptionError, TagDetector, load_extrinsics, load_tag_map
+from sim2real.tag_tracking import TrackingTagDetector
 from sim2real.transforms import FrameTransform
 
 #: The extrinsics the main job uses with the virtual camera, written by ``legion calibrate-sim`` (relative to the
@@ -32,6 +33,8 @@ class CameraPerception:
         frame: T_sim<-base of the chain.
         max_age_s: an object older than this is not used (the loop holds).
         quad_decimate: detector downsampling.
+        full_frame_every: the detector searches windows around the tags it saw last and the whole frame every
+            n-th frame (:class:`sim2real.tag_tracking.TrackingTagDetector`; 1: every frame whole).
 
     Raises:
         PerceptionError: unreadable calibration or tag map.
@@ -42,6 +45,7 @@ class CameraPerception:
     frame: FrameTransform | None = None
     max_age_s: float = 0.15
     quad_decimate: float = 1.0
+    full_frame_every: int = 5
 
     def __post_init__(self):
         from legion_sim.camera import sim_tag_map_path
@@ -69,7 +73,7 @@ class CameraPerception:
 
     def for_subtask(self, plant, env_id: str) -> "SubtaskPerception":
         """Perception for one subtask on ``plant`` (a ``KukaPlant``, rendered by its virtual RealSense)."""
-        state = ObjectState(self.detector, ObjectTracker(self.tags, self.base_from_camera, max_age_s=self.max_age_s),
+        state = ObjectState(TrackingTagDetector(self.detector, self.full_frame_every), ObjectTracker(self.tags, self.base_from_camera, max_age_s=self.max_age_s),
                             self.frame, self.rule(env_id))
         return SubtaskPerception(state, plant.camera())
 

@@ -7,10 +7,13 @@ frame in two: :meth:`CameraStream.capture` copies the scene's geometry from ``Mj
 half-stepped state), and a worker thread renders it (``mjr_render`` releases the GIL) and hands the image to a
 callback. A capture while the previous frame is still rendering is dropped and counted, as a camera whose host
 is late drops frames. The GL context is created, used and freed in the worker thread (EGL binds a context to one
-thread).
+thread). The worker runs at a lower CPU priority (``nice``, Linux: per thread): the camera stands in for separate
+hardware and must not take the CPU from the simulated arm's 20 Hz joint states or the control chain.
 """
 from __future__ import annotations
 
+import os
+import sys
 import threading
 from collections.abc import Callable
 
@@ -27,13 +30,14 @@ class CameraStream:
         camera: the virtual RealSense (its model, data, camera id, intrinsics and scene options are used).
         on_frame: called on the worker thread with the (H, W, 3) uint8 RGB image and the capture's ``stamp``.
             It must be thread-safe (rclpy's ``Publisher.publish`` is).
+        nice: added to the worker thread's nice value on Linux (0: the caller's priority; ignored elsewhere).
 
     Raises:
         RuntimeError: the worker could not create a GL context (headless machines need ``MUJOCO_GL=egl``).
     """
 
-    def __init__(self, camera: VirtualRealSense, on_frame: Callable[[np.ndarray, float], None]):
-        self.camera, self.on_frame = camera, on_frame
+    def __init__(self, camera: VirtualRealSense, on_frame: Callable[[np.ndarray, float], None], nice: int = 10):
+        self.camera, self.on_frame, self.nice = camera, on_frame, int(nice)
         self.frames = self.dropped = 0
         self.error: BaseException | None = None  # what stopped the worker, if anything did
         self._renderer: mujoco.Renderer | None = None
@@ -69,6 +73,9 @@ class CameraStream:
         self._thread.join(timeout=5.0)
 
     def _work(self) -> None:
+        if self.nice and sys.platform.startswith("linux"):  # Linux keeps a nice value per thread
+            tid = threading.get_native_id()
+            os.setpriority(os.PRIO_PROCESS, tid, min(os.getpriority(os.PRIO_PROCESS, tid) + self.nice, 19))
         try:
             cam = self.camera
             self._renderer = mujoco.Renderer(cam.model, height=cam.intrinsics.height, width=cam.intrinsics.width)

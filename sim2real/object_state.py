@@ -3,7 +3,7 @@
 This is the perception node's and the Real2Sim node's object path in one class, used by the in-process
 runner with the virtual RealSense and by the nodes with the real one:
 
-    frame (grey, intrinsics, stamp) ─► TagDetector ─► ObjectTracker (gates, EMA, age, base frame)
+    frame (grey, intrinsics, stamp) ─► (Tracking)TagDetector ─► ObjectTracker (gates, EMA, age, base frame)
         ─► sim frame ─► object position (every cycle) and goal (once, from the initial detection: GoalRule)
 
 A subtask starts only when its object (and goal marker) is seen; afterwards an object that is not seen for
@@ -19,6 +19,7 @@ import numpy as np
 
 from sim2real.goals import GoalRule, ObjectNotSeenError
 from sim2real.perception import Intrinsics, ObjectTracker, TagDetector
+from sim2real.tag_tracking import TrackingTagDetector
 from sim2real.transforms import FrameTransform
 
 #: A camera: returns (grey (H, W) uint8, intrinsics, stamp s), or None when no frame arrived.
@@ -30,13 +31,13 @@ class ObjectState:
     """Tracks the objects of one subtask (see the module docstring).
 
     Args:
-        detector: tag detector with the tag map.
+        detector: tag detector with the tag map (or one that tracks regions of interest).
         tracker: object tracker (extrinsics, gates, ``max_age_s``).
         frame: T_sim<-base, for the observation's sim frame.
         rule: the subtask's goal rule.
     """
 
-    detector: TagDetector
+    detector: TagDetector | TrackingTagDetector
     tracker: ObjectTracker
     frame: FrameTransform
     rule: GoalRule

@@ -98,7 +98,8 @@ class TagObservation:
     pose problem (IPPE gives two). Near 1, both fit the corners equally well and the rotation may be the
     flipped one (a small tag seen nearly face on); near 0 the pose is unique. Two solutions within
     :data:`SAME_POSE_DEG` of each other are one pose: ambiguity 0. ``alternative``: that second solution
-    (R (3, 3), t (3,) m), or None.
+    (R (3, 3), t (3,) m), or None. ``corners``: (4, 2) float64 px of the tag's corners in the whole image, in
+    pupil-apriltags' order, or None.
     """
 
     tag_id: int
@@ -108,6 +109,7 @@ class TagObservation:
     reprojection_px: float
     ambiguity: float = 0.0
     alternative: tuple[np.ndarray, np.ndarray] | None = None
+    corners: np.ndarray | None = None
 
 
 #: Two planar pose solutions closer than this (deg) are the same pose for :attr:`TagObservation.ambiguity`.
@@ -159,8 +161,13 @@ class TagDetector:
         self.tags = tags
         self._detector = _pupil_detector_class()(families="tag36h11", nthreads=threads, quad_decimate=quad_decimate)
 
-    def detect(self, gray: np.ndarray, intrinsics: Intrinsics) -> list[TagObservation]:
+    def detect(self, gray: np.ndarray, intrinsics: Intrinsics,
+               region: tuple[int, int, int, int] | None = None) -> list[TagObservation]:
         """Tags of the map seen in ``gray`` (H, W) uint8, with poses in the camera frame.
+
+        Args:
+            region: (x0, y0, x1, y1) px: search only this window of ``gray`` (clipped to the image); corners and
+                poses stay those of the whole image. None: the whole image.
 
         Raises:
             PerceptionError: not a 2-d uint8 image of the intrinsics' size.
@@ -170,14 +177,22 @@ class TagDetector:
         if gray.dtype != np.uint8 or gray.ndim != 2 or gray.shape != (intrinsics.height, intrinsics.width):
             raise PerceptionError(f"expected a {intrinsics.height}x{intrinsics.width} uint8 grey image, got "
                                   f"{gray.dtype} {gray.shape}")
+        x0 = y0 = 0
+        if region is not None:
+            x0, y0 = max(int(region[0]), 0), max(int(region[1]), 0)
+            x1, y1 = min(int(region[2]), intrinsics.width), min(int(region[3]), intrinsics.height)
+            if x1 - x0 < 8 or y1 - y0 < 8:
+                return []
+            gray = np.ascontiguousarray(gray[y0:y1, x0:x1])  # the library needs a C-contiguous image
         out = []
         for d in self._detector.detect(gray):
             spec = self.tags.get(d.tag_id)
             if spec is None:
                 continue
+            corners = d.corners.astype(np.float64) + (x0, y0)
             h = spec.size_m / 2  # corners as pupil-apriltags orders them: (-1,+1), (+1,+1), (+1,-1), (-1,-1) in tag x, y
             corners_tag = np.array([[-h, h, 0.0], [h, h, 0.0], [h, -h, 0.0], [-h, -h, 0.0]])
-            n, rvecs, tvecs, errors = cv2.solvePnPGeneric(corners_tag, d.corners.astype(np.float64), intrinsics.matrix,
+            n, rvecs, tvecs, errors = cv2.solvePnPGeneric(corners_tag, corners, intrinsics.matrix,
                                                           None, flags=cv2.SOLVEPNP_IPPE_SQUARE)
             if not n:
                 continue
@@ -187,7 +202,8 @@ class TagDetector:
                 ambiguity = float(errors[0] / max(errors[1], 1e-12))
             alternative = (cv2.Rodrigues(rvecs[1])[0], np.asarray(tvecs[1]).ravel()) if n > 1 else None
             out.append(TagObservation(d.tag_id, cv2.Rodrigues(rvecs[0])[0], np.asarray(tvecs[0]).ravel(),
-                                      float(d.decision_margin), float(errors[0]), min(ambiguity, 1.0), alternative))
+                                      float(d.decision_margin), float(errors[0]), min(ambiguity, 1.0), alternative,
+                                      corners))
         return out
 
 

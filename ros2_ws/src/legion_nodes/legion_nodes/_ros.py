@@ -9,6 +9,7 @@ functions the in-process runner and its rosbag2 recorder use, so a node file hol
 """
 from __future__ import annotations
 
+import gc
 import signal
 from collections.abc import Callable
 from typing import Any
@@ -106,6 +107,9 @@ def run(node_class: type[LegionNode], args: list[str] | None = None) -> None:
     node = None
     try:
         node = node_class()
+        # what the node loaded (torch, models, scenes) is never garbage: frozen, a full collection no longer walks it.
+        # In the policy node that is 300k objects, and one full collection took 190-210 ms, four control periods
+        gc.freeze()
         executor = SingleThreadedExecutor()
         executor.add_node(node)
         while True:  # short waits: Python runs the signal handler between them (a node may have no timer)

@@ -2,7 +2,9 @@
 
 Logic: :mod:`sim2real.perception` (pupil-apriltags tag36h11 detection, per-tag pose by OpenCV's
 IPPE_SQUARE, quality gates, base-frame mapping with the hand-eye calibration, smoothing, staleness).
-``tag_map`` is the tag map YAML, ``calibration`` the easy_handeye2-style YAML of T_base<-camera.
+``tag_map`` is the tag map YAML, ``calibration`` the easy_handeye2-style YAML of T_base<-camera. The detector
+searches windows around the tags of the last image and the whole image every ``full_frame_every``-th image
+(:class:`sim2real.tag_tracking.TrackingTagDetector`; 1: every image whole).
 
 Images come from realsense-ros (``camera_source: topics``: image + camera_info topics) or straight from
 pyrealsense2 (``camera_source: pyrealsense2``: the camera ``realsense_serial``, or the recording
@@ -19,6 +21,7 @@ from legion_runtime.paths import project_path
 from sim2real.perception import (
     Intrinsics, ObjectTracker, PerceptionError, TagDetector, load_extrinsics, load_tag_map,
 )
+from sim2real.tag_tracking import TrackingTagDetector
 
 
 class PerceptionNode(LegionNode):
@@ -29,7 +32,8 @@ class PerceptionNode(LegionNode):
             if not self.param(name):
                 raise PerceptionError(f"parameter {name} is empty: set it to a file ({hint})")
         tags = load_tag_map(project_path(self.param("tag_map")))
-        self.detector = TagDetector(tags, quad_decimate=self.param("quad_decimate"))
+        self.detector = TrackingTagDetector(TagDetector(tags, quad_decimate=self.param("quad_decimate")),
+                                            full_frame_every=self.param("full_frame_every"))
         self.tracker = ObjectTracker(tags, load_extrinsics(project_path(self.param("calibration"))),
                                      max_age_s=self.param("max_age_s"))
         self.intrinsics = None
