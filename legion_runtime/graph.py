@@ -162,7 +162,7 @@ NODES: dict[str, Node] = {n.name: n for n in (
          services=("arm", "hold", "estop"), action_clients=("gripper",)),
     Node("mujoco_plant", "mujoco_plant_node", ("joint_targets",), ("joint_states", "object_poses", "image", "camera_info"),
          {"driver": "lbr_fri_ros2_stack", "task": "reach-v3", "seed": 0, "base_frame": "base", "camera": False,
-          "camera_frame": "camera_color_optical_frame", "camera_rate_hz": 15.0},  # a D435 colour mode: 6, 15, 30 fps
+          "camera_frame": "camera_color_optical_frame", "camera_rate_hz": 30.0},  # a D435 colour mode: 6, 15, 30 fps
          services=("plant_reset",), action_servers=("gripper",)),
 )}
 

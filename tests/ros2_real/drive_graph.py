@@ -34,7 +34,7 @@ import psutil
 import rclpy
 from ament_index_python.packages import get_package_share_directory
 from diagnostic_msgs.msg import DiagnosticArray
-from rclpy.executors import MultiThreadedExecutor
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import qos_profile_sensor_data
 from rosidl_runtime_py.utilities import get_message
 from std_msgs.msg import Float32MultiArray, String
@@ -53,9 +53,17 @@ def cli(*args: str, timeout: float = 60) -> str:
     return subprocess.run([*ROS2, *args, "--no-daemon"], capture_output=True, text=True, timeout=timeout).stdout
 
 
-#: graph topics whose arrival times the monitor keeps (the camera by its small camera_info, not the 0.9 MB image)
+#: The control chain's topics in order, after the joint state: real2sim, policy, sim2real, safety.
+CHAIN = ("observation", "action", "joint_command", "joint_targets")
+#: graph topics whose arrival times the monitor keeps (the camera by its small camera_info, not the 0.9 MB image).
+#: LEGION_MONITOR=light keeps only what the end-to-end latency needs (joint states, actions, joint targets; the
+#: observations for the sequencer's bookkeeping): every other subscription wakes the monitor once more a cycle on
+#: the same two cores as the chain it measures.
 TIMED = ("joint_states", "object_poses", "camera_info", "observation", "action", "cartesian_target", "joint_command",
          "joint_targets")
+if os.environ.get("LEGION_MONITOR") == "light":
+    TIMED = ("joint_states", "observation", "action", "joint_targets")
+    CHAIN = ("observation", "action", "joint_targets")
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -147,37 +155,51 @@ class Monitor:
                 out.append([t, t])
         return [(a, b) for a, b in out if b > a]
 
-    def rates(self, spans: list[tuple[float, float]]) -> dict:
-        """Each timed topic within ``spans``: messages, rate (Hz: intervals / time), gap p99 and longest gap (s)."""
+    def rates(self, spans: list[tuple[float, float]], pad_s: float = 0.025) -> dict:
+        """Each timed topic within ``spans``: messages, rate (Hz), gap p99 and longest gap (s).
+
+        A span runs from the first to the last action, so a topic that arrives before the action (joint states) or
+        after it (joint targets) has one message fewer inside it: counted against the span's length that biased
+        every rate low by one period per span (3 % on reaches of 30 steps). Here each span is widened by ``pad_s``
+        (half a control period) and a topic's rate is its intervals over the time from its own first to its last
+        message in the span."""
         out = {}
-        total = sum(b - a for a, b in spans)
         with self.lock:
             for key, times in self.arrivals.items():
-                n, gaps = 0, []
+                n, covered, gaps = 0, 0.0, []
                 for a, b in spans:
-                    inside = [t for t in times if a <= t <= b]
-                    n += max(len(inside) - 1, 0)
-                    gaps += [y - x for x, y in zip(inside, inside[1:])]
-                out[key] = {"messages": n, "rate_hz": n / total if total else 0.0, "gap_p99_s": percentile(gaps, 99),
-                            "max_gap_s": max(gaps) if gaps else None}
-        out["control_s"] = total
+                    inside = [t for t in times if a - pad_s <= t <= b + pad_s]
+                    if len(inside) > 1:
+                        n += len(inside) - 1
+                        covered += inside[-1] - inside[0]
+                        gaps += [y - x for x, y in zip(inside, inside[1:])]
+                out[key] = {"messages": n, "rate_hz": n / covered if covered else 0.0,
+                            "gap_p99_s": percentile(gaps, 99), "max_gap_s": max(gaps) if gaps else None}
+        out["control_s"] = sum(b - a for a, b in spans)
         return out
 
     def latency(self, spans: list[tuple[float, float]]) -> dict:
         """Joint state -> joint command: each joint target the safety node sent the plant within ``spans``, from
         the stamp of the newest joint state published before it (the one its observation came from: the chain is
-        event-driven and shorter than a period), s. Also the age of the newest object pose at each joint state."""
+        event-driven and shorter than a period), s; the same for each stage of the chain (observation: real2sim,
+        action: policy, joint_command: sim2real, joint_targets: safety), which shows where the time goes. Also the
+        age of the newest object pose at each joint state."""
         with self.lock:
             states = list(zip(self.arrivals["joint_states"], self.joint_stamps))
-            targets = list(self.arrivals["joint_targets"])
+            arrivals = {key: list(self.arrivals[key]) for key in CHAIN}
             poses = list(self.pose_stamps)
         stamps = np.array([s for _, s in states if s is not None])
-        latencies, ages = [], []
-        for t in targets:
-            if any(a <= t <= b for a, b in spans):
-                earlier = stamps[stamps <= t]
-                if earlier.size:
-                    latencies.append(t - float(earlier.max()))
+        stages = {}
+        for key in CHAIN:
+            latencies = []
+            for t in arrivals[key]:
+                if any(a <= t <= b for a, b in spans):
+                    earlier = stamps[stamps <= t]
+                    if earlier.size:
+                        latencies.append(t - float(earlier.max()))
+            stages[key] = {"n": len(latencies), "median": percentile(latencies, 50), "p99": percentile(latencies, 99),
+                           "max": max(latencies) if latencies else None}
+        ages = []
         pose_arrivals = np.array([a for a, _ in poses])
         for arrival, stamp in states:
             if stamp is None or not any(a <= arrival <= b for a, b in spans):
@@ -185,9 +207,7 @@ class Monitor:
             i = int(np.searchsorted(pose_arrivals, arrival)) - 1
             if i >= 0:
                 ages.append(stamp - poses[i][1])
-        return {"joint_state_to_command_s": {"n": len(latencies), "median": percentile(latencies, 50),
-                                             "p99": percentile(latencies, 99),
-                                             "max": max(latencies) if latencies else None},
+        return {"joint_state_to_command_s": stages["joint_targets"], "stages_s": stages,
                 "object_pose_age_s": {"n": len(ages), "median": percentile(ages, 50), "p99": percentile(ages, 99),
                                       "over_0.15_s": sum(a > 0.15 for a in ages)}}
 
@@ -353,7 +373,7 @@ def main() -> int:
     rclpy.init()
     node = rclpy.create_node("legion_test_driver")
     mon = Monitor(node)
-    executor = MultiThreadedExecutor()
+    executor = SingleThreadedExecutor()  # lighter than the multi-threaded one: the monitor loads the machine less
     executor.add_node(node)
     threading.Thread(target=executor.spin, daemon=True).start()
     try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gc
 import signal
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -97,14 +98,34 @@ def run(node_class: type[LegionNode], args: list[str] | None = None) -> None:
     rclpy's own signal handlers are off: a second SIGINT arriving while the first unwinds (``ros2 launch`` sends
     one, a terminal's Ctrl-C another) raised KeyboardInterrupt inside clean-up code and printed a traceback. Here
     the first signal ignores the rest and stops the spin; the node is destroyed and rclpy shut down in order.
+
+    The executor spins on a thread of its own with no timeout until the main thread, woken by a signal, completes
+    ``stop``; then the thread is joined before anything is destroyed. Spinning in the main thread needed short
+    timeouts for Python to run the signal handler, and every timed wait costs rclpy a new timer (joint state ->
+    joint target p99 24.6 -> 16.9 ms with the camera off). ``Executor.shutdown`` is not used to stop the spin: it
+    destroys the executor's guard condition while the spinning thread may still wait on it (the process aborted,
+    "terminate called without an active exception"). An exception in a callback ends the spin and is raised here,
+    as it was in the main thread.
     """
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.signals import SignalHandlerOptions
+    from rclpy.task import Future
 
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     signal.signal(signal.SIGINT, _stop_on_first_signal)
     signal.signal(signal.SIGTERM, _stop_on_first_signal)
-    node = None
+    node = executor = thread = None
+    stop, done = Future(), threading.Event()
+    failed: list[BaseException] = []
+
+    def spin() -> None:
+        try:
+            executor.spin_until_future_complete(stop)
+        except BaseException as exc:  # noqa: BLE001 - handed to the main thread
+            failed.append(exc)
+        finally:
+            done.set()
+
     try:
         node = node_class()
         # what the node loaded (torch, models, scenes) is never garbage: frozen, a full collection no longer walks it.
@@ -112,11 +133,20 @@ def run(node_class: type[LegionNode], args: list[str] | None = None) -> None:
         gc.freeze()
         executor = SingleThreadedExecutor()
         executor.add_node(node)
-        while True:  # short waits: Python runs the signal handler between them (a node may have no timer)
-            executor.spin_once(timeout_sec=0.1)
+        thread = threading.Thread(target=spin, name="executor", daemon=True)
+        thread.start()
+        done.wait()  # a signal interrupts it with KeyboardInterrupt
+        if failed:
+            raise failed[0]
     except KeyboardInterrupt:
         pass
     finally:
+        if thread is not None:
+            if not stop.done():
+                stop.set_result(None)  # wakes the executor, which returns after the callback it may be running
+            thread.join(timeout=5.0)
+        if executor is not None and (thread is None or not thread.is_alive()):
+            executor.shutdown()
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()
