@@ -7,13 +7,13 @@ by ``legion ros-params``), then the launch arguments.
 from pathlib import Path
 
 from launch.actions import DeclareLaunchArgument, IncludeLaunchDescription
-from launch.conditions import IfCondition
+from launch.conditions import IfCondition, UnlessCondition
 from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution, PythonExpression
 from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
 
-from legion_runtime.graph import NODES
+from legion_runtime.graph import COMPOSED, NODES
 
 CONFIG = Path(__file__).resolve().parent / "config"
 #: Command prefixes of nodes: perception (AprilTags on every image, the costliest node) runs at a lower CPU
@@ -33,23 +33,50 @@ def arguments() -> list:
         DeclareLaunchArgument("speech_backend", default_value="pocketsphinx", choices=["pocketsphinx", "vosk"],
                               description="speech recogniser; vosk needs vosk_model_path"),
         DeclareLaunchArgument("vosk_model_path", default_value="", description="unpacked Vosk model folder"),
+        DeclareLaunchArgument("compose", default_value="true", choices=["true", "false"],
+                              description="true: real2sim, sim2real and safety in one process (control_chain_node); "
+                                          "false: a process each"),
     ]
 
 
 def legion_nodes(names: tuple, extra: dict | None = None, condition=None) -> list:
     """One launch_ros Node per graph node in ``names``, parameters: legion.yaml, <driver>.yaml, arguments, ``extra``;
-    started only where ``condition`` (a launch condition, None: always) holds."""
+    started only where ``condition`` (a launch condition, None: always) holds. Where ``names`` holds every node of a
+    :data:`legion_runtime.graph.COMPOSED` process, the launch argument ``compose`` chooses that one process (their
+    overrides merged: a parameter given two of them with different values is an error) or a process each.
+
+    Raises:
+        ValueError: two composed nodes get different values for one parameter.
+    """
     driver_file = PathJoinSubstitution([str(CONFIG), PythonExpression(["'", LaunchConfiguration("driver"), ".yaml'"])])
     from_arguments = {"policy": {"checkpoint": LaunchConfiguration("checkpoint")},
                       "speech": {"backend": LaunchConfiguration("speech_backend"),
                                  "vosk_model_path": LaunchConfiguration("vosk_model_path")}}
+
+    def overrides(name: str) -> dict:
+        return {**from_arguments.get(name, {}), **(extra or {}).get(name, {})}
+
+    composed = {executable: members for executable, members in COMPOSED.items() if set(members) <= set(names)}
+    in_process = {name for members in composed.values() for name in members}
     nodes = []
     for name in names:
         spec = NODES[name]
-        overrides = {**from_arguments.get(name, {}), **(extra or {}).get(name, {})}
+        alone = UnlessCondition(LaunchConfiguration("compose")) if name in in_process else condition
         nodes.append(Node(package="legion_nodes", executable=spec.executable, name=spec.name, output="screen",
-                          parameters=[str(CONFIG / "legion.yaml"), driver_file, overrides], condition=condition,
+                          parameters=[str(CONFIG / "legion.yaml"), driver_file, overrides(name)], condition=alone,
                           prefix=PREFIX.get(name)))
+    for executable, members in composed.items():
+        merged: dict = {}
+        for name in members:
+            for key, value in overrides(name).items():
+                if key in merged and merged[key] is not value and merged[key] != value:
+                    raise ValueError(f"{executable} runs {members} in one process: parameter {key!r} cannot take "
+                                     f"two values ({merged[key]!r}, {value!r}); launch with compose:=false")
+                merged[key] = value
+        # no name: a name remaps every node of the process; each keeps its own (and its section of the YAML files)
+        nodes.append(Node(package="legion_nodes", executable=executable, output="screen",
+                          parameters=[str(CONFIG / "legion.yaml"), driver_file, merged],
+                          condition=IfCondition(LaunchConfiguration("compose"))))
     return nodes
 
 

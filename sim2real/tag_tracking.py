@@ -3,10 +3,11 @@
 pupil-apriltags' cost grows with the pixels it searches: on a 640 x 480 frame at full resolution (``quad_decimate``
 1.0, which the scene's small, steeply seen tags need: at 2.0 the reach scene lost its puck or goal in 12 of 20
 episodes) it takes about 25 ms of a core. The tags move little between frames, so :class:`TrackingTagDetector`
-searches a window around each tag of the previous frame and the whole frame every ``full_frame_every``-th frame
-(and whenever no window is left), which finds tags that come into view. A tag lost in its window drops out of the
-tracking until the next whole-frame search finds it again. Detections, poses and quality figures are those of
-:meth:`sim2real.perception.TagDetector.detect`, in the whole image's pixels and camera frame.
+searches a window around each tag it has seen and the whole frame every ``full_frame_every``-th frame (and whenever
+it has no window), which finds tags that come into view or moved out of their windows. A tag that is lost (an arm
+passing in front of it) keeps its window until that whole-frame search, so it is found again in the first frame it
+shows in. Each whole frame replaces the windows by those of the tags it sees. Detections, poses and quality figures
+are those of :meth:`sim2real.perception.TagDetector.detect`, in the whole image's pixels and camera frame.
 """
 from __future__ import annotations
 
@@ -61,7 +62,8 @@ class TrackingTagDetector:
                     if o.tag_id not in best or o.decision_margin > best[o.tag_id].decision_margin:
                         best[o.tag_id] = o
             seen = list(best.values())
-        self._windows = {o.tag_id: self.window(o.corners, intrinsics) for o in seen if o.corners is not None}
+        found = {o.tag_id: self.window(o.corners, intrinsics) for o in seen if o.corners is not None}
+        self._windows = found if whole else {**self._windows, **found}  # a lost tag keeps its window till a whole frame
         return seen
 
     def window(self, corners: np.ndarray, intrinsics: Intrinsics) -> tuple[int, int, int, int]:

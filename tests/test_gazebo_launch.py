@@ -112,8 +112,8 @@ def make_prefix(root: Path, drivers: dict[str, str | None], nodes: bool = True) 
         (index / "legion_nodes").write_text("")
         lib = root / "lib" / "legion_nodes"
         lib.mkdir(parents=True)
-        for spec in graph.NODES.values():
-            exe = lib / spec.executable
+        for executable in [spec.executable for spec in graph.NODES.values()] + list(graph.COMPOSED):
+            exe = lib / executable
             exe.write_text(FAKE_NODE.format(python=sys.executable))
             exe.chmod(0o755)
     return root
@@ -146,6 +146,9 @@ def launch(prefix: Path | None, arguments: list[str], out: Path) -> tuple[subpro
     for f in out.glob("*.json"):
         if f.stem in by_executable:
             nodes[by_executable[f.stem]] = json.loads(f.read_text())
+        for key in graph.COMPOSED.get(f.stem, ()):  # one process, several nodes: each reads its own sections
+            assert key not in nodes, f"{key} started twice"
+            nodes[key] = {**json.loads(f.read_text()), "composed_as": graph.NODES[key].name}
     return proc, (json.loads(driver.read_text()) if driver.is_file() else {}), nodes
 
 
@@ -159,12 +162,16 @@ def flat(tree: dict, parent: str = "") -> dict:
 
 
 def node_parameters(record: dict) -> tuple[str, dict]:
-    """(node name, parameters) a node would get from its command line: its ``__node`` remapping, then every
-    ``--params-file`` in order (sections ``/**`` and the node's own name) and ``-p name:=value``."""
+    """(node name, parameters) a node would get from its command line: its ``__node`` remapping (none in a composed
+    process: each node keeps its own name), then every ``--params-file`` in order (sections ``/**`` and the node's own
+    name) and ``-p name:=value``."""
     argv = record["argv"]
     assert argv[0] == "--ros-args", argv
     names = [argv[i + 1].split(":=", 1)[1] for i, a in enumerate(argv[:-1])
              if a in ("-r", "--remap") and argv[i + 1].startswith("__node:=")]
+    if "composed_as" in record:
+        assert names == [], f"a __node remapping renames every node of a composed process: {argv}"
+        names = [record["composed_as"]]
     assert len(names) == 1, argv
     name = names[0]
     params: dict = {}

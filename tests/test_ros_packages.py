@@ -47,7 +47,7 @@ def test_package_xml_is_valid_format_3(package):
 
 def test_every_graph_node_has_an_executable_and_a_node_file():
     scripts = entry_points("legion_nodes")
-    expected = {n.executable for k, n in graph.NODES.items() if k not in PENDING}
+    expected = {n.executable for k, n in graph.NODES.items() if k not in PENDING} | set(graph.COMPOSED)
     assert scripts == expected
     for script in scripts:
         assert (SRC / "legion_nodes" / "legion_nodes" / f"{script}.py").is_file()
@@ -85,7 +85,8 @@ class Evaluated:
     Attributes:
         arguments: {name: DeclareLaunchArgument}.
         nodes: {node name: {"package", "executable", "parameter_files" (paths, in order), "overrides" (dict)}},
-            of the nodes whose condition holds.
+            of the nodes whose condition holds; each node of a composed process (``graph.COMPOSED``) has that
+            process's entry.
         includes: [(package, launch file name, launch arguments)] of the includes whose condition holds.
     """
 
@@ -111,9 +112,12 @@ class Evaluated:
             *parameter_files, generated = files  # launch_ros writes a node's dict of overrides to a file of its own
             overrides = yaml.safe_load(Path(generated).read_text())["/**"]["ros__parameters"]
             os.unlink(generated)
-            self.nodes[node.node_name.rsplit("/", 1)[-1]] = {
-                "package": node.node_package, "executable": node.node_executable,
-                "parameter_files": parameter_files, "overrides": overrides}
+            entry = {"package": node.node_package, "executable": node.node_executable,
+                     "parameter_files": parameter_files, "overrides": overrides}
+            members = graph.COMPOSED.get(node.node_executable, (node.node_name.rsplit("/", 1)[-1],))
+            for name in members:
+                assert name not in self.nodes, f"{name} is launched twice"
+                self.nodes[name] = entry
         for include in (e for e in live if isinstance(e, IncludeLaunchDescription)):
             # launch 3.4 has no public getter for a source's unexpanded location (``location`` str()s it)
             (path,) = include.launch_description_source._LaunchDescriptionSource__location
@@ -130,15 +134,18 @@ LAUNCH_FILES = {
 }
 
 
+@pytest.mark.parametrize("compose", ["true", "false"])
 @pytest.mark.parametrize("driver", DRIVERS)
 @pytest.mark.parametrize("name", sorted(LAUNCH_FILES))
-def test_launch_file_starts_the_graphs_nodes_with_the_generated_parameter_files(name, driver):
-    launched = Evaluated(load_launch(name), driver=driver)
+def test_launch_file_starts_the_graphs_nodes_with_the_generated_parameter_files(name, driver, compose):
+    launched = Evaluated(load_launch(name), driver=driver, compose=compose)
     assert set(launched.nodes) == LAUNCH_FILES[name]
     scripts = entry_points("legion_nodes")
     for node_name, node in launched.nodes.items():
         spec = graph.NODES[node_name]
-        assert node["package"] == "legion_nodes" and node["executable"] == spec.executable
+        composed = compose == "true" and node_name in graph.COMPOSED["control_chain_node"]
+        assert node["package"] == "legion_nodes"
+        assert node["executable"] == ("control_chain_node" if composed else spec.executable)
         assert node["executable"] in scripts or node_name in PENDING
         base, driver_file = map(Path, node["parameter_files"])
         assert base == LAUNCH / "config" / "legion.yaml" and base.is_file()

@@ -42,13 +42,16 @@ def test_tracking_searches_windows_between_whole_frames_and_sees_what_the_whole_
     assert (tracking.frames, tracking.full_frames) == (10, 2)  # frames 0 and 5
 
 
-def test_a_tag_that_comes_into_view_is_found_at_the_next_whole_frame_and_a_lost_one_at_once_when_none_is_left():
+def test_a_tag_that_comes_into_view_is_found_at_the_next_whole_frame_and_a_lost_one_where_it_was_lost():
     tracking = TrackingTagDetector(TagDetector(TAGS), full_frame_every=3)
-    scenes = [[(3, LEFT)], [(3, LEFT), (8, RIGHT)], [(3, LEFT), (8, RIGHT)], [(3, LEFT), (8, RIGHT)], [], [(8, RIGHT)]]
+    moved = RIGHT + [0.0, -0.15, 0.0]  # out of tag 8's window
+    scenes = [[(3, LEFT)], [(3, LEFT), (8, RIGHT)], [(3, LEFT), (8, RIGHT)], [(3, LEFT), (8, RIGHT)],  # 0-3
+              [], [(3, LEFT), (8, RIGHT)],  # 4: both hidden, 5: back where they were lost
+              [(3, LEFT), (8, moved)], [(3, LEFT), (8, moved)]]  # 6: whole frame, 7: tag 8's new window
     seen = [sorted(o.tag_id for o in tracking.detect(image, D435)) for image in frames(scenes)]
-    # frame 1 and 2 search only tag 3's window; frame 3 is whole; frame 4 loses everything; frame 5 is whole again
-    assert seen == [[3], [3], [3], [3, 8], [], [8]]
-    assert tracking.full_frames == 3
+    # frames 1 and 2 search tag 3's window only; frame 3 is whole; frame 5 finds both in the windows kept since 3
+    assert seen == [[3], [3], [3], [3, 8], [], [3, 8], [3, 8], [3, 8]]
+    assert tracking.full_frames == 3  # frames 0, 3, 6
     tracking.reset()
     assert [o.tag_id for o in tracking.detect(frames([[(8, RIGHT)]])[0], D435)] == [8]
     assert tracking.full_frames == 4

@@ -3,7 +3,7 @@ from setuptools import setup
 
 PACKAGE = "legion_nodes"
 NODES = ["speech_node", "task_sequencer_node", "embedding_node", "perception_node", "real2sim_node", "policy_node", "sim2real_node",
-         "safety_node", "mujoco_plant_node"]
+         "safety_node", "mujoco_plant_node", "control_chain_node"]
 
 setup(
     name=PACKAGE,

@@ -92,8 +92,9 @@ def _stop_on_first_signal(signum, _frame) -> None:
     raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
-def run(node_class: type[LegionNode], args: list[str] | None = None) -> None:
-    """Entry point body: init rclpy, spin one ``node_class`` until SIGINT / SIGTERM, clean up without a traceback.
+def run(node_class: type[LegionNode] | tuple[type[LegionNode], ...], args: list[str] | None = None) -> None:
+    """Entry point body: init rclpy, spin ``node_class`` (or several in one process and one executor) until SIGINT /
+    SIGTERM, clean up without a traceback.
 
     rclpy's own signal handlers are off: a second SIGINT arriving while the first unwinds (``ros2 launch`` sends
     one, a terminal's Ctrl-C another) raised KeyboardInterrupt inside clean-up code and printed a traceback. Here
@@ -114,7 +115,9 @@ def run(node_class: type[LegionNode], args: list[str] | None = None) -> None:
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     signal.signal(signal.SIGINT, _stop_on_first_signal)
     signal.signal(signal.SIGTERM, _stop_on_first_signal)
-    node = executor = thread = None
+    classes = node_class if isinstance(node_class, tuple) else (node_class,)
+    nodes: list[LegionNode] = []
+    executor = thread = None
     stop, done = Future(), threading.Event()
     failed: list[BaseException] = []
 
@@ -127,12 +130,14 @@ def run(node_class: type[LegionNode], args: list[str] | None = None) -> None:
             done.set()
 
     try:
-        node = node_class()
+        for cls in classes:
+            nodes.append(cls())
         # what the node loaded (torch, models, scenes) is never garbage: frozen, a full collection no longer walks it.
         # In the policy node that is 300k objects, and one full collection took 190-210 ms, four control periods
         gc.freeze()
         executor = SingleThreadedExecutor()
-        executor.add_node(node)
+        for node in nodes:
+            executor.add_node(node)
         thread = threading.Thread(target=spin, name="executor", daemon=True)
         thread.start()
         done.wait()  # a signal interrupts it with KeyboardInterrupt
@@ -147,6 +152,6 @@ def run(node_class: type[LegionNode], args: list[str] | None = None) -> None:
             thread.join(timeout=5.0)
         if executor is not None and (thread is None or not thread.is_alive()):
             executor.shutdown()
-        if node is not None:
+        for node in reversed(nodes):
             node.destroy_node()
         rclpy.try_shutdown()
