@@ -20,6 +20,9 @@ CONFIG = Path(__file__).resolve().parent / "config"
 #: priority than the control chain (real2sim, policy, sim2real, safety), which then keeps its 20 Hz and its
 #: latency on a loaded machine; a pose is late by a few ms instead.
 PREFIX = {"perception": "nice -n 10"}
+#: Environment of nodes: the plant's software GL (Mesa llvmpipe) rasterizes on one thread, so a frame being rendered
+#: never takes both cores from the control chain.
+ENVIRONMENT = {"mujoco_plant": {"LP_NUM_THREADS": "1"}}
 DRIVERS = ("lbr_fri_ros2_stack", "iiwa_ros2")
 
 
@@ -64,7 +67,7 @@ def legion_nodes(names: tuple, extra: dict | None = None, condition=None) -> lis
         alone = UnlessCondition(LaunchConfiguration("compose")) if name in in_process else condition
         nodes.append(Node(package="legion_nodes", executable=spec.executable, name=spec.name, output="screen",
                           parameters=[str(CONFIG / "legion.yaml"), driver_file, overrides(name)], condition=alone,
-                          prefix=PREFIX.get(name)))
+                          prefix=PREFIX.get(name), additional_env=ENVIRONMENT.get(name)))
     for executable, members in composed.items():
         merged: dict = {}
         for name in members:

@@ -5,14 +5,18 @@ topic, the gripper action (control_msgs GripperCommand), ``joint_states`` with t
 names, stepping :class:`legion_sim.plant.KukaPlant` (Meta-World's task scene, joint-position servos)
 every 50 ms of wall time. It stands in for the camera too: with ``camera: true`` it publishes the virtual
 RealSense's colour image and camera_info on realsense-ros' topics at ``camera_rate_hz`` (15 Hz, a D435 colour
-mode), rendered on a thread of its own (:class:`legion_sim.camera_stream.CameraStream`) so the joint states
-keep their 20 Hz while a frame renders (the perception node detects the tags);
+mode), rendered on a thread of its own (:class:`legion_sim.camera_stream.CameraStream`, at a lower CPU priority) so the
+joint states keep their 20 Hz while a frame renders; the node's executor publishes each frame (a guard condition),
+so the low-priority thread never holds the interpreter lock through the 0.9 MB message (the perception node detects
+the tags);
 with ``camera: false`` it publishes the simulator's object positions on ``object_poses`` (robot base frame,
 tag-map names: the task's object and, where the task has one, its goal marker). ``task: table`` runs the
 "clean the table" scene (:class:`legion_sim.table_scene.TablePlant`) and publishes all its objects, so the
 task sequencer can run long-horizon commands through the graph. ``/mujoco_plant/reset`` (std_srvs/Trigger) starts
 a new episode: a new placement, the arm at its start posture.
 """
+import threading
+
 import numpy as np
 from rclpy.action import ActionServer
 
@@ -53,6 +57,8 @@ class MujocoPlantNode(LegionNode):
         if self.param("camera"):
             from legion_sim.camera_stream import CameraStream
 
+            self._frame, self._frame_lock = None, threading.Lock()
+            self._frame_ready = self.create_guard_condition(self.publish_frame)
             self.camera = CameraStream(self.plant.camera(), self.on_frame)
             self.create_timer(1.0 / self.param("camera_rate_hz"), self.on_camera_timer)
 
@@ -116,7 +122,18 @@ class MujocoPlantNode(LegionNode):
                                       throttle_duration_sec=5.0)
 
     def on_frame(self, image: np.ndarray, stamp: float) -> None:
-        """On the camera thread: the rendered frame and its camera_info, stamped when the scene was captured."""
+        """On the camera thread: hand the rendered frame to the executor (a frame not yet published is replaced)."""
+        with self._frame_lock:
+            self._frame = (image, stamp)
+        self._frame_ready.trigger()
+
+    def publish_frame(self) -> None:
+        """The newest rendered frame and its camera_info, stamped when the scene was captured."""
+        with self._frame_lock:
+            ready, self._frame = self._frame, None
+        if ready is None:
+            return
+        image, stamp = ready
         k, frame = self.plant.camera().intrinsics, self.param("camera_frame")
         self.publish("camera_info", m.camera_info_to_msg(k.fx, k.fy, k.cx, k.cy, k.width, k.height, stamp, frame))
         self.publish("image", m.image_to_msg(image, "rgb8", stamp, frame))
