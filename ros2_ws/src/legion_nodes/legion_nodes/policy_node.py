@@ -7,9 +7,10 @@ late). A faster joint-state stream (FRI at 100 Hz and up) is thinned to ``rate_h
 an observation is acted on once it arrives no earlier than half a period before the next due step.
 At most ``max_steps_per_subtask`` steps per subtask; a new subtask description resets the step count and
 an empty one (idle) stops acting. Nothing is published until both an observation and an embedding have
-arrived; a timer at ``rate_hz`` counts and logs the periods with no observation newer than
-``max_observation_age_s`` (real2sim stopped: object not seen, joint states stale), in which the driver holds
-its last target. A non-finite action is logged and not published.
+arrived. Periods with no observation newer than ``max_observation_age_s`` (real2sim stopped: object not seen,
+joint states stale), in which the driver holds its last target, are counted when the next observation arrives
+and logged by a 1 Hz watchdog while they last (a 20 Hz timer woke the node once more every period, in the middle of
+the control chain). A non-finite action is logged and not published.
 """
 import numpy as np
 
@@ -32,11 +33,14 @@ class PolicyNode(LegionNode):
         self.subscribe("observation", self.on_observation)
         self.subscribe("embedding", self.on_embedding)
         self.subscribe("subtask", self.on_subtask)
-        self.create_timer(self.period, self.on_watchdog)
+        self.create_timer(1.0, self.on_watchdog)
 
     def on_observation(self, msg) -> None:
-        self.obs, self.obs_time = m.observation_from_msg(msg), self.now_s()
-        self.step(self.obs_time)
+        now = self.now_s()
+        if self.active and self.obs is not None and now - self.obs_time > self.param("max_observation_age_s"):
+            self.stale_cycles += int((now - self.obs_time) / self.period) - 1  # the periods that had no observation
+        self.obs, self.obs_time = m.observation_from_msg(msg), now
+        self.step(now)
 
     def on_embedding(self, msg) -> None:
         self.embedding = m.embedding_from_msg(msg)
@@ -71,8 +75,7 @@ class PolicyNode(LegionNode):
     def on_watchdog(self) -> None:
         if self.active and self.embedding is not None and self.steps < self.param("max_steps_per_subtask") \
                 and self.now_s() - self.obs_time > self.param("max_observation_age_s"):
-            self.stale_cycles += 1
-            self.get_logger().warning("observation stale: not acting", throttle_duration_sec=1.0)
+            self.get_logger().warning(f"observation stale for {self.now_s() - self.obs_time:.2f} s: not acting")
 
 
 def main(args=None):
