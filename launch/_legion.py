@@ -44,7 +44,8 @@ def arguments() -> list:
 
 def legion_nodes(names: tuple, extra: dict | None = None, condition=None) -> list:
     """One launch_ros Node per graph node in ``names``, parameters: legion.yaml, <driver>.yaml, arguments, ``extra``;
-    started only where ``condition`` (a launch condition, None: always) holds. Where ``names`` holds every node of a
+    started only where ``condition`` (a launch condition, None: always) holds (nodes of a composed process: where
+    ``compose`` says). Where ``names`` holds every node of a
     :data:`legion_runtime.graph.COMPOSED` process, the launch argument ``compose`` chooses that one process (their
     overrides merged: a parameter given two of them with different values is an error) or a process each.
 
@@ -73,8 +74,8 @@ def legion_nodes(names: tuple, extra: dict | None = None, condition=None) -> lis
         for name in members:
             for key, value in overrides(name).items():
                 if key in merged and merged[key] is not value and merged[key] != value:
-                    raise ValueError(f"{executable} runs {members} in one process: parameter {key!r} cannot take "
-                                     f"two values ({merged[key]!r}, {value!r}); launch with compose:=false")
+                    raise ValueError(f"{executable} runs {members} in one process, whose overrides reach all of "
+                                     f"them: parameter {key!r} cannot take two values ({merged[key]!r}, {value!r})")
                 merged[key] = value
         # no name: a name remaps every node of the process; each keeps its own (and its section of the YAML files)
         nodes.append(Node(package="legion_nodes", executable=executable, output="screen",
