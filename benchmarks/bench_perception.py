@@ -121,8 +121,9 @@ def scene(args):
             plant.reset(1000)
             q0, _ = plant.joint_state()
             frames = []
-            for i in range(args.frames):  # the arm sweeps through the view
-                plant.step(q0 + 0.01 * i * np.array([1.0, 0.5, 0.0, -0.5, 0.0, 0.3, 0.0]), 0.0)
+            for i in range(args.frames):  # the arm sweeps through the view and back
+                sweep = 0.4 * np.sin(2 * np.pi * i / args.frames)
+                plant.step(q0 + sweep * np.array([1.0, 0.5, 0.0, -0.5, 0.0, 0.3, 0.0]), 0.0)
                 frames.append(cv2.cvtColor(plant.camera().grab(), cv2.COLOR_RGB2GRAY))
             intrinsics = plant.camera().intrinsics
         results = {}
