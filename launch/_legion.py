@@ -20,9 +20,10 @@ CONFIG = Path(__file__).resolve().parent / "config"
 #: priority than the control chain (real2sim, policy, sim2real, safety), which then keeps its 20 Hz and its
 #: latency on a loaded machine; a pose is late by a few ms instead.
 PREFIX = {"perception": "nice -n 10"}
-#: Environment of nodes: the plant's software GL (Mesa llvmpipe) rasterizes on one thread, so a frame being rendered
-#: never takes both cores from the control chain.
-ENVIRONMENT = {"mujoco_plant": {"LP_NUM_THREADS": "1"}}
+#: Environment of nodes: the plant's software GL (Mesa llvmpipe) rasterizes in the calling thread, the plant's
+#: low-priority camera thread, and starts no threads of its own: a frame being rendered never takes both cores from
+#: the control chain.
+ENVIRONMENT = {"mujoco_plant": {"LP_NUM_THREADS": "0"}}
 DRIVERS = ("lbr_fri_ros2_stack", "iiwa_ros2")
 
 
