@@ -38,7 +38,7 @@ def arguments() -> list:
                               description="speech recogniser; vosk needs vosk_model_path"),
         DeclareLaunchArgument("vosk_model_path", default_value="", description="unpacked Vosk model folder"),
         DeclareLaunchArgument("compose", default_value="true", choices=["true", "false"],
-                              description="true: real2sim, sim2real and safety in one process (control_chain_node); "
+                              description="true: real2sim, policy and sim2real in one process (control_chain_node); "
                                           "false: a process each"),
     ]
 

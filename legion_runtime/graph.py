@@ -170,11 +170,12 @@ NODES: dict[str, Node] = {n.name: n for n in (
 DEPLOYMENT_NODES = ("speech", "task_sequencer", "embedding", "perception", "real2sim", "policy", "sim2real", "safety")
 
 #: Nodes that the launch files run in one process, on one executor (ROS 2 composition; launch argument
-#: ``compose``): console script -> the nodes it runs. real2sim, sim2real and safety are the chain's plain maths;
-#: composed, a joint state wakes one process instead of three and a joint command reaches the safety node without
-#: leaving it (joint state -> joint target median 10.8 -> 9.2 ms on 2 cores, benchmarks/bench_ros2_graph.py). The
-#: policy stays apart: it is restarted alone (a new checkpoint, a crash) while the safety node holds.
-COMPOSED: dict[str, tuple[str, ...]] = {"control_chain_node": ("real2sim", "sim2real", "safety")}
+#: ``compose``): console script -> the nodes it runs. Composed, the chain from joint state to joint command
+#: (real2sim -> policy -> sim2real) never leaves the process: one wake-up instead of three cross-process hops. The
+#: safety node stays apart, the one process between the learned part and the arm: when the chain's process dies or
+#: is restarted (``ros2 run legion_nodes control_chain_node``: a new checkpoint, a crash) it forwards nothing and
+#: holds, armed.
+COMPOSED: dict[str, tuple[str, ...]] = {"control_chain_node": ("real2sim", "policy", "sim2real")}
 
 CONTROL_RATE_HZ = 20.0
 MAX_STEPS_PER_SUBTASK = 150

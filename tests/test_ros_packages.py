@@ -150,7 +150,9 @@ def test_launch_file_starts_the_graphs_nodes_with_the_generated_parameter_files(
         base, driver_file = map(Path, node["parameter_files"])
         assert base == LAUNCH / "config" / "legion.yaml" and base.is_file()
         assert driver_file == LAUNCH / "config" / f"{driver}.yaml" and driver_file.is_file()
-        parameters = graph.node_parameters(spec)
+        parameters = {}  # a composed process's overrides reach each of its nodes, which takes those it declares
+        for member in (graph.COMPOSED["control_chain_node"] if composed else (node_name,)):
+            parameters.update(graph.node_parameters(graph.NODES[member]))
         assert set(node["overrides"]) <= set(parameters), f"{node_name}: unknown parameters {set(node['overrides'])}"
         for key, value in node["overrides"].items():  # rclpy refuses a value of another type than the declared one
             assert type(value) is type(parameters[key]), (node_name, key, value, parameters[key])

@@ -302,16 +302,24 @@ def node_cpu_s(launch: subprocess.Popen) -> dict[str, float]:
     return out
 
 
-def restart_policy(mon: Monitor, launch: subprocess.Popen, timeout: float) -> dict:
-    """Kill the policy node (SIGKILL) while a reach runs; the safety node forwards nothing meanwhile; start it
-    again with ``ros2 run`` and the launch's parameter files; it takes over with no re-arm of anything."""
+def policy_executable(compose: bool) -> str:
+    """The executable whose process runs the policy node: the composed chain's, or the policy's own."""
+    composed = [exe for exe, members in graph.COMPOSED.items() if "policy" in members]
+    return composed[0] if compose and composed else graph.NODES["policy"].executable
+
+
+def restart_policy(mon: Monitor, launch: subprocess.Popen, timeout: float, compose: bool = True) -> dict:
+    """Kill the policy node's process (SIGKILL) while a reach runs; the safety node forwards nothing meanwhile; start
+    it again with ``ros2 run`` and the launch's parameter files; it takes over with no re-arm of anything."""
     share = Path(get_package_share_directory("legion_bringup")) / "launch" / "config"
+    executable = policy_executable(compose)
+    rename = [] if executable != graph.NODES["policy"].executable else ["-r", "__node:=policy"]
     out: dict = {"episode": new_episode(mon)}
     state: dict = {}
 
     def during(elapsed: float) -> None:
         if "killed" not in state and mon.count("action") >= state["actions_before"] + 20:  # it has acted 1 s
-            process = launched_process(launch, "policy_node")
+            process = launched_process(launch, executable)
             state["pid"] = process.pid if process else None
             if process is not None:
                 process.kill()
@@ -321,7 +329,7 @@ def restart_policy(mon: Monitor, launch: subprocess.Popen, timeout: float) -> di
             time.sleep(0.5)  # anything in flight lands
             state["targets_after_kill"] = mon.count("joint_targets")
             state["restarted"] = subprocess.Popen(
-                [*ROS2, "run", "legion_nodes", "policy_node", "--ros-args", "-r", "__node:=policy",
+                [*ROS2, "run", "legion_nodes", executable, "--ros-args", *rename,
                  "--params-file", str(share / "legion.yaml"), "--params-file", str(share / "lbr_fri_ros2_stack.yaml")],
                 stdout=state["log"], stderr=subprocess.STDOUT, start_new_session=True)
             state["started"] = time.time()
@@ -344,7 +352,7 @@ def restart_policy(mon: Monitor, launch: subprocess.Popen, timeout: float) -> di
         if process is not None:
             os.killpg(process.pid, signal.SIGINT)
             out["restarted_exit"] = process.wait(30)
-    out.update({"pid": state.get("pid"), "command": {k: command[k] for k in ("seconds", "final")},
+    out.update({"executable": executable, "pid": state.get("pid"), "command": {k: command[k] for k in ("seconds", "final")},
                 "targets_forwarded_while_dead": state.get("targets_at_restart", 0) - state.get("targets_after_kill", 0),
                 "in_flight_at_kill": state.get("targets_after_kill", 0) - state.get("targets_at_kill", 0),
                 "safety_states_while_dead": mon.safety_states(state.get("killed", 0), state.get("first_action", 0)),
@@ -360,6 +368,7 @@ def main() -> int:
     parser.add_argument("--command", action="append", default=[])
     parser.add_argument("--soak-s", type=float, default=0.0, help="then reach after reach until the policy acted so long")
     parser.add_argument("--restart-policy", action="store_true", help="then kill the policy node and ros2 run it again")
+    parser.add_argument("--compose", default="true", choices=["true", "false"], help="the launch argument compose")
     parser.add_argument("--startup-timeout", type=float, default=180.0)
     parser.add_argument("--command-timeout", type=float, default=40.0)
     args = parser.parse_args()
@@ -368,7 +377,7 @@ def main() -> int:
     os.environ["LEGION_DRIVE_LOG_DIR"] = str(args.out.parent)
     with open(log, "w") as log_file:
         launch = subprocess.Popen([*ROS2, "launch", "legion_bringup", "mujoco_plant.launch.py", f"camera:={args.camera}",
-                                   f"seed:={args.seed}"],
+                                   f"seed:={args.seed}", f"compose:={args.compose}"],
                                   stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True)
     rclpy.init()
     node = rclpy.create_node("legion_test_driver")
@@ -393,7 +402,7 @@ def main() -> int:
             cpu1, wall = node_cpu_s(launch), time.time() - t_soak
             result["soak"]["cpu_percent"] = {k: round(100 * (cpu1[k] - cpu0.get(k, 0.0)) / wall, 1) for k in cpu1}
         if args.restart_policy:
-            result["restart"] = restart_policy(mon, launch, args.command_timeout)
+            result["restart"] = restart_policy(mon, launch, args.command_timeout, args.compose == "true")
     finally:
         executor.shutdown()
         node.destroy_node()
