@@ -4,13 +4,16 @@ Prints:
   * policy step (encoder + DPMM component + actor, one observation): median and p99, ms;
   * one whole control cycle (Real2Sim FK, policy, Sim2Real, safety, IK, safety, 50 ms of MuJoCo physics):
     median and p99, ms, in lockstep (as fast as possible);
-  * the same cycle paced at 20 Hz by the wall clock: achieved rate, period jitter and deadline misses.
+  * the same cycle paced at 20 Hz by the wall clock: achieved rate, period jitter and deadline misses;
+  * one full garbage collection with the policy loaded, before and after ``gc.freeze()`` (what the ROS nodes do
+    once they are built, legion_nodes/_ros.py): ms.
 
 Usage: .venv/bin/python benchmarks/bench_control_cycle.py [--checkpoint models/legion-reach-drawer] [--seconds 15]
 """
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import time
 
@@ -51,6 +54,16 @@ def main() -> None:
         policy.act(obs, embedding)
         t.append(time.perf_counter() - t0)
     print(f"policy step: median {pct(t, 50):.3f} ms, p99 {pct(t, 99):.3f} ms (n={len(t)})")
+    collections = []
+    for freeze in (False, True):
+        if freeze:
+            gc.freeze()
+        t0 = time.perf_counter()
+        gc.collect()
+        collections.append((time.perf_counter() - t0) * 1e3)
+    gc.unfreeze()
+    print(f"full garbage collection with the policy loaded ({len(gc.get_objects())} objects): {collections[0]:.1f} ms; "
+          f"after gc.freeze(): {collections[1]:.2f} ms")
 
     # Whole cycle in lockstep: time each cycle through the loop's on_step hook.
     loop = ControlLoop(policy, real2sim, sim2real, safety)

@@ -73,8 +73,9 @@ class CameraPerception:
 
     def for_subtask(self, plant, env_id: str) -> "SubtaskPerception":
         """Perception for one subtask on ``plant`` (a ``KukaPlant``, rendered by its virtual RealSense)."""
-        state = ObjectState(TrackingTagDetector(self.detector, self.full_frame_every), ObjectTracker(self.tags, self.base_from_camera, max_age_s=self.max_age_s),
-                            self.frame, self.rule(env_id))
+        tracker = ObjectTracker(self.tags, self.base_from_camera, max_age_s=self.max_age_s)
+        state = ObjectState(TrackingTagDetector(self.detector, self.full_frame_every), tracker, self.frame,
+                            self.rule(env_id))
         return SubtaskPerception(state, plant.camera())
 
 

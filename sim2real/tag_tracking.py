@@ -62,16 +62,16 @@ class TrackingTagDetector:
                     if o.tag_id not in best or o.decision_margin > best[o.tag_id].decision_margin:
                         best[o.tag_id] = o
             seen = list(best.values())
-        found = {o.tag_id: self.window(o.corners, intrinsics) for o in seen if o.corners is not None}
+        found = {o.tag_id: self.window(o.corners) for o in seen if o.corners is not None}
         self._windows = found if whole else {**self._windows, **found}  # a lost tag keeps its window till a whole frame
         return seen
 
-    def window(self, corners: np.ndarray, intrinsics: Intrinsics) -> tuple[int, int, int, int]:
-        """(x0, y0, x1, y1) px: the search window around a tag with ``corners`` (4, 2) px, inside the image."""
+    def window(self, corners: np.ndarray) -> tuple[int, int, int, int]:
+        """(x0, y0, x1, y1) px: the search window around a tag with ``corners`` (4, 2) px (``TagDetector.detect``
+        clips it to the image)."""
         lo, hi = corners.min(axis=0), corners.max(axis=0)
         pad = self.margin_px + self.margin_scale * float(np.max(hi - lo))
-        return (max(int(lo[0] - pad), 0), max(int(lo[1] - pad), 0),
-                min(int(np.ceil(hi[0] + pad)), intrinsics.width), min(int(np.ceil(hi[1] + pad)), intrinsics.height))
+        return int(lo[0] - pad), int(lo[1] - pad), int(np.ceil(hi[0] + pad)), int(np.ceil(hi[1] + pad))
 
 
 def merged(windows) -> list[tuple[int, int, int, int]]:

@@ -55,15 +55,9 @@ def cli(*args: str, timeout: float = 60) -> str:
 
 #: The control chain's topics in order, after the joint state: real2sim, policy, sim2real, safety.
 CHAIN = ("observation", "action", "joint_command", "joint_targets")
-#: graph topics whose arrival times the monitor keeps (the camera by its small camera_info, not the 0.9 MB image).
-#: LEGION_MONITOR=light keeps only what the end-to-end latency needs (joint states, actions, joint targets; the
-#: observations for the sequencer's bookkeeping): every other subscription wakes the monitor once more a cycle on
-#: the same two cores as the chain it measures.
+#: graph topics whose arrival times the monitor keeps (the camera by its small camera_info, not the 0.9 MB image)
 TIMED = ("joint_states", "object_poses", "camera_info", "observation", "action", "cartesian_target", "joint_command",
          "joint_targets")
-if os.environ.get("LEGION_MONITOR") == "light":
-    TIMED = ("joint_states", "observation", "action", "joint_targets")
-    CHAIN = ("observation", "action", "joint_targets")
 
 
 def percentile(values: list[float], q: float) -> float | None:

@@ -133,7 +133,7 @@ def run(node_class: type[LegionNode] | tuple[type[LegionNode], ...], args: list[
         for cls in classes:
             nodes.append(cls())
         # what the node loaded (torch, models, scenes) is never garbage: frozen, a full collection no longer walks it.
-        # In the policy node that is 300k objects, and one full collection took 190-210 ms, four control periods
+        # With the policy loaded one full collection took 242 ms, almost five control periods (bench_control_cycle.py)
         gc.freeze()
         executor = SingleThreadedExecutor()
         for node in nodes:

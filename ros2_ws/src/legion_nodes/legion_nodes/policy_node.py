@@ -38,7 +38,7 @@ class PolicyNode(LegionNode):
     def on_observation(self, msg) -> None:
         now = self.now_s()
         if self.active and self.obs is not None and now - self.obs_time > self.param("max_observation_age_s"):
-            self.stale_cycles += int((now - self.obs_time) / self.period) - 1  # the periods that had no observation
+            self.stale_cycles += max(int((now - self.obs_time) / self.period) - 1, 0)  # periods with no observation
         self.obs, self.obs_time = m.observation_from_msg(msg), now
         self.step(now)
 
@@ -73,9 +73,10 @@ class PolicyNode(LegionNode):
         self.publish("component", m.component_to_msg(int(component)))
 
     def on_watchdog(self) -> None:
+        age = self.now_s() - self.obs_time
         if self.active and self.embedding is not None and self.steps < self.param("max_steps_per_subtask") \
-                and self.now_s() - self.obs_time > self.param("max_observation_age_s"):
-            self.get_logger().warning(f"observation stale for {self.now_s() - self.obs_time:.2f} s: not acting")
+                and age > self.param("max_observation_age_s"):
+            self.get_logger().warning(f"observation stale for {age:.2f} s: not acting")
 
 
 def main(args=None):
