@@ -31,6 +31,7 @@ from functools import lru_cache
 import mujoco
 import numpy as np
 
+from legion_sim.camera import add_perception_rig
 from legion_sim.kuka_scene import (
     GRIPPER_CLOSED_RAD, GRIPPER_PREFIX, SceneConfig, build_kuka_scene,
 )
@@ -46,6 +47,8 @@ JOINT_STEP_S = 0.05
 #: Adapter frame -> Meta-World ``hand`` frame: hand x = approach (adapter z), hand y = finger axis (adapter y).
 #: With the top-down adapter orientation this makes Meta-World's mocap quaternion (1, 0, 1, 0) the grasp pose.
 _HAND_QUAT_IN_ADAPTER = np.array([np.sqrt(0.5), 0.0, -np.sqrt(0.5), 0.0])
+#: The fingertip pad geoms under Meta-World's names (robosuite's right pad is Meta-World's left, see below).
+METAWORLD_PADS = ("leftpad_geom", "rightpad_geom")
 #: Start configuration for the reset IK (elbow up, flange down), rad.
 _Q_NOMINAL = np.deg2rad([90.0, 30.0, 0.0, -90.0, 0.0, 60.0, 0.0])
 
@@ -84,10 +87,11 @@ class _KukaArm:
     """Mixin that puts the KUKA into a Meta-World v3 task class (see :func:`kuka_env_class`)."""
 
     def __init__(self, *args, control: str = "mocap", scene_config: SceneConfig | None = None,
-                 control_dt: float | None = None, **kwargs):
+                 control_dt: float | None = None, perception_rig: str | None = None, **kwargs):
         if control not in CONTROL_MODES:
             raise ValueError(f"control must be one of {CONTROL_MODES}, got {control!r}")
         self.control = control
+        self.perception_rig = perception_rig
         self.scene_config = scene_config or SceneConfig()
         super().__init__(*args, **kwargs)
         m = self.model
@@ -118,7 +122,10 @@ class _KukaArm:
 
     # -- model ------------------------------------------------------------------------------------
     def _initialize_simulation(self):
-        model = build_kuka_metaworld_spec(self.fullpath, self.scene_config).compile()
+        spec = build_kuka_metaworld_spec(self.fullpath, self.scene_config)
+        if self.perception_rig is not None:  # the virtual RealSense and the task's tags (legion_sim.camera)
+            add_perception_rig(spec, self.perception_rig, GRIPPER_PREFIX + "robotiq_85_adapter_link")
+        model = spec.compile()
         model.vis.global_.offwidth = max(model.vis.global_.offwidth, self.width)
         model.vis.global_.offheight = max(model.vis.global_.offheight, self.height)
         return model, mujoco.MjData(model)
@@ -198,7 +205,10 @@ def start_pose(hand_pos: tuple[float, float, float], config: SceneConfig = Scene
 @lru_cache(maxsize=None)
 def kuka_env_class(metaworld_class: type) -> type:
     """The KUKA variant of a Meta-World v3 env class (same constructor, plus ``control``, ``scene_config``,
-    ``control_dt`` keyword arguments); e.g. ``kuka_env_class(SawyerReachEnvV3)(control="joint")``."""
+    ``control_dt`` and ``perception_rig`` keyword arguments); e.g. ``kuka_env_class(SawyerReachEnvV3)(control="joint")``.
+
+    ``perception_rig``: a Meta-World task name whose AprilTags, virtual RealSense and calibration tag
+    (:func:`legion_sim.camera.add_perception_rig`) are added to the scene; None (default): none."""
     name = metaworld_class.__name__.replace("Sawyer", "Kuka", 1)
     return type(name, (_KukaArm, metaworld_class), {"__doc__": f"{metaworld_class.__name__} with the KUKA iiwa 14 "
                                                                  "+ Robotiq 2F-85 (legion_sim.kuka_metaworld)."})

@@ -56,6 +56,8 @@ class MetaWorldTaskEnv(gym.Env):
             (:mod:`legion_sim.kuka_metaworld`).
         control: KUKA only: ``"mocap"`` (Meta-World's mocap weld, 12.5 ms steps) or ``"joint"`` (Sim2Real + IK
             to joint position servos, 50 ms steps, as deployed).
+        kuka_options: KUKA only: more keyword arguments of :func:`legion_sim.kuka_metaworld.kuka_env_class`'s
+            classes (``scene_config``, ``control_dt``, ``perception_rig``).
 
     Observation: Box(-inf, inf, (12,), float32), layout :data:`sim2real.observation.OBS_LAYOUT`.
     Action: Box(-1, 1, (4,), float32).
@@ -68,7 +70,7 @@ class MetaWorldTaskEnv(gym.Env):
 
     def __init__(self, env_id: str, seed: int = 0, max_episode_steps: int = EPISODE_STEPS,
                  render_mode: str | None = None, reward_version: str = "v2", placement: str = "random",
-                 robot: str = "sawyer", control: str = "mocap"):
+                 robot: str = "sawyer", control: str = "mocap", kuka_options: dict[str, Any] | None = None):
         import metaworld
 
         if env_id not in metaworld.MT1.ENV_NAMES:
@@ -82,8 +84,9 @@ class MetaWorldTaskEnv(gym.Env):
             raise ValueError(f"reward_version must be 'v1' or 'v2', got {reward_version!r}")
         if robot not in ("sawyer", "kuka"):
             raise ValueError(f"robot must be 'sawyer' or 'kuka', got {robot!r}")
-        if robot == "sawyer" and control != "mocap":
-            raise ValueError("the Sawyer is driven by Meta-World's mocap only; control='joint' needs robot='kuka'")
+        if robot == "sawyer" and (control != "mocap" or kuka_options):
+            raise ValueError("the Sawyer is driven by Meta-World's mocap only; control='joint' needs robot='kuka' "
+                             "(as do kuka_options)")
         self.env_id = env_id
         self.robot, self.control = robot, control
         self.reward_version = reward_version
@@ -95,7 +98,7 @@ class MetaWorldTaskEnv(gym.Env):
         if robot == "kuka":
             from legion_sim.kuka_metaworld import kuka_env_class
 
-            env_class, extra = kuka_env_class(env_class), {"control": control}
+            env_class, extra = kuka_env_class(env_class), {"control": control, **(kuka_options or {})}
         self._env = env_class(render_mode=render_mode, reward_function_version=reward_version, **extra)
         # MT1 tasks carry partially_observable=False: set_task makes the goal visible properly.
         self._env.set_task(benchmark.train_tasks[0])

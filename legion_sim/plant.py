@@ -2,8 +2,12 @@
 
 The plant is driven only through 7 arm joint-position targets and a gripper closing fraction (no
 mocap), at 20 Hz: one :meth:`KukaPlant.step` is 50 ms of physics (20 steps of Meta-World's 2.5 ms).
-Objects and goals are placed per reset with the task's own Meta-World distribution
-(``_random_reset_space`` read from the Meta-World env class), seeded; success is Meta-World's test.
+The scene and the task are Meta-World's own: the plant holds the KUKA variant of the task's Meta-World env class
+(:mod:`legion_sim.kuka_metaworld`, joint mode, with the virtual RealSense and the task's AprilTags), whose
+``reset_model`` places the objects and goal per reset (seeded), whose ``_get_pos_objects``/``_target_pos`` are the
+object and goal, and whose ``evaluate_state`` is the success test. The joint-mode training environment
+(``MetaWorldTaskEnv(robot="kuka", control="joint")``) is the same model and task code, stepped through Sim2Real and
+IK inside the environment; the plant is stepped by joint targets from outside, as the robot is.
 
 Two points of the hand (see :mod:`sim2real.transforms`): the TCP, midpoint of the fingertip pads,
 plays Meta-World's ``tcp_center`` (success tests); the ee point, 4.5 cm behind it on the gripper
@@ -19,10 +23,10 @@ from functools import lru_cache
 import mujoco
 import numpy as np
 
-from legion_sim.camera import GOAL_MARKER_BODY, VirtualRealSense, add_perception_rig
-from legion_sim.kuka_scene import (
-    CAMERA_NAME, FINGERTIP_PADS, GRIPPER_CLOSED_RAD, GRIPPER_JOINT, GRIPPER_PREFIX, SceneConfig, build_kuka_scene,
-)
+from legion_sim.camera import GOAL_MARKER_BODY, VirtualRealSense
+from legion_sim.kuka_metaworld import METAWORLD_PADS
+from legion_sim.kuka_scene import CAMERA_NAME, FINGERTIP_PADS, GRIPPER_CLOSED_RAD, GRIPPER_JOINT, GRIPPER_PREFIX, SceneConfig
+from legion_sim.metaworld_env import PAPER_TASKS
 from sim2real.kinematics import (
     GRIPPER_TCP_DEPTH_M, JOINT_LIMITS_RAD, JOINT_NAMES, TOP_DOWN_ROT, ArmKinematics,
 )
@@ -41,99 +45,43 @@ def _metaworld_env(task: str):
     return ALL_V3_ENVIRONMENTS[task]()
 
 
-class _Task:
-    """Task-specific placement, object/goal readout and success test, mirroring Meta-World's env class."""
+#: Tasks the plant runs: the paper's ten Meta-World v3 tasks (``legion_sim.metaworld_env.PAPER_TASKS``).
+TASKS = PAPER_TASKS
 
-    def __init__(self, task: str, model: mujoco.MjModel):
-        mw = _metaworld_env(task)
-        self.model = model
-        self.hand_init_pos = np.asarray(mw.hand_init_pos, dtype=np.float64).copy()
-        self.reset_low = np.asarray(mw._random_reset_space.low, dtype=np.float64).copy()
-        self.reset_high = np.asarray(mw._random_reset_space.high, dtype=np.float64).copy()
-        self.target_radius = float(mw.TARGET_RADIUS)
-        self.goal_site = model.site("goal").id
-        self.goal = np.zeros(3)
 
-    def sample(self, rng: np.random.Generator) -> np.ndarray:
-        """Meta-World's ``_get_state_rand_vec`` with seeded sampling."""
-        return rng.uniform(self.reset_low, self.reset_high)
+class _MetaWorldTask:
+    """Meta-World's own task code on the plant's scene: placement (``reset_model``), object point
+    (``_get_pos_objects``), quaternion (``_get_quat_objects``), goal (``_target_pos``) and success (``evaluate_state``)
+    of the KUKA variant of the task's env class (:mod:`legion_sim.kuka_metaworld`)."""
+
+    def __init__(self, env):
+        self.env = env
+        self.hand_init_pos = np.asarray(env.hand_init_pos, dtype=np.float64).copy()
+
+    @property
+    def goal(self) -> np.ndarray:
+        return np.asarray(self.env._target_pos, dtype=np.float64)
+
+    def reset(self, seed: int) -> None:
+        """Meta-World's reset with its placement stream seeded by ``seed``: objects placed, arm at the start pose."""
+        self.env.seed(seed)
+        self.env.reset()
+
+    def object_position(self, data: mujoco.MjData) -> np.ndarray:
+        return np.asarray(self.env._get_pos_objects(), dtype=np.float64)[:3].copy()
 
     def quaternion(self, data: mujoco.MjData) -> np.ndarray:
-        """(4,) object quaternion (x, y, z, w) of observation[7:11]; zeros where Meta-World gives zeros."""
-        return np.zeros(4)
+        return np.asarray(self.env._get_quat_objects(), dtype=np.float64)[:4].copy()
 
-    def set_goal(self, goal: np.ndarray) -> None:
-        self.goal = np.asarray(goal, dtype=np.float64).copy()
-        self.model.site_pos[self.goal_site] = self.goal
-
-
-class _Reach(_Task):
-    """reach-v3 (``SawyerReachEnvV3``): puck on the table, goal in the air; success: TCP within 0.05 m of the goal."""
-
-    def __init__(self, task, model):
-        super().__init__(task, model)
-        self.obj_body = model.body("obj").id
-        self.obj_qpos = model.jnt_qposadr[model.joint("objjoint").id]
-        self.obj_qvel = model.jnt_dofadr[model.joint("objjoint").id]
-
-    def reset(self, data: mujoco.MjData, rng: np.random.Generator) -> None:
-        vec = self.sample(rng)
-        while np.linalg.norm(vec[:2] - vec[3:5]) < 0.15:  # reset_model: puck and goal at least 0.15 m apart
-            vec = self.sample(rng)
-        data.qpos[self.obj_qpos:self.obj_qpos + 7] = np.r_[vec[:3], 1.0, 0.0, 0.0, 0.0]
-        data.qvel[self.obj_qvel:self.obj_qvel + 6] = 0.0
-        self.set_goal(vec[3:])
-
-    def object_position(self, data):
-        return data.xpos[self.obj_body].copy()  # get_body_com("obj") is the body's xpos in gymnasium
-
-    def quaternion(self, data):
-        quat = data.xquat[self.obj_body]  # w, x, y, z
-        return np.r_[quat[1:], quat[0]]
-
-    def success(self, data, tcp) -> bool:
-        return bool(np.linalg.norm(tcp - self.goal) <= 0.05)  # evaluate_state: reach_dist <= 0.05
-
-
-class _DrawerClose(_Task):
-    """drawer-close-v3 (``SawyerDrawerCloseEnvV3``): drawer starts pulled out 0.15 m; success: handle
-    within TARGET_RADIUS + 0.015 m of the closed position (TARGET_RADIUS is SawyerXYZEnv's 0.05, as used
-    by ``evaluate_state``)."""
-
-    HANDLE_OFFSET = np.array([0.0, -0.16, 0.05])  # _get_pos_objects: drawer_link + this
-    TARGET_OFFSET = np.array([0.0, -0.16, 0.09])  # reset_model: drawer pos + this
-
-    def __init__(self, task, model):
-        super().__init__(task, model)
-        self.max_dist = float(_metaworld_env(task).maxDist)
-        self.drawer_body = model.body("drawer").id
-        self.drawer_link = model.body("drawer_link").id
-        self.slide_qpos = model.jnt_qposadr[model.joint("goal_slidey").id]
-        self.slide_qvel = model.jnt_dofadr[model.joint("goal_slidey").id]
-
-    def reset(self, data, rng) -> None:
-        drawer_pos = self.sample(rng)
-        self.model.body_pos[self.drawer_body] = drawer_pos
-        data.qpos[self.slide_qpos] = -self.max_dist  # pulled out all the way
-        data.qvel[self.slide_qvel] = 0.0
-        self.set_goal(drawer_pos + self.TARGET_OFFSET)
-
-    def object_position(self, data):
-        return data.xpos[self.drawer_link] + self.HANDLE_OFFSET
-
-    def success(self, data, tcp) -> bool:
-        return bool(np.linalg.norm(self.object_position(data) - self.goal) <= self.target_radius + 0.015)
-
-
-#: Tasks the plant supports, Meta-World v3 names.
-TASKS = {"reach-v3": _Reach, "drawer-close-v3": _DrawerClose}
+    def success(self, data: mujoco.MjData, tcp: np.ndarray) -> bool:
+        return bool(self.env.evaluate_state(self.env._get_obs(), np.zeros(4))[1]["success"])
 
 
 class KukaPlant:
     """MuJoCo KUKA iiwa 14 + Robotiq 2F-85 in a Meta-World v3 task (sim frame = Meta-World's world frame).
 
     Args:
-        task: a key of :data:`TASKS` (``"reach-v3"``, ``"drawer-close-v3"``).
+        task: one of :data:`TASKS`, the paper's ten Meta-World v3 tasks (``"reach-v3"``, ``"push-v3"``, ...).
         seed: seed of the placement RNG (``numpy.random.default_rng``); None draws fresh entropy.
         render: create the renderer now (fails fast without a GL backend); :meth:`render` works either way.
         config: robot placement and servo gains (default: base at (0, 0.1, 0), axes aligned).
@@ -148,30 +96,35 @@ class KukaPlant:
         model, data: the MuJoCo model and data (read-only use, please).
 
     Raises:
-        ValueError: unknown task.
+        ValueError: unknown task (the message lists the ten).
     """
 
     def __init__(self, task: str = "reach-v3", seed: int | None = None, render: bool = False,
                  config: SceneConfig | None = None, ee_offset_m: float = METAWORLD_EE_OFFSET_M):
         if task not in TASKS:
-            raise ValueError(f"unknown task {task!r}; the KUKA plant supports {sorted(TASKS)}")
+            raise ValueError(f"unknown task {task!r}; the KUKA plant runs the paper's ten tasks: {', '.join(TASKS)}")
+        from legion_sim.metaworld_env import MetaWorldTaskEnv  # noqa: PLC0415 (imports Meta-World)
+
         self.task = task
         config = config or SceneConfig()
-        spec = build_kuka_scene(_metaworld_env(task).model_name, config)
-        add_perception_rig(spec, task, GRIPPER_PREFIX + "robotiq_85_adapter_link")
-        self._bind(spec.compile(), config, ee_offset_m, seed)
-        self._task = TASKS[task](task, self.model)
+        # Meta-World's env class of the task with the KUKA and the perception rig: its model is this plant's
+        # scene, its task code places the objects and tests success; its step() is never called.
+        self._gym = MetaWorldTaskEnv(task, robot="kuka", control="joint",
+                                     kuka_options={"scene_config": config, "perception_rig": task})
+        env = self._gym.unwrapped_metaworld
+        self._bind(env.model, env.data, config, ee_offset_m, seed, pads=METAWORLD_PADS)
+        self._task = _MetaWorldTask(env)
         if render:
             self._renderer(320, 240)
         self.reset()
 
-    def _bind(self, model: mujoco.MjModel, config: SceneConfig, ee_offset_m: float, seed: int | None) -> None:
-        """Take a compiled scene of :func:`build_kuka_scene`: robot indices, RNG, kinematics, no renderer yet
-        (shared with :class:`legion_sim.table_scene.TablePlant`)."""
+    def _bind(self, model: mujoco.MjModel, data: mujoco.MjData, config: SceneConfig, ee_offset_m: float,
+              seed: int | None, pads: tuple[str, str] = FINGERTIP_PADS) -> None:
+        """Take a compiled scene of :func:`build_kuka_scene` and its data: robot indices, RNG, kinematics, no
+        renderer yet (shared with :class:`legion_sim.table_scene.TablePlant`); ``pads``: the fingertip pad geoms."""
         self.config = config
         self.frame = FrameTransform.from_pos_quat(config.base_pos, config.base_quat)
-        self.model = model
-        self.data = mujoco.MjData(self.model)
+        self.model, self.data = model, data
         self.joint_names = list(JOINT_NAMES)
         self.dt = CONTROL_DT
         self.ee_offset_m = float(ee_offset_m)
@@ -179,7 +132,7 @@ class KukaPlant:
         self._qadr = np.array([self.model.jnt_qposadr[self.model.joint(n).id] for n in JOINT_NAMES])
         self._dadr = np.array([self.model.jnt_dofadr[self.model.joint(n).id] for n in JOINT_NAMES])
         self._grip_qadr = self.model.jnt_qposadr[self.model.joint(GRIPPER_JOINT).id]
-        self._pads = [self.model.geom(n).id for n in FINGERTIP_PADS]
+        self._pads = [self.model.geom(n).id for n in pads]
         self._hand = self.model.body(GRIPPER_PREFIX + "robotiq_85_adapter_link").id
         marker = mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_BODY, GOAL_MARKER_BODY)
         self._goal_marker = int(self.model.body_mocapid[marker]) if marker >= 0 else None
@@ -191,10 +144,11 @@ class KukaPlant:
 
     # ----------------------------------------------------------------------------------------------
     def reset(self, seed: int | None = None) -> None:
-        """New episode: objects and goal placed at random (seeded), arm at the start posture.
+        """New episode: objects and goal placed by Meta-World's ``reset_model`` (seeded), arm at the start posture.
 
-        The start posture puts the ee point (Meta-World's hand) at the task's ``hand_init_pos``,
-        top-down, by IK from :data:`Q_NOMINAL`; the gripper is open and everything is at rest.
+        The start posture puts the ee point (Meta-World's hand) at the task's ``hand_init_pos`` (or the nearest
+        reachable point ahead of it, :func:`legion_sim.kuka_metaworld.start_pose`), top-down, by IK from
+        :data:`Q_NOMINAL`; the gripper is open and the arm at rest.
 
         Args:
             seed: reseed the placement RNG first (None: continue the current stream).
@@ -204,8 +158,8 @@ class KukaPlant:
         """
         if seed is not None:
             self._rng = np.random.default_rng(seed)
-        mujoco.mj_resetData(self.model, self.data)
-        self._task.reset(self.data, self._rng)
+        self._task.reset(int(self._rng.integers(2**31)))
+        self.data.time = 0.0  # the episode starts now; Meta-World's settling of the objects came before
         if self._goal_marker is not None:
             self.data.mocap_pos[self._goal_marker] = self._task.goal
         self._start_posture(self._task.hand_init_pos)
@@ -220,6 +174,7 @@ class KukaPlant:
             raise RuntimeError(f"start hand {hand_init_pos} (sim) is not reachable top-down from the arm "
                                f"base at {self.config.base_pos}: IK error {start.pos_error_m:.4f} m")
         self.data.qpos[self._qadr] = start.q
+        self.data.qvel[self._dadr] = 0.0
         self.data.ctrl[:7] = start.q
         self.data.ctrl[7] = 0.0
         mujoco.mj_forward(self.model, self.data)

@@ -313,7 +313,8 @@ class TablePlant(KukaPlant):
     def __init__(self, seed: int | None = None, active: str = "drawer-close-v3", render: bool = False,
                  config: SceneConfig | None = None, ee_offset_m: float = METAWORLD_EE_OFFSET_M):
         config = config or SceneConfig()
-        self._bind(build_table_scene(config).compile(), config, ee_offset_m, seed)
+        model = build_table_scene(config).compile()
+        self._bind(model, mujoco.MjData(model), config, ee_offset_m, seed)
         self._tasks = {t.env_id: _PlacedTask(t, self.model) for t in TABLE_TASKS}
         self.select(active)
         if render:

@@ -203,14 +203,17 @@ def test_a_table_run_summary_says_what_the_safety_diagnostics_recorded(tmp_path)
     import json
 
     table = ROOT / "models" / "legion-table-kuka" / "checkpoint"
-    result = legion("run", "--text", "open the faucet", "--checkpoint", str(table), "--out", str(tmp_path),
-                    "--perception", "simulator", "--no-video", "--seed", "1", "--max-steps", "40")
+    # two table subtasks run on the table scene (a single one runs in its own task's scene)
+    result = legion("run", "--text", "close the drawer then open the faucet", "--checkpoint", str(table),
+                    "--out", str(tmp_path), "--perception", "simulator", "--no-video", "--seed", "1", "--max-steps", "40")
     assert result.exit_code in (0, 1), result.output
     (run_dir,) = tmp_path.iterdir()
     summary = json.loads((run_dir / "summary.json").read_text())
     recorded = _safety_diagnostics(read_bag(run_dir / "bag"))
-    (outcome,) = summary["outcomes"]
-    assert {"holds": outcome["holds"], "interventions": outcome["interventions"]} == recorded["faucet-open"]
+    assert [o["subtask"] for o in summary["outcomes"]] == ["drawer-close", "faucet-open"]
+    for row in summary["outcomes"]:
+        assert {"holds": row["holds"], "interventions": row["interventions"]} == recorded[row["subtask"]]
+    outcome = summary["outcomes"][1]
     assert {k: summary["transfers"][k] for k in ("holds", "interventions")} == recorded["transfer"]
     assert outcome["interventions"].get("velocity_scaled", 0) >= 10, outcome
     assert "velocity_scaled" in result.output  # the terminal says it too

