@@ -9,8 +9,8 @@ carries the names Meta-World's code reads:
 * body ``hand``: the ee point (4.5 cm behind the TCP, as the Sawyer's hand behind its ``tcp_center``),
   oriented so that Meta-World's mocap orientation (quaternion (1, 0, 1, 0)) is the top-down grasp;
 * sites ``rightEndEffector``/``leftEndEffector`` at the fixed TCP (their midpoint is ``tcp_center``);
-* bodies ``leftclaw``/``rightclaw``/``leftpad``/``rightpad`` at the fingertip pads (left = +y, as on the
-  Sawyer) and the pad geoms renamed ``leftpad_geom``/``rightpad_geom`` (grasp tests use their contacts);
+* bodies ``leftclaw``/``rightclaw``/``leftpad``/``rightpad`` at the fingertip pads' centres (left = +y, as on the
+  Sawyer) and a pad geom per side renamed ``leftpad_geom``/``rightpad_geom`` (grasp tests use their contacts);
 * the Sawyer's 9 joints kept as an inert placeholder so ``qpos[9:]`` is still the first object.
 
 Two control modes (``control``):
@@ -47,8 +47,6 @@ JOINT_STEP_S = 0.05
 #: Adapter frame -> Meta-World ``hand`` frame: hand x = approach (adapter z), hand y = finger axis (adapter y).
 #: With the top-down adapter orientation this makes Meta-World's mocap quaternion (1, 0, 1, 0) the grasp pose.
 _HAND_QUAT_IN_ADAPTER = np.array([np.sqrt(0.5), 0.0, -np.sqrt(0.5), 0.0])
-#: The fingertip pad geoms under Meta-World's names (robosuite's right pad is Meta-World's left, see below).
-METAWORLD_PADS = ("leftpad_geom", "rightpad_geom")
 #: Start configuration for the reset IK (elbow up, flange down), rad.
 _Q_NOMINAL = np.deg2rad([90.0, 30.0, 0.0, -90.0, 0.0, 60.0, 0.0])
 
@@ -71,13 +69,13 @@ def build_kuka_metaworld_spec(task_xml: str, config: SceneConfig = SceneConfig()
                             quat=list(_HAND_QUAT_IN_ADAPTER))
     for name in ("rightEndEffector", "leftEndEffector"):  # the fixed TCP, ee_offset_m along the hand's x axis
         hand.add_site(name=name, pos=[ee_offset_m, 0.0, 0.0], size=[0.005] * 3, rgba=[1, 0, 0, 0])
-    # robosuite's right pad lies on the adapter's +y side, which is Meta-World's left (+y) at the grasp pose
-    for robosuite_side, metaworld_side in (("left", "right"), ("right", "left")):
-        geom = spec.geom(f"{GRIPPER_PREFIX}{robosuite_side}_fingerpad_collision")
-        finger = spec.body(f"{GRIPPER_PREFIX}{robosuite_side}_inner_finger")
+    # the pad on the hand's +y side is Meta-World's left (+y) at the grasp pose
+    gripper = config.gripper_model
+    for side, metaworld_side in enumerate(("left", "right")):
+        finger = spec.body(GRIPPER_PREFIX + gripper.pad_bodies[side])
         for body in (metaworld_side + "claw", metaworld_side + "pad"):
-            finger.add_body(name=body, pos=list(geom.pos))
-        geom.name = metaworld_side + "pad_geom"
+            finger.add_body(name=body, pos=list(gripper.pad_centres[side]))
+        spec.geom(GRIPPER_PREFIX + gripper.pad_geoms[side][0]).name = metaworld_side + "pad_geom"
     spec.add_equality(type=mujoco.mjtEq.mjEQ_WELD, name="mocap_weld", name1="mocap", name2="hand",
                       objtype=mujoco.mjtObj.mjOBJ_BODY, solref=[0.02, 1.0])
     return spec

