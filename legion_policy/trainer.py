@@ -43,6 +43,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from legion_policy import metrics as lm
 from legion_policy.agent import AgentConfig, LegionAgent
 from legion_policy.checkpoint import save_checkpoint
+from legion_policy.demonstrations import Demonstrations, path_for, read_demonstrations
 from legion_policy.progress import ProgressMeter
 from legion_policy.replay import REGIMES, ReplayBuffer
 from legion_policy.tasks import FEW_SHOT_STREAM, PAPER_STREAM, load_task_library  # noqa: F401 - streams re-exported
@@ -106,6 +107,9 @@ class TrainConfig:
             (``AsyncVectorEnv``: one worker process per environment, stepping while the learner updates).
         torch_threads: PyTorch intra-op threads (1 keeps parallel sweep runs off each other's cores;
             0: PyTorch's default, all cores).
+        demos: folder of demonstration files (``legion demos``; :mod:`legion_policy.demonstrations`); at the start
+            of each visit the file of each of its tasks is added to the replay (tasks without one get none); the
+            count is ``metrics["demonstrations"]``. None: pure RL, as the paper.
         agent: :class:`AgentConfig`.
     """
 
@@ -140,6 +144,7 @@ class TrainConfig:
     num_envs: int = 1
     vector_env: str = "sync"
     torch_threads: int = 1
+    demos: str | None = None
     agent: AgentConfig = field(default_factory=AgentConfig)
 
     def validate(self) -> None:
@@ -228,6 +233,42 @@ def evaluate(agent: LegionAgent, env: MetaWorldTaskEnv, embeddings: np.ndarray, 
     return wins / episodes
 
 
+def load_stream_demonstrations(folder: str | Path, tasks: list[str]) -> dict[int, Demonstrations]:
+    """The demonstration files of the stream's ``tasks`` in ``folder``, by stream task index (tasks without one
+    are left out).
+
+    Raises:
+        TrainConfigError: no folder, no file for any of the tasks, or a file of another task or format.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise TrainConfigError(f"demos: no folder {folder}; write demonstrations with `legion demos --out {folder}`")
+    found = {}
+    for k, task in enumerate(tasks):
+        path = path_for(folder, task)
+        if path.is_file():
+            try:
+                demo = read_demonstrations(path)
+            except ValueError as exc:
+                raise TrainConfigError(f"demos: {exc}") from exc
+            if demo.task != task:
+                raise TrainConfigError(f"demos: {path} holds demonstrations of {demo.task!r}, not {task!r}")
+            found[k] = demo
+    if not found:
+        raise TrainConfigError(f"demos: {folder} has no demonstration file of {tasks} (<task>.npz); write them with "
+                               f"`legion demos --tasks {','.join(tasks)} --out {folder}`")
+    return found
+
+
+def add_demonstrations(replay: ReplayBuffer, demo: Demonstrations, task: int, phrases: list[int],
+                       rng: np.random.Generator) -> None:
+    """Add every transition of ``demo`` to ``replay`` as stream task ``task``, each with a phrasing drawn from
+    ``phrases`` (rows of the replay's embedding table), as the online transitions get theirs."""
+    for i in range(len(demo)):
+        replay.add(demo.obs[i], demo.action[i], demo.reward[i], demo.next_obs[i], float(demo.terminated[i]),
+                   int(rng.choice(phrases)), task)
+
+
 def make_agent(cfg: TrainConfig) -> LegionAgent:
     """The agent of ``cfg.method`` (LEGION or a baseline on the same backbone)."""
     from legion_policy import baselines
@@ -299,9 +340,13 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
     canonical = np.array([rows[0] for rows in phrase_rows for _ in rows])  # phrasings[0] = the description
 
     agent = make_agent(cfg)
+    demos = load_stream_demonstrations(cfg.demos, tasks) if cfg.demos else {}
     steps_per_visit = cfg.steps_per_task * (len(tasks) if cfg.method == "multitask" else 1)
     regime = cfg.replay or METHODS[cfg.method][1]
-    capacity = {"unbounded": steps_per_visit * len(visits), "fifo": steps_per_visit * cfg.fifo_visits,
+    visit_demos = [sum(len(demos[k]) for k in (range(len(tasks)) if name == "multitask" else [tasks.index(name)])
+                       if k in demos) for name in visits]
+    capacity = {"unbounded": steps_per_visit * len(visits) + sum(visit_demos),
+                "fifo": (steps_per_visit + max(visit_demos, default=0)) * cfg.fifo_visits,
                 "reservoir": cfg.reservoir_capacity or steps_per_visit}[regime]
     replay = ReplayBuffer(capacity, agent.config.obs_dim, agent.config.action_dim, table, canonical,
                           regime=regime, fifo_visits=cfg.fifo_visits, seed=cfg.seed)
@@ -419,6 +464,12 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
             if start_local == 0:
                 agent.reset_optimizers()
                 replay.start_visit(v)
+                for k in visit_tasks:  # the visit's demonstrations, before its first step
+                    if k in demos:
+                        add_demonstrations(replay, demos[k], k, phrase_rows[k], rng)
+                        log.write(json.dumps({"event": "demonstrations", "step": total, "task": tasks[k],
+                                              "transitions": len(demos[k]), "episodes": demos[k].episodes,
+                                              "success_rate": demos[k].success_rate}) + "\n")
             if start_local % n_envs:
                 raise TrainConfigError(f"cannot resume at local step {start_local} with num_envs={n_envs}: use a "
                                        "num_envs that divides it")
@@ -483,6 +534,8 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
                     agent.on_task_end(task_index, replay, rng)
                 run_eval(v)
                 metrics = _metrics(cfg, tasks, visits, steps_per_visit, curve, time.time() - run_start)
+                if demos:
+                    metrics["demonstrations"] = {tasks[k]: len(d) for k, d in demos.items()}
                 _write_metrics(out, metrics)
                 if METHODS[cfg.method][0] == "legion":
                     lib = library.restricted_to(dict.fromkeys(visits[:v + 1]))

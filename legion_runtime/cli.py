@@ -91,6 +91,33 @@ def evaluate(
 
 
 @app.command()
+def demos(
+    tasks: Annotated[str, typer.Option(help="comma-separated Meta-World v3 tasks (default: the paper's ten)")] = "",
+    episodes: Annotated[int, typer.Option(help="randomised episodes per task")] = 50,
+    out: Annotated[Path, typer.Option(help="folder of the demonstration files (<task>.npz)")] = Path("demos"),
+    seed: Annotated[int, typer.Option(help="placement seed of the first episode; episode i uses seed + i")] = 0,
+    max_steps: Annotated[int, typer.Option(help="step limit per episode (20 Hz)")] = 150,
+) -> None:
+    """Write demonstrations of the reference controllers through the deployed chain (docs/demonstrations.md)."""
+    from legion_runtime.demos import record_task
+    from legion_policy.demonstrations import path_for, write_demonstrations
+    from legion_sim.metaworld_env import PAPER_TASKS
+    from legion_sim.reference import PLANS
+
+    names = [t.strip() for t in tasks.split(",") if t.strip()] or list(PAPER_TASKS)
+    unknown = [t for t in names if t not in PLANS]
+    if unknown:
+        _fail(f"no reference controller for {unknown}; there is one for {', '.join(PLANS)}")
+    if episodes < 1 or max_steps < 1:
+        _fail(f"--episodes and --max-steps must be >= 1, got {episodes} and {max_steps}")
+    for task in names:
+        demo = record_task(task, episodes, seed, max_steps)
+        path = write_demonstrations(path_for(out, task), demo)
+        console.print(f"{task}: {demo.meta['successes']}/{episodes} episodes succeeded, {len(demo)} transitions "
+                      f"-> {path}")
+
+
+@app.command()
 def grammar(
     fmt: Annotated[str, typer.Option("--format", help="jsgf (pocketsphinx) or vosk (JSON list)")] = "jsgf",
     library: Annotated[Optional[Path], typer.Option(help="task library YAML (default: the shipped one)")] = None,
@@ -342,7 +369,8 @@ def long_horizon(
     command: Annotated[str, typer.Option(help="long-horizon command, e.g. 'clean the table' or 'make the coffee'")],
     trials: Annotated[int, typer.Option(help="randomised trials (placements and random orders seeded by seed + i)")] = 20,
     controller: Annotated[str, typer.Option(
-        help="expert (Meta-World's scripted policies, a reference) or legion (the checkpoint's policy)")] = "legion",
+        help="reference (the scripted reference controllers of legion_sim/reference.py) or legion (the checkpoint's "
+             "policy)")] = "legion",
     checkpoint: Annotated[Path, typer.Option(help="checkpoint folder for --controller legion")] = Path("models/legion-table-kuka/checkpoint"),
     order: Annotated[str, typer.Option(help="random | library | spoken (random shuffles set tasks only)")] = "random",
     seed: Annotated[int, typer.Option(help="seed of the first trial")] = 0,

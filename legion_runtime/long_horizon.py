@@ -14,8 +14,9 @@ One command ("clean the table", "make the coffee", "close the drawer then press 
 
 Perception here reads object points from the simulator (``TablePerception``), with objects that can be hidden to
 stand for what the camera does not see. Controllers: a LEGION checkpoint (subtasks it was not trained on are
-skipped with that reason) or :class:`ScriptedExpert`, Meta-World's scripted policies on the same 12-d
-observation, a reference that isolates the scene, sequencer and chain from the quality of the learned skills.
+skipped with that reason) or the reference controllers (:class:`legion_sim.reference.ReferenceController`, scripted
+for the KUKA and the 2F-85 on the same 12-d observation), a reference that isolates the scene, sequencer and chain
+from the quality of the learned skills.
 """
 from __future__ import annotations
 
@@ -72,39 +73,6 @@ class TablePerception:
             return None if position is None else (position, goal)
         objects.goal = goal
         return objects
-
-
-class ScriptedExpert:
-    """Meta-World's scripted policy of the active subtask, fed from the 12-d observation (a reference controller).
-
-    The 39-d observation Meta-World's policies read is filled from s_t: hand [0:3], object [4:7], goal [36:39];
-    the gripper opening [3] comes from ``gripper_opening`` (the driver's finger state); the object quaternion is
-    not perceived and left at zero (none of the table's seven experts reads it).
-
-    Args:
-        gripper_opening: () -> opening in [0, 1] (Meta-World's obs[3]: pad distance / 0.1).
-    """
-
-    def __init__(self, gripper_opening: Callable[[], float]):
-        import metaworld.policies as mw_policies
-
-        self._policies = mw_policies
-        self.gripper_opening = gripper_opening
-        self.env_id = ""
-
-    def select(self, env_id: str) -> None:
-        """Act as the expert of ``env_id`` (e.g. ``"drawer-close-v3"``)."""
-        name = "Sawyer" + "".join(w.capitalize() for w in env_id[:-3].split("-")) + "V3Policy"
-        self._policy = getattr(self._policies, name)()
-        self.env_id = env_id
-
-    def act(self, obs: np.ndarray, embedding: np.ndarray) -> tuple[np.ndarray, int]:
-        """(4,) action for the (12,) observation; component -1 (no knowledge space)."""
-        obs39 = np.zeros(39)
-        obs39[0:3], obs39[4:7], obs39[36:39] = obs[0:3], obs[3:6], obs[9:12]
-        obs39[3] = self.gripper_opening()
-        obs39[18:36] = obs39[0:18]
-        return np.asarray(self._policy.get_action(obs39), dtype=np.float64), -1
 
 
 class MoveTo:
@@ -182,7 +150,7 @@ def run_trial(command: str, *, plant, loop: ControlLoop, library: TaskLibrary, c
         plant: a reset :class:`legion_sim.table_scene.TablePlant`.
         loop: the deployment chain (its ``policy`` is replaced by ``controller`` for each subtask).
         library: the task library (the checkpoint's).
-        controller: ``act(obs (12,), embedding) -> (action (4,), component)``; a :class:`ScriptedExpert` is told the
+        controller: ``act(obs (12,), embedding) -> (action (4,), component)``; a reference controller is told the
             subtask (``select``) before each one.
         embed: subtask description -> (D,) language embedding.
         order: the sequencer's order: ``"library"``, ``"random"`` or ``"spoken"``.
@@ -280,15 +248,19 @@ def summarise(trials: list[TrialResult]) -> dict:
             "perception_vs_simulator": (sum(a == b for a, b in verdicts) / len(verdicts)) if verdicts else None}
 
 
-def run_trials(command: str, *, trials: int, controller: str = "expert", checkpoint=None, order: str = "random",
+#: Controllers of ``legion long-horizon``.
+CONTROLLERS = ("reference", "legion")
+
+
+def run_trials(command: str, *, trials: int, controller: str = "reference", checkpoint=None, order: str = "random",
                seed: int = 0, hidden: frozenset[str] = frozenset(), video=None, max_steps: int = 150,
                retries: int = 1, log: Callable[[str], None] = print) -> dict:
     """``trials`` randomised trials of one command on the table scene (placements and random orders seeded by
     ``seed + i``); what ``legion long-horizon`` runs.
 
     Args:
-        controller: ``"expert"`` (:class:`ScriptedExpert`) or ``"legion"`` (the checkpoint's policy; subtasks it
-            has not learned are skipped).
+        controller: ``"reference"`` (:class:`legion_sim.reference.ReferenceController`) or ``"legion"`` (the
+            checkpoint's policy; subtasks it has not learned are skipped).
         checkpoint: checkpoint folder for ``"legion"``.
         video: write the first trial as an MP4 here (640 x 480, 10 frames/s), or None.
 
@@ -303,10 +275,11 @@ def run_trials(command: str, *, trials: int, controller: str = "expert", checkpo
     """
     from legion_policy.tasks import library_from_dict, load_task_library
     from legion_runtime.main_job import frame_recorder, load_policy, make_chain, require_rendering
+    from legion_sim.reference import ReferenceController
     from legion_sim.table_scene import TablePlant
 
-    if controller not in ("expert", "legion"):
-        raise ValueError(f"controller must be 'expert' or 'legion', got {controller!r}")
+    if controller not in CONTROLLERS:
+        raise ValueError(f"controller must be one of {CONTROLLERS}, got {controller!r}")
     known = None
     if controller == "legion":
         from legion_policy.embedding import TextEmbedder
@@ -325,8 +298,7 @@ def run_trials(command: str, *, trials: int, controller: str = "expert", checkpo
     if video is not None:
         require_rendering()  # BadInput: one line, before the scene is built
     plant = TablePlant(seed=seed, render=video is not None)
-    agent = ScriptedExpert(lambda: float(np.clip(plant.metaworld_observation()[3], 0.0, 1.0))) \
-        if controller == "expert" else policy
+    agent = ReferenceController() if controller == "reference" else policy
     results, frames = [], []
     for i in range(trials):
         plant.reset(seed + i)

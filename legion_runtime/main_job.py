@@ -364,7 +364,10 @@ def evaluate_policy(*, task: str, episodes: int, checkpoint: Path, seed: int = 1
     from legion_runtime.runner import ControlLoop
 
     loop = ControlLoop(policy, *make_chain())
-    kuka = KukaPlant(task, seed=seed)
+    try:
+        kuka = KukaPlant(task, seed=seed)
+    except ValueError as exc:  # a library task the plant does not run: one line
+        raise BadInput(str(exc)) from exc
     successes = 0
     for i in range(episodes):
         kuka.reset(seed + i)

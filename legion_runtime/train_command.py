@@ -61,6 +61,9 @@ def train(
     torch_threads: Annotated[int, typer.Option(help="PyTorch threads (0: all cores; 1 suits parallel sweeps).")] = 1,
     reward_v1: Annotated[str, typer.Option(
         help="Comma-separated tasks trained on Meta-World's dense v1 reward (x0.01) instead of v2, e.g. reach-v3.")] = "",
+    demos: Annotated[Path | None, typer.Option(
+        help="Folder of demonstration files (`legion demos`): each visit's tasks' demonstrations go into the replay "
+             "at its start (default: none, pure RL as the paper).")] = None,
 ) -> None:
     """Train LEGION (or a baseline) on a stream of Meta-World v3 tasks, one after another."""
     from legion_policy.agent import AgentConfig
@@ -81,6 +84,7 @@ def train(
                       random_steps=random_steps, dpmm_first=dpmm_first, dpmm_every=dpmm_every,
                       encoder_every=encoder_every, updates_per_step=utd, agent=agent, reward_v1_tasks=split_list(reward_v1),
                       num_envs=num_envs, vector_env=vector_env, torch_threads=torch_threads,
+                      demos=str(demos) if demos else None,
                       packnet_retrain_steps=None if packnet_retrain_steps < 0 else packnet_retrain_steps)
     if protocol == "few-shot":
         cfg = replace(cfg, tasks=list(FEW_SHOT_STREAM), loops=3, replay="fifo", fifo_visits=3)

@@ -183,8 +183,8 @@ def load_robotiq_2f85_spec() -> mujoco.MjSpec:
     return spec
 
 
-#: Menagerie 2F-85 actuator damping, N m s/rad (Menagerie's file: 10; see build_kuka_scene).
-MENAGERIE_GRIPPER_KV = 20.0
+#: Menagerie 2F-85 driver joint damping, N m s/rad (Menagerie's file: 0.1; see build_kuka_scene).
+MENAGERIE_DRIVER_DAMPING = 1.5
 #: Menagerie 2F-85: its mounting face to the closed pads' midpoint, m (computed from its file: 0.1547).
 _MENAGERIE_CLOSED_PAD_DEPTH_M = 0.1547
 
@@ -296,20 +296,24 @@ def build_kuka_scene(task_xml: str, config: SceneConfig = SceneConfig(),
         servo.forcerange = [-gains.gripper_force, gains.gripper_force]
         finger = spec.joint(knuckle)
         finger.damping, finger.armature = 0.1, 0.001
-    else:  # Menagerie's own actuator (kp 100 on the drivers' mean, +-5 N m), its ctrl scaled from 0..255 to rad, and
-        # kv 20 instead of 10: free closing in 0.55 s (to 95 %) instead of 0.35 s, the datasheet's 150 mm/s over the
-        # 85 mm stroke (benchmarks/bench_grasp.py prints it)
+    else:  # Menagerie's own actuator (kp 100, kv 10 on the drivers' mean, +-5 N m), its ctrl scaled from 0..255 to rad
         servo = spec.add_actuator(name="gripper_servo", target=GRIPPER_PREFIX + "split",
                                   trntype=mujoco.mjtTrn.mjTRN_TENDON)
         servo.gaintype, servo.biastype = mujoco.mjtGain.mjGAIN_FIXED, mujoco.mjtBias.mjBIAS_AFFINE
         servo.gainprm[0] = 100.0
-        servo.biasprm[:3] = [0.0, -100.0, -MENAGERIE_GRIPPER_KV]
+        servo.biasprm[:3] = [0.0, -100.0, -10.0]
+        # driver damping 1.5 instead of 0.1 N m s/rad: free closing in 0.55 s (to 95 %) instead of 0.35 s, the
+        # datasheet's 150 mm/s over the 85 mm stroke (benchmarks/bench_grasp.py prints it). Joint damping is
+        # integrated implicitly; a larger actuator kv (explicit under Meta-World's Euler integrator) let the
+        # linkage creep shut (open at 0.03-0.04 rad instead of 0.002)
+        for side in ("right", "left"):
+            spec.joint(f"{GRIPPER_PREFIX}{side}_driver_joint").damping = MENAGERIE_DRIVER_DAMPING
         servo.ctrllimited, servo.ctrlrange = True, [GRIPPER_OPEN_RAD, 0.8]
         servo.forcelimited, servo.forcerange = True, [-5.0, 5.0]
-        # Menagerie's file also sets elliptic friction cones and impratio 10; the scene keeps Meta-World's pyramidal
-        # cones and impratio 1: with Menagerie's, peg-unplug-side's plug jams in its socket (150 N along the pull
-        # moves it 1 cm in 0.5 s; the reference controller 0/20, 19/20 without), and the grasp benchmark holds the
-        # puck either way (20/20; slip over 2 s 0.2 mm with them, 1.7 mm without)
+        # Menagerie's file also sets impratio 10; the scene keeps Meta-World's solver options (impratio 1): with 10,
+        # peg-unplug-side's plug jams in its socket (150 N along the pull moves it 1 cm in 0.5 s; the reference
+        # controller 0/20, 19/20 without), and the grasp benchmark holds the puck either way (20/20; slip over 2 s
+        # 0.2 mm with it, 1.7 mm without)
 
     # a pedestal under the arm base, for the picture only
     pedestal = spec.worldbody.add_geom(type=mujoco.mjtGeom.mjGEOM_CYLINDER, size=[0.12, 0.45, 0.0],

@@ -75,6 +75,9 @@ class _MetaWorldTask:
     def success(self, data: mujoco.MjData, tcp: np.ndarray) -> bool:
         return bool(self.env.evaluate_state(self.env._get_obs(), np.zeros(4))[1]["success"])
 
+    def reward(self, action: np.ndarray) -> float:
+        return float(self.env.evaluate_state(self.env._get_obs(), np.asarray(action, dtype=np.float64))[0])
+
 
 class KukaPlant:
     """MuJoCo KUKA iiwa 14 + Robotiq 2F-85 in a Meta-World v3 task (sim frame = Meta-World's world frame).
@@ -256,6 +259,11 @@ class KukaPlant:
     def success(self) -> bool:
         """Meta-World's success test of the task, on the current state."""
         return self._task.success(self.data, self.tcp_position())
+
+    def reward(self, action: np.ndarray) -> float:
+        """Meta-World's reward of the task (``reward_function_version`` v2, 0..10) for the current state and the
+        4-d ``action`` that led to it (some rewards score the gripper command), as its training environment gives."""
+        return self._task.reward(action)
 
     def metaworld_observation(self) -> np.ndarray:
         """(39,) Meta-World v3 observation built from the plant, for Meta-World's scripted policies.

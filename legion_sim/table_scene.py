@@ -350,6 +350,14 @@ class TablePlant(KukaPlant):
         if self._prev_obs18 is not None:
             self._prev_obs18 = self._obs18()
 
+    def reward(self, action: np.ndarray) -> float:
+        """Not offered: the table's object sets are not Meta-World's scenes, so their rewards are not defined here.
+
+        Raises:
+            NotImplementedError: always (record demonstrations on :class:`legion_sim.plant.KukaPlant`).
+        """
+        raise NotImplementedError("the table scene has no task rewards; record demonstrations on KukaPlant(task)")
+
     def objects(self) -> dict[str, np.ndarray]:
         """Every object point (task library names) and goal marker (``push_goal``, ``place_goal``): (3,), sim frame, m."""
         out = {t.task.object_name: t.object_position(self.data) for t in self._tasks.values()}

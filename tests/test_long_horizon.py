@@ -7,9 +7,10 @@ from typer.testing import CliRunner
 
 from legion_policy.tasks import UnknownCommandError, load_task_library
 from legion_runtime.cli import EXIT_UNKNOWN_COMMAND, app
-from legion_runtime.long_horizon import ScriptedExpert, run_trial, summarise
+from legion_runtime.long_horizon import run_trial, summarise
 from legion_runtime.main_job import make_chain
 from legion_runtime.runner import ControlLoop
+from legion_sim.reference import ReferenceController
 from legion_sim.table_scene import TablePlant
 
 
@@ -22,7 +23,7 @@ def table():
 
 def trial(table, command, seed=0, **kwargs):
     table.reset(seed)
-    expert = ScriptedExpert(lambda: float(np.clip(table.metaworld_observation()[3], 0.0, 1.0)))
+    expert = ReferenceController()
     return run_trial(command, plant=table, loop=ControlLoop(expert, *make_chain()), library=load_task_library(),
                      controller=expert, embed=lambda _t: np.zeros(1, np.float32), rng=random.Random(seed), **kwargs)
 
@@ -73,6 +74,6 @@ def test_unknown_task_is_refused_with_the_known_ones_before_anything_is_built(ta
     with pytest.raises(UnknownCommandError, match="unknown task 'make me a sandwich'") as err:
         trial(table, "make me a sandwich")
     assert "clean the table" in err.value.known and "make the coffee" in err.value.known
-    result = CliRunner().invoke(app, ["long-horizon", "--command", "wash the dishes", "--controller", "expert"])
+    result = CliRunner().invoke(app, ["long-horizon", "--command", "wash the dishes", "--controller", "reference"])
     assert result.exit_code == EXIT_UNKNOWN_COMMAND
     assert "unknown task 'wash the dishes'" in result.output and "clean the table" in result.output

@@ -244,7 +244,7 @@ def test_a_headless_machine_renders_the_run_without_being_told_how(tmp_path):
 @pytest.mark.parametrize("args", [["run", "--text", "reach the goal"],
                                   ["evaluate", "--task", "reach-v3", "--episodes", "1", "--perception", "camera"],
                                   ["long-horizon", "--command", "make the coffee", "--trials", "1", "--controller",
-                                   "expert", "--video", "/nonexistent/video.mp4"]])
+                                   "reference", "--video", "/nonexistent/video.mp4"]])
 def test_no_working_opengl_is_one_line_exit_status_2_and_no_run_folder(tmp_path, args):
     """Issue 15.3: a set-up problem (here GLFW asked for on a machine without a display) is one clear line, exit
     status 2, and no run folder; nothing was built or moved."""

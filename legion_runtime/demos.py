@@ -1,0 +1,92 @@
+"""`legion demos`: demonstrations of the reference controllers through the deployed joint chain.
+
+For each task, ``episodes`` randomised episodes (placement seed ``seed + i``) of
+:class:`legion_sim.reference.ReferenceController` on :class:`legion_sim.plant.KukaPlant`, run by
+:class:`legion_runtime.runner.ControlLoop` (Real2Sim, Sim2Real, safety filter, IK: what a LEGION subtask runs
+through), at most ``max_steps`` steps each, ending at the first success. Every cycle in which the controller acted
+is a transition (s_t, a_t, r_{t+1}, s_{t+1}); the file format is :mod:`legion_policy.demonstrations`.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from legion_policy.demonstrations import Demonstrations, path_for, write_demonstrations
+
+
+class _Recorder:
+    """Wraps a controller: keeps each (s_t, a_t) it was asked for (ControlLoop's policy interface)."""
+
+    def __init__(self, controller):
+        self.controller = controller
+        self.pending: tuple[np.ndarray, np.ndarray] | None = None
+
+    def act(self, obs: np.ndarray, embedding: np.ndarray) -> tuple[np.ndarray, int]:
+        action, component = self.controller.act(obs, embedding)
+        self.pending = (np.asarray(obs, np.float32).copy(), np.asarray(action, np.float32).copy())
+        return action, component
+
+
+def record_task(task: str, episodes: int, seed: int = 0, max_steps: int = 150) -> Demonstrations:
+    """Record ``episodes`` demonstrations of ``task``'s reference controller (module docstring).
+
+    Raises:
+        ValueError: a task the plant or the reference controllers do not know.
+    """
+    from legion_runtime.main_job import make_chain
+    from legion_runtime.runner import ControlLoop
+    from legion_sim.plant import KukaPlant
+    from legion_sim.reference import ReferenceController
+
+    plant, controller = KukaPlant(task, seed=seed), ReferenceController(task)
+    recorder = _Recorder(controller)
+    loop = ControlLoop(recorder, *make_chain())
+    rows: dict[str, list] = {k: [] for k in ("obs", "action", "reward", "next_obs", "success", "episode", "step")}
+    ends: list[int] = []
+    seeds = []
+    for i in range(episodes):
+        plant.reset(seed + i)
+        controller.reset()
+        seeds.append(seed + i)
+        count = [0]
+
+        def on_step(_step: int) -> None:
+            if recorder.pending is None:  # the controller did not act this cycle (a hold before acting)
+                return
+            obs, action = recorder.pending
+            recorder.pending = None
+            q, _ = plant.joint_state()
+            nxt = loop.real2sim.observation(q, plant.object_position(), plant.goal_position())
+            for key, value in (("obs", obs), ("action", action), ("reward", plant.reward(action)),
+                               ("next_obs", np.asarray(nxt, np.float32)), ("success", plant.success()),
+                               ("episode", i), ("step", count[0])):
+                rows[key].append(value)
+            count[0] += 1
+
+        loop.run_subtask(plant, task, np.zeros(1, np.float32), max_steps, on_step=on_step)
+        ends.append(len(rows["obs"]) - 1)
+    plant.close()
+    n = len(rows["obs"])
+    truncated = np.zeros(n, bool)
+    truncated[[e for e in ends if e >= 0]] = True
+    success = np.asarray(rows["success"], bool)
+    episode = np.asarray(rows["episode"], np.int32)
+    meta = {"task": task, "scene": f"legion_sim.plant.KukaPlant (Meta-World v3 placements, KUKA iiwa 14 + 2F-85 "
+                                    f"model {plant.config.gripper!r}) through ControlLoop: Real2Sim, Sim2Real, "
+                                    "safety filter, IK",
+            "controller": f"legion_sim.reference.ReferenceController({task!r})", "control_dt_s": plant.dt,
+            "reward_version": "v2", "episodes": episodes, "max_steps": max_steps,
+            "successes": int(len(np.unique(episode[success]))), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    return Demonstrations(obs=np.asarray(rows["obs"], np.float32).reshape(n, 12),
+                          action=np.asarray(rows["action"], np.float32).reshape(n, 4),
+                          reward=np.asarray(rows["reward"], np.float32), next_obs=np.asarray(rows["next_obs"],
+                                                                                             np.float32).reshape(n, 12),
+                          terminated=np.zeros(n, bool), truncated=truncated, success=success, episode=episode,
+                          step=np.asarray(rows["step"], np.int32), seed=np.asarray(seeds, np.int64), meta=meta)
+
+
+def record(tasks: list[str], episodes: int, out: Path, seed: int = 0, max_steps: int = 150) -> list[Path]:
+    """Record and write each task's demonstrations to ``out/<task>.npz``; returns the paths."""
+    return [write_demonstrations(path_for(out, task), record_task(task, episodes, seed, max_steps)) for task in tasks]

@@ -1,0 +1,66 @@
+"""`legion demos` writes demonstrations of the reference controllers for the ten tasks; the trainer reads them."""
+import os
+
+os.environ.setdefault("MUJOCO_GL", "egl")
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from legion_policy.demonstrations import FORMAT, path_for, read_demonstrations, write_demonstrations
+from legion_policy.trainer import TrainConfig, TrainConfigError, load_stream_demonstrations, train
+from legion_runtime.cli import app
+from legion_sim.metaworld_env import PAPER_TASKS
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demos")
+    result = CliRunner().invoke(app, ["demos", "--episodes", "1", "--out", str(out), "--seed", "40"])
+    assert result.exit_code == 0, result.output
+    print(result.output)
+    return out
+
+
+def test_all_ten_tasks_are_written_in_the_documented_format(folder):
+    for task in PAPER_TASKS:
+        demo = read_demonstrations(path_for(folder, task))
+        n = len(demo)
+        assert demo.meta["format"] == FORMAT and demo.task == task and demo.episodes == 1
+        assert 5 < n <= 150 and demo.obs.shape == demo.next_obs.shape == (n, 12) and demo.action.shape == (n, 4)
+        assert demo.success[-1] and demo.truncated[-1] and demo.truncated.sum() == 1  # ends at its first success
+        assert demo.success_rate == 1.0 and demo.meta["successes"] == 1 and list(demo.seed) == [40]
+        np.testing.assert_array_equal(demo.step, np.arange(n))
+        np.testing.assert_array_equal(demo.obs[1:], demo.next_obs[:-1])  # one stream of consecutive states
+        assert np.all(np.abs(demo.action) <= 1.0) and np.all((demo.reward >= 0) & (demo.reward <= 10))
+
+
+def test_the_trainer_reads_them_into_its_replay(folder, tmp_path):
+    found = load_stream_demonstrations(folder, list(PAPER_TASKS))
+    assert sorted(found) == list(range(10))
+    cfg = TrainConfig(tasks=["reach-v3"], steps_per_task=200, eval_every=200, eval_episodes=1, random_steps=100,
+                      dpmm_first=150, dpmm_samples=100, out=str(tmp_path / "run"), demos=str(folder))
+    metrics = train(cfg)
+    n = len(read_demonstrations(path_for(folder, "reach-v3")))
+    assert metrics["demonstrations"] == {"reach-v3": n}
+    events = [json.loads(line) for line in (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()]
+    (event,) = [e for e in events if e["event"] == "demonstrations"]
+    assert event["transitions"] == n and event["success_rate"] == 1.0
+
+
+def test_bad_files_and_folders_are_refused_with_the_fix(folder, tmp_path):
+    with pytest.raises(TrainConfigError, match="legion demos --tasks push-v3"):
+        load_stream_demonstrations(tmp_path, ["push-v3"])
+    with pytest.raises(TrainConfigError, match="no folder"):
+        load_stream_demonstrations(tmp_path / "nope", ["push-v3"])
+    demo = read_demonstrations(path_for(folder, "push-v3"))
+    demo.action = demo.action[:, :3]
+    with pytest.raises(ValueError, match=r"action must be \(\d+, 4\) float32"):
+        write_demonstrations(tmp_path / "bad.npz", demo)
+    np.savez(tmp_path / "push-v3.npz", obs=np.zeros((2, 12)))
+    with pytest.raises(TrainConfigError, match="not a LEGION demonstration file"):
+        load_stream_demonstrations(tmp_path, ["push-v3"])
+    result = CliRunner().invoke(app, ["demos", "--tasks", "assembly-v3", "--out", str(tmp_path)])
+    assert result.exit_code == 2 and "no reference controller for ['assembly-v3']" in result.output
