@@ -25,7 +25,7 @@ import numpy as np
 
 from legion_sim.camera import GOAL_MARKER_BODY, VirtualRealSense
 from legion_sim.kuka_scene import CAMERA_NAME, GRIPPER_CLOSED_RAD, GRIPPER_PREFIX, PAD_SITES, SceneConfig
-from legion_sim.metaworld_env import PAPER_TASKS
+from legion_sim.metaworld_env import PAPER_TASKS, MetaWorldTaskEnv
 from sim2real.kinematics import (
     GRIPPER_TCP_DEPTH_M, JOINT_LIMITS_RAD, JOINT_NAMES, TOP_DOWN_ROT, ArmKinematics,
 )
@@ -84,7 +84,8 @@ class KukaPlant:
 
     Args:
         task: one of :data:`TASKS`, the paper's ten Meta-World v3 tasks (``"reach-v3"``, ``"push-v3"``, ...).
-        seed: seed of the placement RNG (``numpy.random.default_rng``); None draws fresh entropy.
+        seed: seed of the placement RNG (``numpy.random.default_rng``, which seeds Meta-World's placement stream at
+            every reset); None draws fresh entropy.
         render: create the renderer now (fails fast without a GL backend); :meth:`render` works either way.
         config: robot placement and servo gains (default: base at (0, 0.1, 0), axes aligned).
         ee_offset_m: the policy's ee point behind the TCP along the approach axis, m (default: Meta-World's
@@ -105,8 +106,6 @@ class KukaPlant:
                  config: SceneConfig | None = None, ee_offset_m: float = METAWORLD_EE_OFFSET_M):
         if task not in TASKS:
             raise ValueError(f"unknown task {task!r}; the KUKA plant runs the paper's ten tasks: {', '.join(TASKS)}")
-        from legion_sim.metaworld_env import MetaWorldTaskEnv  # noqa: PLC0415 (imports Meta-World)
-
         self.task = task
         config = config or SceneConfig()
         # Meta-World's env class of the task with the KUKA and the perception rig: its model is this plant's

@@ -11,7 +11,9 @@ its target by a few centimetres, where Meta-World's mocap hand follows at once).
 
 A controller is a sequence of :class:`Phase` legs. A leg drives the TCP to a target computed from the observation
 (and from what was seen when the leg started) with a fixed gripper command, and ends when the TCP is within the leg's
-tolerance and has stayed for its ``settle_s`` (the gripper's closing time for a grasp), or after its ``max_s``; the last leg lasts until the episode ends. The controllers keep no other state, and are reset by
+tolerance and has stayed for its ``settle_s`` (the gripper's closing time for a grasp), when its ``done`` condition
+holds, or after its ``max_s``; the last leg lasts until the episode ends. The controllers keep no other state, and are
+reset by
 :meth:`ReferenceController.reset` (a new episode) or :meth:`ReferenceController.select` (another task).
 
 Usage::
@@ -34,7 +36,7 @@ EE_ABOVE_TCP = np.array([0.0, 0.0, METAWORLD_EE_OFFSET_M])
 #: Gripper commands (Meta-World's action[3]): fully open, fully closed.
 OPEN, CLOSED = -1.0, 1.0
 #: Position gain: the fraction of the TCP error commanded per step (Sim2Real accumulates the commanded target, so
-#: a full step of the error would overshoot while the arm lags); at most 1 cm per axis per step either way.
+#: a full step of the error would overshoot while the arm lags); the speed is capped too (MAX_SPEED_MPS).
 GAIN = 0.5
 
 
@@ -58,8 +60,8 @@ class Phase:
     """One leg: drive the TCP to ``target(view)`` (sim frame, m) with the gripper at ``grip`` (-1 open .. 1 closed).
 
     Done when the TCP has been within ``tolerance_m`` of the target for ``settle_s`` seconds, or after ``max_s``
-    seconds, or as soon as ``done(view)`` holds; a last leg never ends. ``speed_mps`` caps the commanded TCP speed
-    (None: 1 cm per step and axis).
+    seconds, or as soon as ``done(view)`` holds; a last leg never ends. ``speed_mps`` caps the commanded TCP speed per
+    axis (None: :data:`MAX_SPEED_MPS`).
     """
 
     name: str
@@ -92,10 +94,16 @@ def _descend(name: str, dz: float = 0.0, grip: float = OPEN, dx: float = 0.0) ->
     return Phase(name, _above(dz, dx=dx), grip, tolerance_m=0.008, settle_s=0.05, max_s=2.0)
 
 
+#: Largest TCP speed per axis, m/s: the deployed chain's 1 cm per 50 ms step; in mocap mode (12.5 ms steps) the same
+#: speed is a quarter unit per step (at a full unit the welded hand overshoots and pushes the plug out of its socket).
+MAX_SPEED_MPS = 0.2
+#: A puck is approached from this far above its centre, m: clear of the drawer's handle (z 0.14 m) beside it on the
+#: table when the arm comes from the start pose.
+PUCK_APPROACH_DZ = 0.15
 #: Speed of a pull against friction (the plug in its socket): slow enough that the grip holds, m/s.
 PULL_SPEED_MPS = 0.04
-#: Grasp height: the TCP this far above a puck's centre (the open fingertips reach 1 cm below the pads; a TCP at the
-#: centre would drive the fingertips into the table, which the safety box forbids), m.
+#: Grasp height: the TCP this far above a puck's centre, m (at the centre, 2 cm above the table: the pads close on the
+#: puck's middle; the safety box keeps the TCP at least 5 mm above the table).
 _PUCK_GRASP_DZ = 0.0
 
 
@@ -106,7 +114,7 @@ def _reach() -> list[Phase]:
 
 def _push() -> list[Phase]:
     # push-v3: grasp the puck where it lies and slide it to the goal at the same height (success: puck within 5 cm)
-    return [Phase("above puck", _above(0.08), OPEN, tolerance_m=0.012),
+    return [Phase("above puck", _above(PUCK_APPROACH_DZ), OPEN, tolerance_m=0.012),
             _descend("down to puck", _PUCK_GRASP_DZ),
             _grasp("grasp", _PUCK_GRASP_DZ),
             Phase("slide to goal", lambda v: np.r_[v.goal[:2], v.tcp0[2] + 0.01], CLOSED)]
@@ -114,7 +122,7 @@ def _push() -> list[Phase]:
 
 def _pick_place() -> list[Phase]:
     # pick-place-v3: grasp, lift 10 cm, carry the puck's centre to the goal in the air (success: within 7 cm)
-    return [Phase("above puck", _above(0.08), OPEN, tolerance_m=0.012),
+    return [Phase("above puck", _above(PUCK_APPROACH_DZ), OPEN, tolerance_m=0.012),
             _descend("down to puck", _PUCK_GRASP_DZ),
             _grasp("grasp", _PUCK_GRASP_DZ),
             Phase("lift", lambda v: v.tcp0 + (0.0, 0.0, 0.10), CLOSED, tolerance_m=0.03, max_s=1.5),
@@ -166,10 +174,11 @@ def _faucet_open() -> list[Phase]:
 
 
 def _drawer_close() -> list[Phase]:
-    # drawer-close-v3: the drawer stands out towards the robot (-y); push its handle's front face back to the goal
-    return [Phase("above front of handle", _above(0.12, dy=-0.07), CLOSED, tolerance_m=0.02),
-            Phase("down in front of handle", _above(-0.01, dy=-0.07), CLOSED, tolerance_m=0.01),
-            Phase("push shut", lambda v: np.r_[v.goal[0], v.goal[1] + 0.02, v.tcp0[2]], CLOSED)]
+    # drawer-close-v3: the drawer stands out towards the robot (-y); push its handle's front face back to the goal.
+    # The fingers stand 4.5 cm in front of the handle point: 7 cm is nearer the arm's base than it reaches top-down
+    return [Phase("above front of handle", _above(0.12, dy=-0.045), CLOSED, tolerance_m=0.02),
+            Phase("down in front of handle", _above(-0.01, dy=-0.045), CLOSED, tolerance_m=0.01),
+            Phase("push shut", lambda v: np.r_[v.goal[0], v.goal[1] + 0.04, v.tcp0[2]], CLOSED)]
 
 
 def _button_press_topdown() -> list[Phase]:
@@ -190,7 +199,7 @@ def _peg_unplug_side() -> list[Phase]:
 
 def grasp_lift_test(lift_m: float = 0.10, hold_s: float = 2.0) -> list[Phase]:
     """Not a task: grasp the puck, lift it ``lift_m`` and hold it ``hold_s`` (the grasp benchmark's legs)."""
-    return [Phase("above puck", _above(0.08), OPEN, tolerance_m=0.012),
+    return [Phase("above puck", _above(PUCK_APPROACH_DZ), OPEN, tolerance_m=0.012),
             _descend("down to puck", _PUCK_GRASP_DZ),
             _grasp("grasp", _PUCK_GRASP_DZ),
             Phase("lift and hold", lambda v: v.tcp0 + (0.0, 0.0, lift_m), CLOSED, tolerance_m=0.01, settle_s=hold_s,
@@ -288,10 +297,9 @@ class ReferenceController:
                 break
             self._index, self._steps, self._settled, self._start = self._index + 1, 0, 0, None
         self._steps += 1
-        step = np.clip(GAIN * (target - tcp) / 0.01, -1.0, 1.0)
-        if phase.speed_mps is not None:  # scale the whole step down to the leg's speed
-            limit = phase.speed_mps * self.dt / 0.01
-            step *= min(1.0, limit / max(np.linalg.norm(step), 1e-12))
+        speed = MAX_SPEED_MPS if phase.speed_mps is None else phase.speed_mps
+        limit = min(1.0, speed * self.dt / 0.01)  # action units per axis; 1 unit = 1 cm per step
+        step = np.clip(GAIN * (target - tcp) / 0.01, -limit, limit)
         return np.r_[step, phase.grip], -1
 
     def _done(self, phase: Phase, target: np.ndarray, view: View) -> bool:

@@ -126,7 +126,7 @@ def _within(threshold: float, shift=(0.0, 0.0, 0.0)):
 #: The seven tasks of "clean the table" (legion_policy/data/task_library.yaml), Meta-World v3 sources in comments.
 TABLE_TASKS: tuple[TableTask, ...] = (
     # sawyer_push_v3: obj = get_body_com("obj"); goal = marker at the puck's height; success |obj-goal| <= 0.05
-    TableTask("push-v3", "push_puck", "obj", (0.2, 0.5, 0.02), Point("body", "obj"), Point("site", "goal"),
+    TableTask("push-v3", "push_puck", "obj", (0.2, 0.58, 0.02), Point("body", "obj"), Point("site", "goal"),
               _within(0.05), quat=("geom", "objGeom"), marker=GoalMarker("push_goal", (0.0, 0.2))),
     # sawyer_pick_place_v3: as push, goal in the air (0.05..0.3 m); success |obj-goal| <= 0.07
     TableTask("pick-place-v3", "place_puck", "obj", (-0.25, 0.50, 0.02), Point("body", "obj"), Point("site", "goal"),
