@@ -377,6 +377,8 @@ def long_horizon(
     hide: Annotated[str, typer.Option(help="comma-separated objects the camera does not see (their subtasks are skipped)")] = "",
     video: Annotated[Optional[Path], typer.Option(help="write the first trial as an MP4 here")] = None,
     json_out: Annotated[Optional[Path], typer.Option("--json", help="write the summary and every trial's report here")] = None,
+    workspace_offset: Annotated[bool, typer.Option(
+        help="shift each subtask's observations by where its object set stands minus where Meta-World trains it")] = False,
 ) -> None:
     """Run a long-horizon command on the table scene N times: per-subtask and whole-task success rates."""
     import json
@@ -390,7 +392,7 @@ def long_horizon(
     try:
         summary = run_trials(command, trials=trials, controller=controller, checkpoint=checkpoint, order=order,
                              seed=seed, hidden=frozenset(h for h in hide.split(",") if h), video=video,
-                             log=console.print)
+                             workspace_offset=workspace_offset, log=console.print)
     except UnknownCommandError as exc:
         _fail(str(exc), EXIT_UNKNOWN_COMMAND)
     except (BadInput, ValueError) as exc:

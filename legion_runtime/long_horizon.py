@@ -142,7 +142,8 @@ def run_trial(command: str, *, plant, loop: ControlLoop, library: TaskLibrary, c
               order: str = "library", rng: random.Random | None = None, hidden: frozenset[str] = frozenset(),
               known_env_ids: set[str] | None = None, max_steps: int = 150, retries: int = 1,
               start: np.ndarray | None = None, on_step: Callable[[int], None] | None = None,
-              log: Callable[[str], None] = lambda _line: None, t0_ns: int = 0) -> TrialResult:
+              log: Callable[[str], None] = lambda _line: None, t0_ns: int = 0,
+              workspace_offsets: dict[str, np.ndarray] | None = None) -> TrialResult:
     """Run one long-horizon (or single, or compound) command on a reset table scene.
 
     Args:
@@ -157,6 +158,8 @@ def run_trial(command: str, *, plant, loop: ControlLoop, library: TaskLibrary, c
         rng: for ``"random"``.
         hidden: objects perception does not see (their subtasks are skipped with the reason).
         known_env_ids: subtasks the controller has learned (None: all); the others are skipped with the reason.
+        workspace_offsets: per subtask env id, (3,) sim frame, m: where its object set stands minus where its skill
+            was trained; the controller's observations are shifted by it (:class:`ControlLoop`). None: no shift.
         max_steps, retries: per attempt (paper: 150) and extra attempts of a failed subtask.
         start: ee start pose before each subtask (default: the table's hand start).
         on_step: called after every plant step (video frames).
@@ -210,7 +213,8 @@ def run_trial(command: str, *, plant, loop: ControlLoop, library: TaskLibrary, c
             loop.publish("subtask", m.command_to_msg(subtask.description), stamp())
             loop.publish("embedding", m.embedding_to_msg(embedding), stamp())
         outcome = loop.run_subtask(plant, subtask.name, embedding, max_steps, on_step=on_step, t0_ns=stamp(),
-                                   objects=objects, until=until)
+                                   objects=objects, until=until,
+                                   workspace_offset=(workspace_offsets or {}).get(subtask.env_id))
         result.steps += outcome.steps
         result.holds.append(outcome.holds)
         result.interventions.append(outcome.interventions)
@@ -254,7 +258,7 @@ CONTROLLERS = ("reference", "legion")
 
 def run_trials(command: str, *, trials: int, controller: str = "reference", checkpoint=None, order: str = "random",
                seed: int = 0, hidden: frozenset[str] = frozenset(), video=None, max_steps: int = 150,
-               retries: int = 1, log: Callable[[str], None] = print) -> dict:
+               retries: int = 1, workspace_offset: bool = False, log: Callable[[str], None] = print) -> dict:
     """``trials`` randomised trials of one command on the table scene (placements and random orders seeded by
     ``seed + i``); what ``legion long-horizon`` runs.
 
@@ -263,6 +267,8 @@ def run_trials(command: str, *, trials: int, controller: str = "reference", chec
             checkpoint's policy; subtasks it has not learned are skipped).
         checkpoint: checkpoint folder for ``"legion"``.
         video: write the first trial as an MP4 here (640 x 480, 10 frames/s), or None.
+        workspace_offset: shift each subtask's observations by where its object set stands on the table minus
+            where Meta-World places it (the centre of its reset box), so a skill sees the scene as in training.
 
     Returns:
         :func:`summarise` of the trials plus ``command``, ``controller``, ``order``, ``seed``, ``hidden`` and the
@@ -276,7 +282,7 @@ def run_trials(command: str, *, trials: int, controller: str = "reference", chec
     from legion_policy.tasks import library_from_dict, load_task_library
     from legion_runtime.main_job import frame_recorder, load_policy, make_chain, require_rendering
     from legion_sim.reference import ReferenceController
-    from legion_sim.table_scene import TablePlant
+    from legion_sim.table_scene import TASKS_BY_ID, TablePlant
 
     if controller not in CONTROLLERS:
         raise ValueError(f"controller must be one of {CONTROLLERS}, got {controller!r}")
@@ -304,9 +310,11 @@ def run_trials(command: str, *, trials: int, controller: str = "reference", chec
         plant.reset(seed + i)
         loop = ControlLoop(agent, *make_chain())
         on_step = frame_recorder(plant, frames, 640, 480) if video is not None and i == 0 else None
+        offsets = {e: p - TASKS_BY_ID[e].metaworld_default() for e, p in plant.placements().items()} \
+            if workspace_offset else None
         result = run_trial(command, plant=plant, loop=loop, library=library, controller=agent, embed=embed,
                            order=order, rng=random.Random(seed + i), hidden=hidden, known_env_ids=known,
-                           max_steps=max_steps, retries=retries, on_step=on_step)
+                           max_steps=max_steps, retries=retries, on_step=on_step, workspace_offsets=offsets)
         results.append(result)
         rep = result.report
         done = [f"{s['subtask']}{'+' if s['success'] else '-'}" for s in rep["subtasks"]]
@@ -320,7 +328,7 @@ def run_trials(command: str, *, trials: int, controller: str = "reference", chec
         iio.imwrite(video, np.stack(frames), fps=10, codec="libx264", macro_block_size=8)
     summary = summarise(results)
     summary.update(command=command, controller=controller, checkpoint=str(checkpoint) if checkpoint else None,
-                   order=order, seed=seed, hidden=sorted(hidden),
+                   order=order, seed=seed, hidden=sorted(hidden), workspace_offset=workspace_offset,
                    reports=[{**r.report, "holds": r.holds, "interventions": r.interventions, "steps": r.steps,
                              "simulator_success": r.truth} for r in results])
     return summary

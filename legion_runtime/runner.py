@@ -113,7 +113,19 @@ class ControlLoop:
 
     def run_subtask(self, plant: Plant, name: str, embedding: np.ndarray, max_steps: int = 150,
                     t0_ns: int = 0, on_step: Callable[[int], None] | None = None,
-                    objects: Objects | None = None, until: Until | None = None) -> SubtaskOutcome:
+                    objects: Objects | None = None, until: Until | None = None,
+                    workspace_offset: np.ndarray | None = None) -> SubtaskOutcome:
+        """Run one subtask (see :meth:`_run`); ``workspace_offset``: (3,) sim frame, m, the policy's observations are
+        shifted by for this subtask (:attr:`sim2real.transforms.Real2Sim.workspace_offset_sim`; None: none)."""
+        self.real2sim.workspace_offset_sim = np.zeros(3) if workspace_offset is None else \
+            np.asarray(workspace_offset, dtype=np.float64).reshape(3).copy()
+        try:
+            return self._run(plant, name, embedding, max_steps, t0_ns, on_step, objects, until)
+        finally:
+            self.real2sim.workspace_offset_sim = np.zeros(3)
+
+    def _run(self, plant: Plant, name: str, embedding: np.ndarray, max_steps: int, t0_ns: int,
+             on_step: Callable[[int], None] | None, objects: Objects | None, until: Until | None) -> SubtaskOutcome:
         """Run one subtask until the plant reports success or ``max_steps`` control steps have passed.
 
         Args:

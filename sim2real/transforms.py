@@ -308,6 +308,10 @@ class Real2Sim:
         self.frame = frame or FrameTransform.default()
         self.kinematics = kinematics or default_kinematics()
         self.joint_names = list(joint_names)
+        #: (3,) sim frame, m: subtracted from every point of :meth:`observation`, so that a skill whose object set
+        #: stands elsewhere than where it was trained sees the scene where it was trained (the paper's Real2Sim maps
+        #: the real scene into the skill's frame). Zeros: none. Actions are displacements and need no mapping.
+        self.workspace_offset_sim = np.zeros(3)
 
     def joint_positions(self, names: Sequence[str], positions: Sequence[float]) -> np.ndarray:
         """Reorder a JointState (``name``, ``position``) into (7,) A1..A7 positions, rad.
@@ -337,7 +341,8 @@ class Real2Sim:
         return self.frame.to_sim(pos - self.ee_offset_m * rot[:, 2])
 
     def observation(self, q, object_position, goal_position, frame: str = "sim") -> np.ndarray:
-        """The 12-d observation s_t (:func:`sim2real.observation.build_observation`), ee point from FK.
+        """The 12-d observation s_t (:func:`sim2real.observation.build_observation`), ee point from FK, every point
+        minus :attr:`workspace_offset_sim`.
 
         Args:
             q: (7,) joint positions, rad.
@@ -356,4 +361,5 @@ class Real2Sim:
         obj, goal = _vec3(object_position, "object_position"), _vec3(goal_position, "goal_position")
         if frame == "base":
             obj, goal = self.frame.to_sim(obj), self.frame.to_sim(goal)
-        return build_observation(self.ee_position(q), obj, goal)
+        off = self.workspace_offset_sim
+        return build_observation(self.ee_position(q) - off, obj - off, goal - off)

@@ -77,3 +77,27 @@ def test_unknown_task_is_refused_with_the_known_ones_before_anything_is_built(ta
     result = CliRunner().invoke(app, ["long-horizon", "--command", "wash the dishes", "--controller", "reference"])
     assert result.exit_code == EXIT_UNKNOWN_COMMAND
     assert "unknown task 'wash the dishes'" in result.output and "clean the table" in result.output
+
+
+def test_workspace_offsets_shift_what_the_controller_sees_and_it_still_succeeds(table):
+    # the reference controller acts on displacements: shifting every point it sees by the set's offset from its
+    # Meta-World placement changes nothing it does; the observation it gets is the shifted one
+    from legion_sim.table_scene import TASKS_BY_ID
+
+    table.reset(5)
+    offsets = {e: p - TASKS_BY_ID[e].metaworld_default() for e, p in table.placements().items()}
+    seen = []
+
+    class Spy(ReferenceController):
+        def act(self, obs, embedding=None):
+            seen.append(np.asarray(obs).copy())
+            return super().act(obs, embedding)
+
+    spy = Spy()
+    result = run_trial("open the faucet", plant=table, loop=ControlLoop(spy, *make_chain()),
+                       library=load_task_library(), controller=spy, embed=lambda _t: np.zeros(1, np.float32),
+                       rng=random.Random(5), workspace_offsets=offsets)
+    assert result.report["success"], result.report
+    handle = table.objects()["faucet_handle"]  # where it is now, in the scene's own frame
+    np.testing.assert_allclose(seen[-1][3:6], handle - offsets["faucet-open-v3"], atol=0.03)
+    assert np.linalg.norm(offsets["faucet-open-v3"]) > 0.25  # the table's faucet stands 0.3 m from Meta-World's

@@ -184,3 +184,13 @@ def test_joint_state_reordering():
         r2s.observation(Q_NOMINAL, np.zeros(3), np.zeros(3), frame="camera")
     with pytest.raises(ValueError, match="7 distinct"):
         Real2Sim(joint_names=names[:6])
+
+
+def test_workspace_offset_shifts_every_point_of_the_observation():
+    r2s = Real2Sim()
+    q = np.deg2rad([90.0, 30.0, 0.0, -90.0, 0.0, 60.0, 0.0])
+    plain = r2s.observation(q, [0.1, 0.7, 0.02], [0.0, 0.8, 0.2])
+    r2s.workspace_offset_sim = np.array([0.3, 0.05, 0.0])
+    shifted = r2s.observation(q, [0.1, 0.7, 0.02], [0.0, 0.8, 0.2])
+    for part in (slice(0, 3), slice(3, 6), slice(9, 12)):
+        np.testing.assert_allclose(shifted[part], plain[part] - [0.3, 0.05, 0.0], atol=1e-6)
