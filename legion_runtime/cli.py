@@ -378,7 +378,8 @@ def long_horizon(
     video: Annotated[Optional[Path], typer.Option(help="write the first trial as an MP4 here")] = None,
     json_out: Annotated[Optional[Path], typer.Option("--json", help="write the summary and every trial's report here")] = None,
     workspace_offset: Annotated[bool, typer.Option(
-        help="shift each subtask's observations by where its object set stands minus where Meta-World trains it")] = False,
+        help="shift each subtask's observations by where its object set stands minus where Meta-World trains it "
+             "(docs/long-horizon.md: measured)")] = True,
 ) -> None:
     """Run a long-horizon command on the table scene N times: per-subtask and whole-task success rates."""
     import json

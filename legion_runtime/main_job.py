@@ -271,7 +271,8 @@ def _run_on_table(plan: Plan, library, loop: ControlLoop, embedder, seed: int, m
     result = run_trial(plan.text, plant=plant, loop=loop, library=library, controller=loop.policy,
                        embed=embedder.embed, order="spoken" if plan.order == "spoken" else "random",
                        rng=random.Random(seed), max_steps=max_steps, on_step=on_step,
-                       log=lambda line: console.print(f"  {line}"), t0_ns=t0_ns)
+                       log=lambda line: console.print(f"  {line}"), t0_ns=t0_ns,
+                       workspace_offsets=plant.workspace_offsets())  # each skill in its training frame
     plant.close()
     steps = {}
     for a in result.report["attempts"]:

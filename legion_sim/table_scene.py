@@ -370,6 +370,12 @@ class TablePlant(KukaPlant):
         """Every subtask's goal recorded at the last reset, by env id: (3,), sim frame, m."""
         return {env_id: t.goal.copy() for env_id, t in self._tasks.items()}
 
+    def workspace_offsets(self) -> dict[str, np.ndarray]:
+        """Per subtask env id, (3,) sim frame, m: where its set stands at the last reset minus where Meta-World places
+        it (the centre of its reset box, :meth:`TableTask.metaworld_default`): the shift under which each skill sees
+        the table as it saw Meta-World's scene in training (``ControlLoop.run_subtask(workspace_offset=...)``)."""
+        return {env_id: t.placement - t.task.metaworld_default() for env_id, t in self._tasks.items()}
+
     def placements(self) -> dict[str, np.ndarray]:
         """Every set's root position at the last reset (anchor + jitter), by env id: (3,), sim frame, m."""
         return {env_id: t.placement.copy() for env_id, t in self._tasks.items()}

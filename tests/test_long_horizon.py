@@ -82,10 +82,8 @@ def test_unknown_task_is_refused_with_the_known_ones_before_anything_is_built(ta
 def test_workspace_offsets_shift_what_the_controller_sees_and_it_still_succeeds(table):
     # the reference controller acts on displacements: shifting every point it sees by the set's offset from its
     # Meta-World placement changes nothing it does; the observation it gets is the shifted one
-    from legion_sim.table_scene import TASKS_BY_ID
-
     table.reset(5)
-    offsets = {e: p - TASKS_BY_ID[e].metaworld_default() for e, p in table.placements().items()}
+    offsets = table.workspace_offsets()
     seen = []
 
     class Spy(ReferenceController):
