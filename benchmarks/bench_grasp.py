@@ -4,8 +4,8 @@ Per gripper model (``SceneConfig.gripper``): 50 randomised trials (pick-place-v3
 :func:`legion_sim.reference.grasp_lift_test` run by :class:`legion_runtime.runner.ControlLoop` (Sim2Real, safety
 filter, IK, joint targets) on :class:`legion_sim.plant.KukaPlant`. A trial succeeds when, at the end of the hold, the
 puck is at least 9 cm above where it lay and within 3 cm of the TCP. Also printed: the free closing time (open to
-95 % closed, no object), the grip force on the puck (sum of the pad contacts' normal forces, mean over the hold)
-and the puck's slip in the fingers over the hold. Datasheet (Robotiq 2F-85): stroke 85 mm, grip force 20-235 N,
+95 % closed, no object), the grip force on the puck (sum of the pad contacts' normal forces, mean over the hold;
+median over all trials) and the puck's slip in the fingers over the hold (median over the trials that held). Datasheet (Robotiq 2F-85): stroke 85 mm, grip force 20-235 N,
 closing speed 20-150 mm/s.
 
     MUJOCO_GL=egl .venv/bin/python benchmarks/bench_grasp.py [--trials 50] [--grippers robosuite,menagerie]
@@ -24,7 +24,7 @@ import numpy as np
 
 from legion_runtime.main_job import make_chain
 from legion_runtime.runner import ControlLoop
-from legion_sim.kuka_scene import GRIPPER_MODELS, SceneConfig
+from legion_sim.kuka_scene import GRIPPER_CLOSED_RAD, GRIPPER_MODELS, SceneConfig
 from legion_sim.plant import KukaPlant
 from legion_sim.reference import ReferenceController, grasp_lift_test
 
@@ -34,7 +34,7 @@ HOLD_S = 2.0
 def pad_force_n(plant: KukaPlant, body: int) -> float:
     """Sum of the normal forces between the fingertip pads and ``body``, N."""
     total, force = 0.0, np.zeros(6)
-    pads = set(plant._pads) | set(plant.gripper_pad_geoms)
+    pads = set(plant.gripper_pad_geoms)
     for i in range(plant.data.ncon):
         c = plant.data.contact[i]
         bodies = {plant.model.geom_bodyid[c.geom1], plant.model.geom_bodyid[c.geom2]}
@@ -50,7 +50,7 @@ def closing_time_s(plant: KukaPlant) -> float:
     q, _ = plant.joint_state()
     plant.step(q, 1.0)
     for k in range(1, 100):
-        if plant.gripper_position() >= 0.95 * plant.gripper_closed_rad:
+        if plant.gripper_position() >= 0.95 * GRIPPER_CLOSED_RAD:
             return k * plant.dt
         plant.step(q, 1.0)
     return float("nan")
@@ -86,8 +86,9 @@ def measure(gripper: str, trials: int) -> dict:
                      "grip_force_n": round(float(np.mean(forces)), 1) if forces else None, "slip_m": round(slip, 4)})
     plant.close()
     held = [r for r in rows if r["success"]]
+    forces_all = [r["grip_force_n"] for r in rows if r["grip_force_n"] is not None]  # held or not
     return {"gripper": gripper, "trials": trials, "success": len(held), "closing_time_s": round(closing, 3),
-            "grip_force_n_median": float(np.median([r["grip_force_n"] for r in held])) if held else None,
+            "grip_force_n_median": float(np.median(forces_all)) if forces_all else None,
             "slip_mm_median": round(1e3 * float(np.median([r["slip_m"] for r in held])), 2) if held else None,
             "wall_s": round(time.perf_counter() - t0, 1), "trials_detail": rows}
 

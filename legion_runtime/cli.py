@@ -98,7 +98,7 @@ def demos(
     seed: Annotated[int, typer.Option(help="placement seed of the first episode; episode i uses seed + i")] = 0,
     max_steps: Annotated[int, typer.Option(help="step limit per episode (20 Hz)")] = 150,
 ) -> None:
-    """Write demonstrations of the reference controllers through the deployed chain (docs/demonstrations.md)."""
+    """Write demonstrations of the reference controllers through the deployed chain (docs/reference-controllers.md)."""
     from legion_runtime.demos import record_task
     from legion_policy.demonstrations import path_for, write_demonstrations
     from legion_sim.metaworld_env import PAPER_TASKS

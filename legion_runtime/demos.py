@@ -9,11 +9,9 @@ is a transition (s_t, a_t, r_{t+1}, s_{t+1}); the file format is :mod:`legion_po
 from __future__ import annotations
 
 import time
-from pathlib import Path
-
 import numpy as np
 
-from legion_policy.demonstrations import Demonstrations, path_for, write_demonstrations
+from legion_policy.demonstrations import Demonstrations
 
 
 class _Recorder:
@@ -59,8 +57,9 @@ def record_task(task: str, episodes: int, seed: int = 0, max_steps: int = 150) -
             recorder.pending = None
             q, _ = plant.joint_state()
             nxt = loop.real2sim.observation(q, plant.object_position(), plant.goal_position())
-            for key, value in (("obs", obs), ("action", action), ("reward", plant.reward(action)),
-                               ("next_obs", np.asarray(nxt, np.float32)), ("success", plant.success()),
+            reward, success = plant.evaluate(action)
+            for key, value in (("obs", obs), ("action", action), ("reward", reward),
+                               ("next_obs", np.asarray(nxt, np.float32)), ("success", success),
                                ("episode", i), ("step", count[0])):
                 rows[key].append(value)
             count[0] += 1
@@ -86,7 +85,3 @@ def record_task(task: str, episodes: int, seed: int = 0, max_steps: int = 150) -
                           terminated=np.zeros(n, bool), truncated=truncated, success=success, episode=episode,
                           step=np.asarray(rows["step"], np.int32), seed=np.asarray(seeds, np.int64), meta=meta)
 
-
-def record(tasks: list[str], episodes: int, out: Path, seed: int = 0, max_steps: int = 150) -> list[Path]:
-    """Record and write each task's demonstrations to ``out/<task>.npz``; returns the paths."""
-    return [write_demonstrations(path_for(out, task), record_task(task, episodes, seed, max_steps)) for task in tasks]

@@ -72,11 +72,12 @@ class _MetaWorldTask:
     def quaternion(self, data: mujoco.MjData) -> np.ndarray:
         return np.asarray(self.env._get_quat_objects(), dtype=np.float64)[:4].copy()
 
-    def success(self, data: mujoco.MjData, tcp: np.ndarray) -> bool:
-        return bool(self.env.evaluate_state(self.env._get_obs(), np.zeros(4))[1]["success"])
+    def evaluate(self, action: np.ndarray) -> tuple[float, bool]:
+        reward, info = self.env.evaluate_state(self.env._get_obs(), np.asarray(action, dtype=np.float64))
+        return float(reward), bool(info["success"])
 
-    def reward(self, action: np.ndarray) -> float:
-        return float(self.env.evaluate_state(self.env._get_obs(), np.asarray(action, dtype=np.float64))[0])
+    def success(self, data: mujoco.MjData, tcp: np.ndarray) -> bool:
+        return self.evaluate(np.zeros(4))[1]
 
 
 class KukaPlant:
@@ -140,7 +141,6 @@ class KukaPlant:
         names = [GRIPPER_PREFIX + g for side in gripper.pad_geoms for g in side] + ["leftpad_geom", "rightpad_geom"]
         ids = (mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_GEOM, n) for n in names)
         self.gripper_pad_geoms = [i for i in ids if i >= 0]
-        self.gripper_closed_rad = GRIPPER_CLOSED_RAD
         self._hand = self.model.body(GRIPPER_PREFIX + "robotiq_85_adapter_link").id
         marker = mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_BODY, GOAL_MARKER_BODY)
         self._goal_marker = int(self.model.body_mocapid[marker]) if marker >= 0 else None
@@ -259,10 +259,11 @@ class KukaPlant:
         """Meta-World's success test of the task, on the current state."""
         return self._task.success(self.data, self.tcp_position())
 
-    def reward(self, action: np.ndarray) -> float:
-        """Meta-World's reward of the task (``reward_function_version`` v2, 0..10) for the current state and the
-        4-d ``action`` that led to it (some rewards score the gripper command), as its training environment gives."""
-        return self._task.reward(action)
+    def evaluate(self, action: np.ndarray) -> tuple[float, bool]:
+        """(reward, success): Meta-World's ``evaluate_state`` of the task on the current state and the 4-d ``action``
+        that led to it (``reward_function_version`` v2, reward 0..10; some rewards score the gripper command), as its
+        training environment gives them."""
+        return self._task.evaluate(action)
 
     def metaworld_observation(self) -> np.ndarray:
         """(39,) Meta-World v3 observation built from the plant, for Meta-World's scripted policies.

@@ -29,7 +29,7 @@ from typing import Callable
 
 import numpy as np
 
-from sim2real.transforms import METAWORLD_EE_OFFSET_M
+from sim2real.transforms import ACTION_SCALE_M, METAWORLD_EE_OFFSET_M
 
 #: ee point above the TCP when the gripper points down (Meta-World's hand above its tcp_center), sim frame, m.
 EE_ABOVE_TCP = np.array([0.0, 0.0, METAWORLD_EE_OFFSET_M])
@@ -298,8 +298,8 @@ class ReferenceController:
             self._index, self._steps, self._settled, self._start = self._index + 1, 0, 0, None
         self._steps += 1
         speed = MAX_SPEED_MPS if phase.speed_mps is None else phase.speed_mps
-        limit = min(1.0, speed * self.dt / 0.01)  # action units per axis; 1 unit = 1 cm per step
-        step = np.clip(GAIN * (target - tcp) / 0.01, -limit, limit)
+        limit = min(1.0, speed * self.dt / ACTION_SCALE_M)  # action units per axis (1 unit = 1 cm per step)
+        step = np.clip(GAIN * (target - tcp) / ACTION_SCALE_M, -limit, limit)
         return np.r_[step, phase.grip], -1
 
     def _done(self, phase: Phase, target: np.ndarray, view: View) -> bool:

@@ -350,7 +350,7 @@ class TablePlant(KukaPlant):
         if self._prev_obs18 is not None:
             self._prev_obs18 = self._obs18()
 
-    def reward(self, action: np.ndarray) -> float:
+    def evaluate(self, action: np.ndarray) -> tuple[float, bool]:
         """Not offered: the table's object sets are not Meta-World's scenes, so their rewards are not defined here.
 
         Raises:

@@ -10,7 +10,7 @@ import pytest
 
 from legion_runtime.main_job import make_chain
 from legion_runtime.runner import ControlLoop
-from legion_sim.kuka_scene import GRIPPER_MODELS, SceneConfig
+from legion_sim.kuka_scene import GRIPPER_CLOSED_RAD, GRIPPER_MODELS, SceneConfig
 from legion_sim.metaworld_env import PAPER_TASKS
 from legion_sim.plant import KukaPlant
 from legion_sim.reference import PLANS, ReferenceController, grasp_lift_test
@@ -71,7 +71,7 @@ def test_free_closing_time_matches_the_datasheet_speed():
     with KukaPlant("reach-v3", seed=0, config=SceneConfig(gripper="menagerie")) as plant:
         q, _ = plant.joint_state()
         steps = 0
-        while plant.gripper_position() < 0.95 * plant.gripper_closed_rad and steps < 40:
+        while plant.gripper_position() < 0.95 * GRIPPER_CLOSED_RAD and steps < 40:
             plant.step(q, 1.0)
             steps += 1
     assert 0.45 <= steps * plant.dt <= 0.65, steps
