@@ -16,7 +16,8 @@ candidate camera poses before any tag is glued on:
    inset corners (``mujoco.mj_ray``).
 3. A set counts as seen at a step when any of its mounts is seen by any camera of the configuration.
 
-Prints, per configuration, the fraction of its subtask's steps each set is seen, and what is seen at the command.
+The candidate mounts are not in the scene (the rays would hit them); the tags the scene carries are the chosen ones
+(``legion_sim.camera.TAG_MOUNTS["clean-the-table"]``). Prints, per configuration, the fraction of its subtask's steps each set is seen, and what is seen at the command.
 
     MUJOCO_GL=egl .venv/bin/python benchmarks/bench_table_camera_views.py [--trials 2] [--stride 4] [--min-px 18]
         [--json benchmarks/results/table_camera_views.json]
@@ -37,16 +38,10 @@ from legion_policy.tasks import load_task_library
 from legion_runtime.long_horizon import run_trial
 from legion_runtime.main_job import make_chain
 from legion_runtime.runner import ControlLoop
-from legion_sim.camera import CAMERA_LOOK_AT_SIM, CAMERA_POS_SIM, D435_COLOR_640x480
+from legion_sim.camera import CAMERA_LOOK_AT_SIM, CAMERA_POS_SIM, D435_COLOR_640x480, D435_COLOR_1280x720
 from legion_sim.reference import ReferenceController
-from legion_sim.table_scene import TablePlant
+from legion_sim.table_scene import TABLE_REALSENSES, TablePlant
 from sim2real.perception import Intrinsics
-
-#: The D435 colour stream at 1280 x 720 (16:9, the full 69 deg field) from the same unit's 640 x 480 intrinsics: the
-#: 640 x 480 mode is the central 960 x 720 of it scaled by 2/3, so f and c scale by 1.5 and cx gains 160 px.
-D435_COLOR_1280x720 = Intrinsics(fx=1.5 * D435_COLOR_640x480.fx, fy=1.5 * D435_COLOR_640x480.fy,
-                                 cx=1.5 * D435_COLOR_640x480.cx + 160.0, cy=1.5 * D435_COLOR_640x480.cy,
-                                 width=1280, height=720)
 #: A tag seen more obliquely than this (normal vs line of sight) is not counted, deg.
 MAX_VIEW_ANGLE_DEG = 65.0
 #: Rendered geom groups (MuJoCo's default ``MjvOption.geomgroup``): collision-only geoms (3-5) do not hide a tag.
@@ -82,7 +77,7 @@ MOUNTS: dict[str, list[Mount]] = {
     # the button's cap (8.4 cm across; the button body's local -y is world up), off its centre where the fingertips
     # press, in eight directions
     "button-press-topdown-v3": [Mount(f"cap {a}", "button-press-topdown/button",
-                                      (0.018 * np.cos(np.radians(a)), -0.1935, 0.018 * np.sin(np.radians(a))), -_Y, 0.03)
+                                      (0.018 * np.cos(np.radians(a)), -0.2015, 0.018 * np.sin(np.radians(a))), -_Y, 0.03)
                                 for a in range(0, 360, 45)],
     # the plug: an 8 cm cylinder (x -0.01..0.06 of its body) ending in an 8 cm ball (tip at x 0.10)
     "peg-unplug-side-v3": [Mount("ball tip +x", "peg-unplug-side/plug", (0.1005, 0.0, 0.0), _X, 0.03),
@@ -123,8 +118,9 @@ class Camera:
 
 #: Configurations measured: the reach/drawer scenes' camera, the best single poses of a search over 359 poses
 #: (azimuth every 30 deg, elevation 30-75 deg, 0.5-0.9 m from the table's centre or the centre of either half), and
-#: the best pair of that search, at the D435's 640 x 480 and 1280 x 720 colour streams.
-_RIGHT_FAR, _LEFT_NEAR = ((0.801, 0.998, 0.736), (0.25, 0.68, 0.1)), ((-0.568, 0.129, 0.736), (-0.25, 0.68, 0.1))
+#: the best pair of that search (the table scene's two cameras, TABLE_REALSENSES), at the D435's 640 x 480 and
+#: 1280 x 720 colour streams.
+_RIGHT_FAR, _LEFT_NEAR = TABLE_REALSENSES["table_camera_right"], TABLE_REALSENSES["table_camera_left"]
 CONFIGURATIONS: dict[str, tuple[Camera, ...]] = {
     "reach/drawer camera, 640x480": (Camera(CAMERA_POS_SIM, CAMERA_LOOK_AT_SIM),),
     "right-far, 640x480": (Camera(*_RIGHT_FAR),),

@@ -26,6 +26,10 @@ from sim2real.perception import Intrinsics
 #: Colour stream of an Intel RealSense D435 at 640 x 480: the factory intrinsics of one unit, as
 #: ``rs2_intrinsics`` reports them (fx, fy, ppx, ppy in px; the colour stream is undistorted, model "none").
 D435_COLOR_640x480 = Intrinsics(fx=615.37, fy=615.51, cx=321.84, cy=238.12, width=640, height=480)
+#: The same unit's colour stream at 1280 x 720 (16:9, the full 69 deg field): the 640 x 480 mode is the central
+#: 960 x 720 of it scaled by 2/3, so f and c scale by 1.5 and cx gains 160 px.
+D435_COLOR_1280x720 = Intrinsics(fx=1.5 * 615.37, fy=1.5 * 615.51, cx=1.5 * 321.84 + 160.0, cy=1.5 * 238.12,
+                                 width=1280, height=720)
 #: Camera name in the scene (the real camera's frame is ``camera_color_optical_frame``).
 REALSENSE_CAMERA = "realsense_color"
 #: Pixels per tag cell of the texture (8 cells of tag + 1 quiet-zone cell each side).
@@ -205,6 +209,28 @@ CALIBRATION_TAG_POS = (0.047, 0.0, 0.045)
 CALIBRATION_TAG_QUAT = FACE_PLUS_X  # on the adapter link: tag x = +y, tag y = -z, tag z = -x
 
 
+def face_quat(normal, up=(0.0, 0.0, 1.0)) -> tuple[float, float, float, float]:
+    """Tag frame (w, x, y, z) in a body frame for a tag whose printed face looks along ``normal`` (body frame).
+
+    The tag's z points into the tag (-``normal``). On an upright face its y points down (-``up``); on a face that
+    looks along ``up`` its x follows the body's x (as :data:`FACE_UP`).
+    """
+    n = np.asarray(normal, float) / np.linalg.norm(normal)
+    up = np.asarray(up, float) / np.linalg.norm(up)
+    z = -n
+    if abs(n @ up) < 0.9:
+        y = -(up - (up @ n) * n)
+        y /= np.linalg.norm(y)
+        x = np.cross(y, z)
+    else:
+        x = np.array([1.0, 0.0, 0.0]) - z[0] * z
+        x /= np.linalg.norm(x)
+        y = np.cross(z, x)
+    quat = np.zeros(4)
+    mujoco.mju_mat2Quat(quat, np.c_[x, y, z].flatten())
+    return tuple(float(v) for v in quat)
+
+
 @dataclass(frozen=True)
 class TagMount:
     """A tag in the scene: id, edge (m), carrying body, tag frame in the body frame (m; w, x, y, z)."""
@@ -224,6 +250,26 @@ TAG_MOUNTS: dict[str, tuple[TagMount, ...]] = {
     # stays outside the case until the drawer is nearly shut, and the gripper, working above the drawer, never
     # comes between it and the camera (a tag on top was hidden by the drawer's walls or the wrist)
     "drawer-close-v3": (TagMount(2, 0.04, "drawer_link", (0.128, -0.07, 0.008), FACE_PLUS_X),),
+    # The table ("clean the table", legion_sim/table_scene.py): the faces its two cameras see while the arm works
+    # on each set (benchmarks/bench_table_camera_views.py; docs/long-horizon.md). Pucks: 3 cm tags on the sides
+    # the 2F-85 does not close on (it closes along y); drawer: both outer side walls near the front; button: its
+    # cap's far side (the fingertips press its centre); plug: the ball's tip, its top and its -y side; window: the
+    # sash's glass facing the robot; faucet: the lever's hub (it turns with the lever).
+    "clean-the-table": (
+        TagMount(3, 0.03, "push/obj", (0.0205, 0.0, 0.0), face_quat((1, 0, 0))),
+        TagMount(4, 0.03, "push/obj", (-0.0205, 0.0, 0.0), face_quat((-1, 0, 0))),
+        TagMount(5, 0.03, "pick-place/obj", (0.0205, 0.0, 0.0), face_quat((1, 0, 0))),
+        TagMount(6, 0.03, "pick-place/obj", (0.0, 0.0, 0.0205), face_quat((0, 0, 1))),
+        TagMount(7, 0.05, "drawer-close/drawer_link", (0.101, -0.05, 0.01), face_quat((1, 0, 0))),
+        TagMount(8, 0.05, "drawer-close/drawer_link", (-0.101, -0.05, 0.01), face_quat((-1, 0, 0))),
+        # the button body's local -y is world up
+        TagMount(9, 0.03, "button-press-topdown/button", (0.0, -0.2015, 0.018), face_quat((0, -1, 0), (0, -1, 0))),
+        TagMount(11, 0.03, "peg-unplug-side/plug", (0.1005, 0.0, 0.0), face_quat((1, 0, 0))),
+        TagMount(12, 0.03, "peg-unplug-side/plug", (0.045, 0.0, 0.0405), face_quat((0, 0, 1))),
+        TagMount(13, 0.03, "peg-unplug-side/plug", (0.045, -0.0405, 0.0), face_quat((0, -1, 0))),
+        TagMount(14, 0.06, "window-close/windowb_a", (-0.104, -0.0265, 0.05), face_quat((0, -1, 0))),
+        TagMount(15, 0.03, "faucet-open/faucet_link2", (0.0, 0.0, 0.033), face_quat((0, 0, 1))),
+    ),
 }
 
 

@@ -12,9 +12,8 @@ Layout: the anchor of a task is where its main body (the body Meta-World's ``res
 sim frame (= Meta-World's world frame); each reset adds a seeded uniform offset of +-:data:`JITTER_M` in x and
 y. The anchors are Meta-World's placements moved apart so that the seven sets do not touch at rest (the button box
 is 1 cm lower than Meta-World's, sunk into the table top, so that its top point stays below z = 0.3 m).
-Known limit of this layout (tests/test_table_scene.py marks it xfail): the window-close and faucet-open goals,
-the peg-unplug-side goal and the push puck are out of the arm's top-down reach for some or all resets; the
-pick-place goal volume overlaps the window's footprint and the pulled peg passes above the pick-place puck.
+Every set's object point is reachable and its reference controller succeeds at every tested reset
+(tests/test_table_scene.py). Each set carries AprilTags that the two table cameras see (tests/test_table_tags.py).
 
 Points, goals and success tests are those of Meta-World v3's task classes (``_get_pos_objects``,
 ``_target_pos`` from ``reset_model``, ``evaluate_state``; metaworld/envs/sawyer_<task>_v3.py), stated once in
@@ -29,7 +28,7 @@ from typing import Callable
 import mujoco
 import numpy as np
 
-from legion_sim.camera import add_perception_rig
+from legion_sim.camera import D435_COLOR_1280x720, VirtualRealSense, add_perception_rig, add_realsense
 from legion_sim.kuka_scene import CAMERA_NAME, GRIPPER_PREFIX, SceneConfig, build_kuka_scene
 from legion_sim.plant import KukaPlant, _metaworld_env
 from sim2real.transforms import METAWORLD_EE_OFFSET_M
@@ -162,6 +161,11 @@ TASKS_BY_ID = {t.env_id: t for t in TABLE_TASKS}
 #: Fixed camera of :meth:`TablePlant.render`: front right, above the arm, looking at the table's centre.
 TABLE_CAMERA_POS = (0.9, -0.35, 1.35)
 TABLE_CAMERA_LOOK_AT = (0.0, 0.68, 0.05)
+#: The table's two RealSense D435s on the 1280 x 720 colour stream: camera name -> (position, look-at point), sim
+#: frame, m. Right-far sees the +x faces of the sets, left-near (over the arm's left shoulder) the faces towards the
+#: robot and the -x faces; chosen by benchmarks/bench_table_camera_views.py (docs/long-horizon.md).
+TABLE_REALSENSES = {"table_camera_right": ((0.801, 0.998, 0.736), (0.25, 0.68, 0.1)),
+                    "table_camera_left": ((-0.568, 0.129, 0.736), (-0.25, 0.68, 0.1))}
 
 
 def build_table_scene(config: SceneConfig = SceneConfig(), tasks: tuple[TableTask, ...] = TABLE_TASKS) -> mujoco.MjSpec:
@@ -169,8 +173,9 @@ def build_table_scene(config: SceneConfig = SceneConfig(), tasks: tuple[TableTas
 
     Returns:
         An uncompiled spec; names as the module docstring says, the render camera is ``kuka_view`` (moved to
-        :data:`TABLE_CAMERA_POS`), plus the virtual RealSense and calibration tag of
-        :func:`legion_sim.camera.add_perception_rig`.
+        :data:`TABLE_CAMERA_POS`), plus the virtual RealSense, calibration tag and the table's object tags
+        (``TAG_MOUNTS["clean-the-table"]``) of :func:`legion_sim.camera.add_perception_rig`, and the two
+        1280 x 720 RealSenses of :data:`TABLE_REALSENSES`.
     """
     spec = build_kuka_scene(_metaworld_env("push-v3").model_name, config)
     spec.detach_body(spec.body("obj"))  # push-v3's own puck and goal: every set is attached below, alike
@@ -183,6 +188,8 @@ def build_table_scene(config: SceneConfig = SceneConfig(), tasks: tuple[TableTas
             marker = spec.worldbody.add_body(name=task.marker.body, mocap=True, pos=list(task.anchor))
             marker.add_site(name=task.prefix + task.goal.name, size=[0.02, 0.0, 0.0], rgba=list(task.marker.rgba))
     add_perception_rig(spec, "clean-the-table", GRIPPER_PREFIX + "robotiq_85_adapter_link")
+    for name, (pos, look_at) in TABLE_REALSENSES.items():
+        add_realsense(spec, pos, look_at, D435_COLOR_1280x720, name=name)
     spec.camera(CAMERA_NAME).delete()
     forward = np.subtract(TABLE_CAMERA_LOOK_AT, TABLE_CAMERA_POS)
     right = np.cross(forward, [0.0, 0.0, 1.0])
@@ -357,6 +364,20 @@ class TablePlant(KukaPlant):
             NotImplementedError: always (record demonstrations on :class:`legion_sim.plant.KukaPlant`).
         """
         raise NotImplementedError("the table scene has no task rewards; record demonstrations on KukaPlant(task)")
+
+    def table_cameras(self) -> dict[str, VirtualRealSense]:
+        """The table's RealSenses (:data:`TABLE_REALSENSES`, 1280 x 720 colour stream), by camera name; each renders
+        on its own GL context, created on its first ``grab``."""
+        if not hasattr(self, "_table_cameras"):
+            self._table_cameras = {name: VirtualRealSense(self.model, self.data, D435_COLOR_1280x720, name)
+                                   for name in TABLE_REALSENSES}
+        return self._table_cameras
+
+    def close(self) -> None:
+        """Free every renderer's GL context (:meth:`KukaPlant.close` and the table cameras')."""
+        for camera in getattr(self, "_table_cameras", {}).values():
+            camera.close()
+        super().close()
 
     def objects(self) -> dict[str, np.ndarray]:
         """Every object point (task library names) and goal marker (``push_goal``, ``place_goal``): (3,), sim frame, m."""
