@@ -12,7 +12,7 @@ candidate camera poses before any tag is glued on:
    (:data:`MOUNTS`: flat tag36h11 plates on the faces the set offers) from each camera: all four corners in the image,
    the tag's normal within :data:`MAX_VIEW_ANGLE_DEG` of the line of sight, every tag edge at least ``--min-px``
    pixels (pupil-apriltags' pose error on rendered 3 cm tags grows from 1-4 mm at 20 px to 14-25 mm at 14-17 px,
-   measured with legion_sim.camera's tags), and no rendered geom (groups 0-2) on the rays to the tag's centre and
+   measured once with legion_sim.camera's tags, not by this benchmark), and no rendered geom (groups 0-2) on the rays to the tag's centre and
    inset corners (``mujoco.mj_ray``).
 3. A set counts as seen at a step when any of its mounts is seen by any camera of the configuration.
 
