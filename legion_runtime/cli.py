@@ -274,25 +274,39 @@ def calibrate(
 def calibrate_sim(
     n: Annotated[int, typer.Option(help="robot poses that show the gripper tag to the camera")] = 25,
     seed: Annotated[int, typer.Option(help="seed of the random poses")] = 0,
-    samples_out: Annotated[Path, typer.Option(help="where to write the samples")] = Path("calibration/sim_samples.yaml"),
-    out: Annotated[Path, typer.Option(help="calibration to write")] = Path("calibration/sim_camera_extrinsics.yaml"),
+    camera: Annotated[str, typer.Option(
+        help="realsense_color (the single-task scenes') or table_camera_right | table_camera_left (the table's)")]
+        = "realsense_color",
+    samples_out: Annotated[Optional[Path], typer.Option(
+        help="where to write the samples (default calibration/sim_samples.yaml, or sim_<camera>_samples.yaml)")] = None,
+    out: Annotated[Optional[Path], typer.Option(
+        help="calibration to write (default calibration/sim_camera_extrinsics.yaml, or sim_<camera>_extrinsics.yaml)")]
+        = None,
     method: Annotated[str, typer.Option(help="OpenCV calibrateHandEye method")] = "park",
 ) -> None:
-    """Calibrate the simulated RealSense as the real one: collect samples, run `legion calibrate`, compare with the truth."""
+    """Calibrate a simulated RealSense as the real one: collect samples, run `legion calibrate`, compare with the truth."""
     import numpy as np
     from scipy.spatial.transform import Rotation
 
-    from legion_sim.calibration_rig import collect_samples, true_base_from_camera
+    from legion_runtime.sim_perception import SIM_CALIBRATION, sim_calibration
+    from legion_sim.calibration_rig import collect_samples, sim_camera, true_base_from_camera
     from legion_sim.camera import CALIBRATION_TAG_SIZE_M
     from sim2real.calibration import write_samples
 
-    base_from_flange, camera_from_tag, plant = collect_samples(n, seed)
-    write_samples(samples_out, base_from_flange, camera_from_tag, plant.camera().intrinsics, CALIBRATION_TAG_SIZE_M)
+    default = camera == "realsense_color"
+    out = out or sim_calibration(camera)
+    samples_out = samples_out or (SIM_CALIBRATION.parent / ("sim_samples.yaml" if default else f"sim_{camera}_samples.yaml"))
+    try:
+        base_from_flange, camera_from_tag, plant = collect_samples(n, seed, camera=camera)
+    except (ValueError, RuntimeError) as exc:
+        _fail(str(exc))
+    write_samples(samples_out, base_from_flange, camera_from_tag, sim_camera(plant, camera).intrinsics,
+                  CALIBRATION_TAG_SIZE_M)
     console.print(f"wrote {n} samples to {samples_out}")
     calibrate(samples=samples_out, out=out, method=method)
     from sim2real.perception import load_extrinsics
 
-    truth, found = true_base_from_camera(plant), load_extrinsics(out)
+    truth, found = true_base_from_camera(plant, camera), load_extrinsics(out)
     plant.close()
     dt = np.linalg.norm(found[:3, 3] - truth[:3, 3])
     dr = np.degrees(Rotation.from_matrix(found[:3, :3].T @ truth[:3, :3]).magnitude())
@@ -380,6 +394,9 @@ def long_horizon(
     workspace_offset: Annotated[bool, typer.Option(
         help="shift each subtask's observations by where its object set stands minus where Meta-World trains it "
              "(docs/long-horizon.md: measured)")] = True,
+    perception: Annotated[str, typer.Option(
+        help="camera (the table's two RealSenses through the AprilTag detector) or simulator (object points read "
+             "from the simulator)")] = "camera",
 ) -> None:
     """Run a long-horizon command on the table scene N times: per-subtask and whole-task success rates."""
     import json
@@ -393,12 +410,12 @@ def long_horizon(
     try:
         summary = run_trials(command, trials=trials, controller=controller, checkpoint=checkpoint, order=order,
                              seed=seed, hidden=frozenset(h for h in hide.split(",") if h), video=video,
-                             workspace_offset=workspace_offset, log=console.print)
+                             workspace_offset=workspace_offset, perception=perception, log=console.print)
     except UnknownCommandError as exc:
         _fail(str(exc), EXIT_UNKNOWN_COMMAND)
     except (BadInput, ValueError) as exc:
         _fail(str(exc))
-    console.print(f"[bold]{summary['command']}[/] ({controller}, order {order}): whole task "
+    console.print(f"[bold]{summary['command']}[/] ({controller}, {perception} perception, order {order}): whole task "
                   f"{summary['task_success']:.2f} over {summary['trials']} trials")
     for name, row in summary["subtasks"].items():
         console.print(f"  {name:24s} success {row['success']:.2f}  skipped {row['skipped']:.2f}  "

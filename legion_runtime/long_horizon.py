@@ -4,16 +4,19 @@ One command ("clean the table", "make the coffee", "close the drawer then press 
 :class:`legion_sim.table_scene.TablePlant`, without resets between subtasks:
 
     sequencer (order: spoken / random / library) ─► subtask k
-        perception: is its object seen? no ─► skipped, with the reason; never attempted blind
-        goal ─► the library's goal rule on the positions perceived when the command was given
+        perception: is its object seen? no ─► (from the start pose, if the arm is elsewhere) skipped, with the
+                    reason; never attempted blind
         move to the start pose (up, across at a safe height, down) through the same chain
+        goal ─► the library's goal rule on the positions perceived when the command was given (an object first
+                seen later: its first sighting)
         controller ─► ControlLoop (Real2Sim → policy → Sim2Real → safety → IK → safety → plant), ≤ 150 steps
         success ─► the library's success test on the perceived object, goal and measured TCP; a failure is
                    retried once
     report: per attempt and per subtask, whole-task success
 
-Perception here reads object points from the simulator (``TablePerception``), with objects that can be hidden to
-stand for what the camera does not see. Controllers: a LEGION checkpoint (subtasks it was not trained on are
+Perception: the table's two RealSenses through the AprilTag detector and each camera's calibration
+(:class:`legion_runtime.sim_perception.TableCameraPerception`, as on the robot), or object points read from the
+simulator (``TablePerception``); either with objects that can be hidden to stand for what the camera does not see. Controllers: a LEGION checkpoint (subtasks it was not trained on are
 skipped with that reason) or the reference controllers (:class:`legion_sim.reference.ReferenceController`, scripted
 for the KUKA and the 2F-85 on the same 12-d observation), a reference that isolates the scene, sequencer and chain
 from the quality of the learned skills.
@@ -53,23 +56,28 @@ class TablePerception:
     plant: object
     hidden: frozenset[str] = frozenset()
 
-    def seen(self) -> dict[str, np.ndarray]:
-        """{object name: (3,) sim frame, m} of every object perception sees now."""
+    def seen(self, stamp_s: float = 0.0) -> dict[str, np.ndarray]:
+        """{object name: (3,) sim frame, m} of every object perception sees now (``stamp_s`` unused)."""
         return {name: p for name, p in self.plant.objects().items() if name not in self.hidden}
 
-    def tracker(self, subtask: Subtask, initial: dict[str, np.ndarray]) -> "Callable[[float], tuple[np.ndarray, np.ndarray] | None]":
+    def tracker(self, subtask: Subtask, initial: dict[str, np.ndarray],
+                stamp_s: float = 0.0) -> "Callable[[float], tuple[np.ndarray, np.ndarray] | None]":
         """The control loop's ``objects`` for ``subtask``: its goal from the library rule on ``initial`` (what was
-        seen when the command was given), then (object, goal) at every cycle, or None while the object is not seen.
+        seen when the command was given; objects seen now for the first time are added), then (object, goal) at every
+        cycle, or None while the object is not seen. ``stamp_s``: unused (the simulator has no frames).
 
         Raises:
-            ObjectNotSeenError: the object is not seen now, or the goal's source was not seen initially.
+            ObjectNotSeenError: the object is not seen now, or the goal's source was never seen.
         """
-        if subtask.object not in self.seen():
+        seen = self.seen()
+        if subtask.object not in seen:
             raise ObjectNotSeenError(f"{subtask.object!r} is not seen by the camera")
+        for name, position in seen.items():
+            initial.setdefault(name, position)
         goal = subtask.goal_rule.goal(initial)
 
         def objects(_stamp_s: float):
-            position = self.seen().get(subtask.object)
+            position = self.plant.objects()[subtask.object] if subtask.object not in self.hidden else None
             return None if position is None else (position, goal)
         objects.goal = goal
         return objects
@@ -120,6 +128,12 @@ class TrialResult:
             row["interventions"][reason] = row["interventions"].get(reason, 0) + n
 
 
+def _at(loop: ControlLoop, plant, point: np.ndarray) -> bool:
+    """Whether the measured ee point is within :data:`WAYPOINT_TOLERANCE_M` of ``point`` (sim frame, m)."""
+    ee = loop.real2sim.ee_position(plant.joint_state()[0])
+    return bool(np.linalg.norm(ee - point) < WAYPOINT_TOLERANCE_M)
+
+
 def _transfer(loop: ControlLoop, plant, start: np.ndarray, on_step, t0_ns: int, result: TrialResult) -> int:
     """Up to :data:`SAFE_HEIGHT_M`, across, down to ``start`` (ee point, sim frame), from stamp ``t0_ns``; returns
     the steps used and adds their safety record to ``result`` under ``"transfer"``."""
@@ -143,7 +157,7 @@ def run_trial(command: str, *, plant, loop: ControlLoop, library: TaskLibrary, c
               known_env_ids: set[str] | None = None, max_steps: int = 150, retries: int = 1,
               start: np.ndarray | None = None, on_step: Callable[[int], None] | None = None,
               log: Callable[[str], None] = lambda _line: None, t0_ns: int = 0,
-              workspace_offsets: dict[str, np.ndarray] | None = None) -> TrialResult:
+              workspace_offsets: dict[str, np.ndarray] | None = None, perception=None) -> TrialResult:
     """Run one long-horizon (or single, or compound) command on a reset table scene.
 
     Args:
@@ -157,6 +171,8 @@ def run_trial(command: str, *, plant, loop: ControlLoop, library: TaskLibrary, c
         order: the sequencer's order: ``"library"``, ``"random"`` or ``"spoken"``.
         rng: for ``"random"``.
         hidden: objects perception does not see (their subtasks are skipped with the reason).
+        perception: ``seen(stamp_s)`` and ``tracker(subtask, initial, stamp_s)`` as :class:`TablePerception` (which is
+            the default, with ``hidden``): :class:`legion_runtime.sim_perception.TableCameraPerception` for the cameras.
         known_env_ids: subtasks the controller has learned (None: all); the others are skipped with the reason.
         workspace_offsets: per subtask env id, (3,) sim frame, m: where its object set stands minus where its skill
             was trained; the controller's observations are shifted by it (:class:`ControlLoop`). None: no shift.
@@ -179,11 +195,11 @@ def run_trial(command: str, *, plant, loop: ControlLoop, library: TaskLibrary, c
     t0 = time.perf_counter()
     sequencer = TaskSequencer(library, max_steps=max_steps, retries=retries, order=order, rng=rng)
     sequencer.command(command)
-    perception = TablePerception(plant, hidden)
+    perception = perception or TablePerception(plant, hidden)
+    result = TrialResult(report={})
     # Goals come from the scene as seen when the command is given: a drawer or window nudged by an earlier
     # subtask keeps its true closed position (a goal derived from its handle later would lie beyond it).
-    initial = perception.seen()
-    result = TrialResult(report={})
+    initial = perception.seen(stamp() * 1e-9)
     start = HAND_INIT_POS if start is None else np.asarray(start)
     while (subtask := sequencer.current_subtask()) is not None:
         if known_env_ids is not None and subtask.env_id not in known_env_ids:
@@ -191,13 +207,24 @@ def run_trial(command: str, *, plant, loop: ControlLoop, library: TaskLibrary, c
             log(f"{subtask.name}: skipped, not learned")
             continue
         plant.select(subtask.env_id)
-        try:
-            objects = perception.tracker(subtask, initial)
-        except ObjectNotSeenError as exc:
-            sequencer.skip(str(exc))
-            log(f"{subtask.name}: skipped: {exc}")
+        moved = False
+        while True:
+            try:
+                objects = perception.tracker(subtask, initial, stamp() * 1e-9)
+                break
+            except ObjectNotSeenError as exc:
+                # the arm where the last subtask left it may hide the object: look again from the start pose
+                if moved or _at(loop, plant, start):
+                    sequencer.skip(str(exc))
+                    log(f"{subtask.name}: skipped: {exc}")
+                    objects = None
+                    break
+                result.steps += _transfer(loop, plant, start, on_step, stamp(), result)
+                moved = True
+        if objects is None:
             continue
-        result.steps += _transfer(loop, plant, start, on_step, stamp(), result)
+        if not moved:
+            result.steps += _transfer(loop, plant, start, on_step, stamp(), result)
         if hasattr(controller, "select"):
             controller.select(subtask.env_id)
         loop.policy = controller
@@ -254,11 +281,27 @@ def summarise(trials: list[TrialResult]) -> dict:
 
 #: Controllers of ``legion long-horizon``.
 CONTROLLERS = ("reference", "legion")
+#: Where ``legion long-horizon`` gets the objects from: the table's cameras, or the simulator.
+PERCEPTIONS = ("camera", "simulator")
+
+
+def table_camera_perception():
+    """The table cameras' :class:`legion_runtime.sim_perception.CameraPerception` (their calibration files), as
+    ``BadInput`` when one is missing or unreadable."""
+    from legion_runtime.main_job import BadInput
+    from legion_runtime.sim_perception import CameraPerception, table_calibrations
+    from sim2real.perception import PerceptionError
+
+    try:
+        return CameraPerception(table_calibrations())
+    except PerceptionError as exc:
+        raise BadInput(f"table camera perception: {exc}; calibrate with `legion calibrate-sim --camera NAME`") from exc
 
 
 def run_trials(command: str, *, trials: int, controller: str = "reference", checkpoint=None, order: str = "random",
                seed: int = 0, hidden: frozenset[str] = frozenset(), video=None, max_steps: int = 150,
-               retries: int = 1, workspace_offset: bool = True, log: Callable[[str], None] = print) -> dict:
+               retries: int = 1, workspace_offset: bool = True, perception: str = "camera",
+               log: Callable[[str], None] = print) -> dict:
     """``trials`` randomised trials of one command on the table scene (placements and random orders seeded by
     ``seed + i``); what ``legion long-horizon`` runs.
 
@@ -270,23 +313,30 @@ def run_trials(command: str, *, trials: int, controller: str = "reference", chec
         workspace_offset: shift each subtask's observations by where its object set stands on the table minus
             where Meta-World places it (:meth:`TablePlant.workspace_offsets`), so a skill sees the scene as in
             training (LEGION's faucet-open on the table: 0/20 without, 16/20 with, in "clean the table").
+        perception: ``"camera"``: the table's two RealSenses through the tag detector and their calibrations
+            (:class:`legion_runtime.sim_perception.TableCameraPerception`); ``"simulator"``: object points read from
+            the simulator (:class:`TablePerception`).
 
     Returns:
         :func:`summarise` of the trials plus ``command``, ``controller``, ``order``, ``seed``, ``hidden`` and the
         per-trial reports.
 
     Raises:
-        ValueError: unknown controller.
-        legion_runtime.main_job.BadInput: unusable checkpoint, or a video asked for and no OpenGL back-end works.
+        ValueError: unknown controller or perception.
+        legion_runtime.main_job.BadInput: unusable checkpoint, a missing camera calibration, or a video or the cameras
+            asked for and no OpenGL back-end works.
         legion_policy.tasks.UnknownCommandError: the command is not in the library.
     """
     from legion_policy.tasks import library_from_dict, load_task_library
     from legion_runtime.main_job import frame_recorder, load_policy, make_chain, require_rendering
+    from legion_runtime.sim_perception import TableCameraPerception
     from legion_sim.reference import ReferenceController
     from legion_sim.table_scene import TablePlant
 
     if controller not in CONTROLLERS:
         raise ValueError(f"controller must be one of {CONTROLLERS}, got {controller!r}")
+    if perception not in PERCEPTIONS:
+        raise ValueError(f"perception must be one of {PERCEPTIONS}, got {perception!r}")
     known = None
     if controller == "legion":
         from legion_policy.embedding import TextEmbedder
@@ -302,8 +352,9 @@ def run_trials(command: str, *, trials: int, controller: str = "reference", chec
     else:
         library, policy, embed = load_task_library(), None, (lambda _text: np.zeros(1, np.float32))
     library.plan(command)  # UnknownCommandError before anything is built
-    if video is not None:
+    if video is not None or perception == "camera":
         require_rendering()  # BadInput: one line, before the scene is built
+    camera = table_camera_perception() if perception == "camera" else None
     plant = TablePlant(seed=seed, render=video is not None)
     agent = ReferenceController() if controller == "reference" else policy
     results, frames = [], []
@@ -314,7 +365,8 @@ def run_trials(command: str, *, trials: int, controller: str = "reference", chec
         offsets = plant.workspace_offsets() if workspace_offset else None
         result = run_trial(command, plant=plant, loop=loop, library=library, controller=agent, embed=embed,
                            order=order, rng=random.Random(seed + i), hidden=hidden, known_env_ids=known,
-                           max_steps=max_steps, retries=retries, on_step=on_step, workspace_offsets=offsets)
+                           max_steps=max_steps, retries=retries, on_step=on_step, workspace_offsets=offsets,
+                           perception=None if camera is None else TableCameraPerception(plant, hidden, camera))
         results.append(result)
         rep = result.report
         done = [f"{s['subtask']}{'+' if s['success'] else '-'}" for s in rep["subtasks"]]
@@ -328,7 +380,7 @@ def run_trials(command: str, *, trials: int, controller: str = "reference", chec
         iio.imwrite(video, np.stack(frames), fps=10, codec="libx264", macro_block_size=8)
     summary = summarise(results)
     summary.update(command=command, controller=controller, checkpoint=str(checkpoint) if checkpoint else None,
-                   order=order, seed=seed, hidden=sorted(hidden), workspace_offset=workspace_offset,
+                   perception=perception, order=order, seed=seed, hidden=sorted(hidden), workspace_offset=workspace_offset,
                    reports=[{**r.report, "holds": r.holds, "interventions": r.interventions, "steps": r.steps,
                              "simulator_success": r.truth} for r in results])
     return summary

@@ -12,25 +12,46 @@ import mujoco
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from legion_sim.camera import CALIBRATION_TAG_ID, CAMERA_POS_SIM, CALIBRATION_TAG_SIZE_M
+from legion_sim.camera import CALIBRATION_TAG_ID, CALIBRATION_TAG_SIZE_M, REALSENSE_CAMERA
 from legion_sim.plant import Q_NOMINAL, KukaPlant
 from sim2real.kinematics import FLANGE_OFFSET_M, TOP_DOWN_ROT, ArmKinematics
 from sim2real.perception import TagDetector, TagSpec
 
 
-def collect_samples(n: int = 20, seed: int = 0, max_tries: int = 400) -> tuple[np.ndarray, np.ndarray, KukaPlant]:
-    """Collect ``n`` paired samples in the reach-v3 KUKA scene.
+def sim_camera(plant, camera: str = REALSENSE_CAMERA):
+    """The plant's virtual RealSense ``camera``: the single-task scene's (``realsense_color``) or one of the table's
+    (``legion_sim.table_scene.TABLE_REALSENSES``).
+
+    Raises:
+        ValueError: the plant has no such camera (the message lists those it has).
+    """
+    cameras = {REALSENSE_CAMERA: plant.camera()}
+    if hasattr(plant, "table_cameras"):
+        cameras.update(plant.table_cameras())
+    if camera not in cameras:
+        raise ValueError(f"no simulated camera {camera!r}; the scene has {sorted(cameras)}")
+    return cameras[camera]
+
+
+def collect_samples(n: int = 20, seed: int = 0, max_tries: int = 400,
+                    camera: str = REALSENSE_CAMERA) -> tuple[np.ndarray, np.ndarray, KukaPlant]:
+    """Collect ``n`` paired samples for ``camera``: the reach-v3 KUKA scene's RealSense, or a table camera
+    (``table_camera_right``, ``table_camera_left``: the table scene, objects at their anchors).
 
     Returns:
-        (base_from_flange (n, 4, 4), camera_from_tag (n, 4, 4), the plant: its ``camera().pose_sim()`` and
-        ``frame`` give the true camera pose for checks). Units m.
+        (base_from_flange (n, 4, 4), camera_from_tag (n, 4, 4), the plant: :func:`true_base_from_camera` gives the
+        true camera pose for checks). Units m.
 
     Raises:
         RuntimeError: fewer than ``n`` poses with a detected tag within ``max_tries`` attempts.
+        ValueError: unknown camera.
     """
+    from legion_sim.table_scene import TABLE_REALSENSES, TablePlant
+
     rng = np.random.default_rng(seed)
-    plant = KukaPlant("reach-v3", seed=seed)
-    camera = plant.camera()
+    plant = TablePlant(seed=seed) if camera in TABLE_REALSENSES else KukaPlant("reach-v3", seed=seed)
+    camera = sim_camera(plant, camera)
+    camera_pos = camera.pose_sim()[:3, 3]
     detector = TagDetector({CALIBRATION_TAG_ID: TagSpec(CALIBRATION_TAG_ID, "calibration_tag", CALIBRATION_TAG_SIZE_M)})
     tcp_kin, flange_kin = ArmKinematics(), ArmKinematics(tcp_offset_m=FLANGE_OFFSET_M)
     qadr = [plant.model.jnt_qposadr[plant.model.joint(j).id] for j in plant.joint_names]
@@ -41,7 +62,7 @@ def collect_samples(n: int = 20, seed: int = 0, max_tries: int = 400) -> tuple[n
         target_sim = rng.uniform([-0.2, 0.45, 0.15], [0.2, 0.75, 0.4])
         # the tag looks along the adapter link's +x, which is -x of the sim frame in the top-down pose: yaw it
         # towards the camera, then turn and tilt at random
-        to_camera = np.asarray(CAMERA_POS_SIM[:2]) - target_sim[:2]
+        to_camera = camera_pos[:2] - target_sim[:2]
         yaw = np.degrees(np.arctan2(-to_camera[1], -to_camera[0]))
         turn = Rotation.from_euler("zxy", [yaw + rng.uniform(-35, 35), rng.uniform(-25, 25), rng.uniform(-25, 25)],
                                    degrees=True)
@@ -67,9 +88,9 @@ def collect_samples(n: int = 20, seed: int = 0, max_tries: int = 400) -> tuple[n
     return np.array(A), np.array(B), plant
 
 
-def true_base_from_camera(plant: KukaPlant) -> np.ndarray:
-    """(4, 4) true T_base<-camera_color_optical_frame of the plant's virtual RealSense."""
-    T_sim_cam = plant.camera().pose_sim()
+def true_base_from_camera(plant: KukaPlant, camera: str = REALSENSE_CAMERA) -> np.ndarray:
+    """(4, 4) true T_base<-camera_color_optical_frame of the plant's virtual RealSense ``camera``."""
+    T_sim_cam = sim_camera(plant, camera).pose_sim()
     T = np.eye(4)
     T[:3, :3] = plant.frame.rotation_to_base(T_sim_cam[:3, :3])
     T[:3, 3] = plant.frame.to_base(T_sim_cam[:3, 3])

@@ -269,6 +269,11 @@ TAG_MOUNTS: dict[str, tuple[TagMount, ...]] = {
         TagMount(13, 0.03, "peg-unplug-side/plug", (0.045, -0.0405, 0.0), face_quat((0, -1, 0))),
         TagMount(14, 0.06, "window-close/windowb_a", (-0.104, -0.0265, 0.05), face_quat((0, -1, 0))),
         TagMount(15, 0.03, "faucet-open/faucet_link2", (0.0, 0.0, 0.033), face_quat((0, 0, 1))),
+        # goal markers (legion_sim/table_scene.py): push's lies flat on the table 8 cm to +x and 3 cm to -y of its
+        # goal point (a printed sheet; the marker body is at the puck's centre height, 2 cm up; under the goal point
+        # itself the faucet's lever hid it from the right camera at every reset), pick-place's floats face up at its goal
+        TagMount(16, 0.05, "push_goal", (0.08, -0.03, -0.0195), FACE_UP),
+        TagMount(17, 0.05, "place_goal", (0.0, 0.0, 0.0), FACE_UP),
     ),
 }
 

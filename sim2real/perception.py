@@ -209,23 +209,35 @@ class TagDetector:
 
 @dataclass
 class ObjectTracker:
-    """Object positions in the base frame from tag observations (see the module docstring).
+    """Object positions in the base frame from tag observations of one or more calibrated cameras (see the module
+    docstring).
+
+    Per object and image batch: every tag that passes the gates gives a candidate object point; an ambiguous tag
+    (its two planar pose solutions fit nearly equally and put the object point more than ``max_ambiguous_shift_m``
+    apart) gives two, and the one nearer the object's other evidence is kept: the unambiguous candidates of the same
+    batch (another tag, another camera), else the object's fresh estimate, else the closest pair of solutions of two
+    ambiguous tags (each camera sees the flip differently); with none of these it is rejected. The kept candidates are
+    averaged, then smoothed with the previous estimate.
 
     Args:
         tags: the tag map.
-        base_from_camera: (4, 4) T_base<-camera (hand-eye calibration), m.
+        base_from_camera: (4, 4) T_base<-camera (hand-eye calibration), m; or ``{camera name: (4, 4)}`` for several
+            cameras (name the camera in :meth:`update`).
         min_decision_margin: reject weaker detections (pupil-apriltags' margin; ~30+ is a clean tag).
         max_reprojection_px: reject poses whose corners reproject worse than this, px.
-        max_ambiguity, max_ambiguous_shift_m: reject a tag whose two planar pose solutions fit nearly equally
-            (:attr:`TagObservation.ambiguity` above ``max_ambiguity``; in rendered frames unique poses measured
-            <= 0.17 and a 14 deg flip 0.38) when the two put the object point more than ``max_ambiguous_shift_m``
-            apart (the flip matters through the tag-to-object offset).
+        max_ambiguity, max_ambiguous_shift_m: a tag is ambiguous when :attr:`TagObservation.ambiguity` is above
+            ``max_ambiguity`` (in rendered frames unique poses measured <= 0.17 and a 14 deg flip 0.38) and its two
+            solutions put the object point more than ``max_ambiguous_shift_m`` apart (the flip matters through the
+            tag-to-object offset).
         smoothing: EMA weight of a new observation in (0, 1] (1: no smoothing).
         max_age_s: an object not seen for longer is stale.
+
+    Raises:
+        PerceptionError: an extrinsic that is not a finite rigid 4 x 4 transform, or smoothing outside (0, 1].
     """
 
     tags: dict[int, TagSpec]
-    base_from_camera: np.ndarray
+    base_from_camera: np.ndarray | dict[str, np.ndarray]
     min_decision_margin: float = 30.0
     max_reprojection_px: float = 2.0
     max_ambiguity: float = 0.3
@@ -236,40 +248,109 @@ class ObjectTracker:
     _objects: dict[str, tuple[np.ndarray, float]] = field(default_factory=dict)
 
     def __post_init__(self):
-        T = np.asarray(self.base_from_camera, dtype=np.float64)
-        if T.shape != (4, 4) or not np.all(np.isfinite(T)) or not np.allclose(T[:3, :3] @ T[:3, :3].T, np.eye(3), atol=1e-6) \
-                or not np.allclose(T[3], [0, 0, 0, 1]):
-            raise PerceptionError("base_from_camera must be a finite 4x4 rigid transform (check the calibration file)")
+        many = isinstance(self.base_from_camera, dict)
+        extrinsics = self.base_from_camera if many else {None: self.base_from_camera}
+        if not extrinsics:
+            raise PerceptionError("base_from_camera names no camera; give T_base<-camera of at least one")
+        self._extrinsics = {name: _rigid(T, name) for name, T in extrinsics.items()}
         if not 0 < self.smoothing <= 1:
             raise PerceptionError(f"smoothing must lie in (0, 1], got {self.smoothing}")
-        self.base_from_camera = T
+        self.base_from_camera = {k: v for k, v in self._extrinsics.items()} if many else self._extrinsics[None]
 
-    def update(self, observations: list[TagObservation], stamp: float) -> None:
-        """Take the detections of one image taken at ``stamp`` (s)."""
-        for o in observations:
-            spec = self.tags[o.tag_id]
-            if o.decision_margin < self.min_decision_margin:
-                self.rejected["decision_margin"] = self.rejected.get("decision_margin", 0) + 1
-                continue
-            if o.reprojection_px > self.max_reprojection_px:
-                self.rejected["reprojection"] = self.rejected.get("reprojection", 0) + 1
-                continue
-            p_cam = o.rotation @ np.asarray(spec.offset_m) + o.translation
-            if o.ambiguity > self.max_ambiguity and o.alternative is not None:
-                p_alt = o.alternative[0] @ np.asarray(spec.offset_m) + o.alternative[1]
-                if np.linalg.norm(p_cam - p_alt) > self.max_ambiguous_shift_m:
-                    self.rejected["ambiguity"] = self.rejected.get("ambiguity", 0) + 1
+    @property
+    def cameras(self) -> list[str | None]:
+        """The cameras this tracker has extrinsics for (``[None]`` for a single unnamed camera)."""
+        return list(self._extrinsics)
+
+    def update(self, observations: list[TagObservation], stamp: float, camera: str | None = None) -> None:
+        """Take the detections of one image taken at ``stamp`` (s) by ``camera`` (None: the single camera).
+
+        Raises:
+            PerceptionError: a camera the tracker has no extrinsics for.
+        """
+        self.update_views({camera: observations}, stamp)
+
+    def update_views(self, views: dict[str | None, list[TagObservation]], stamp: float) -> None:
+        """Take the detections of several cameras' images taken together at ``stamp`` (s): ``{camera: detections}``.
+
+        Raises:
+            PerceptionError: a camera the tracker has no extrinsics for.
+        """
+        sure: dict[str, list[np.ndarray]] = {}
+        ambiguous: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
+        for camera, observations in views.items():
+            if camera not in self._extrinsics:
+                raise PerceptionError(f"no extrinsics for camera {camera!r}; calibrated: {self.cameras}")
+            T = self._extrinsics[camera]
+            for o in observations:
+                spec = self.tags[o.tag_id]
+                if o.decision_margin < self.min_decision_margin:
+                    self._reject("decision_margin")
                     continue
-            p_base = self.base_from_camera[:3, :3] @ p_cam + self.base_from_camera[:3, 3]
-            previous = self._objects.get(spec.object)
+                if o.reprojection_px > self.max_reprojection_px:
+                    self._reject("reprojection")
+                    continue
+                offset = np.asarray(spec.offset_m)
+                p = T[:3, :3] @ (o.rotation @ offset + o.translation) + T[:3, 3]
+                if o.ambiguity > self.max_ambiguity and o.alternative is not None:
+                    p_alt = T[:3, :3] @ (o.alternative[0] @ offset + o.alternative[1]) + T[:3, 3]
+                    if np.linalg.norm(p - p_alt) > self.max_ambiguous_shift_m:
+                        ambiguous.setdefault(spec.object, []).append((p, p_alt))
+                        continue
+                sure.setdefault(spec.object, []).append(p)
+        for name in set(sure) | set(ambiguous):
+            kept = sure.get(name, [])
+            kept = kept + self._resolve(ambiguous.get(name, []), kept, name, stamp)
+            if not kept:
+                continue
+            p_base = np.mean(kept, axis=0)
+            previous = self._objects.get(name)
             if previous is not None and stamp - previous[1] <= self.max_age_s:
                 p_base = self.smoothing * p_base + (1 - self.smoothing) * previous[0]
-            self._objects[spec.object] = (p_base, stamp)
+            self._objects[name] = (p_base, stamp)
+
+    def _resolve(self, pairs: list[tuple[np.ndarray, np.ndarray]], sure: list[np.ndarray], name: str,
+                 stamp: float) -> list[np.ndarray]:
+        """The solution of each ambiguous tag nearer the other evidence (class docstring); rejects the rest."""
+        if not pairs:
+            return []
+        previous = self._objects.get(name)
+        if sure:
+            reference = np.mean(sure, axis=0)
+        elif previous is not None and stamp - previous[1] <= self.max_age_s:
+            reference = previous[0]
+        elif len(pairs) >= 2:  # two ambiguous tags: the solutions that agree (a flip moves each its own way)
+            reference = min((float(np.linalg.norm(a - b)), 0.5 * (a + b)) for i, pa in enumerate(pairs)
+                            for pb in pairs[i + 1:] for a in pa for b in pb)[1]
+        else:
+            self._reject("ambiguity", len(pairs))
+            return []
+        kept = []
+        for p, p_alt in pairs:
+            near, far = sorted((p, p_alt), key=lambda q: float(np.linalg.norm(q - reference)))
+            if np.linalg.norm(near - reference) < 0.5 * np.linalg.norm(near - far):
+                kept.append(near)
+            else:
+                self._reject("ambiguity")
+        return kept
+
+    def _reject(self, why: str, n: int = 1) -> None:
+        self.rejected[why] = self.rejected.get(why, 0) + n
 
     def poses(self, now: float) -> tuple[dict[str, tuple[np.ndarray, float]], list[str]]:
         """({object: (position (3,) m base frame, stamp s)} of fresh objects, [stale object names])."""
         fresh = {k: v for k, v in self._objects.items() if now - v[1] <= self.max_age_s}
         return fresh, sorted(set(self._objects) - set(fresh))
+
+
+def _rigid(T, camera) -> np.ndarray:
+    """``T`` as a (4, 4) float64 rigid transform; PerceptionError naming ``camera`` otherwise."""
+    T = np.asarray(T, dtype=np.float64)
+    if T.shape != (4, 4) or not np.all(np.isfinite(T)) or not np.allclose(T[:3, :3] @ T[:3, :3].T, np.eye(3), atol=1e-6) \
+            or not np.allclose(T[3], [0, 0, 0, 1]):
+        which = "" if camera is None else f" of camera {camera!r}"
+        raise PerceptionError(f"base_from_camera{which} must be a finite 4x4 rigid transform (check the calibration file)")
+    return T
 
 
 def load_extrinsics(path: str | Path) -> np.ndarray:

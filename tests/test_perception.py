@@ -76,6 +76,59 @@ def test_an_ambiguous_pose_is_rejected_only_when_the_flip_moves_the_object():
     assert list(tracker.poses(0.0)[0]) == ["on_tag"] and tracker.rejected == {"ambiguity": 1}
 
 
+def _ambiguous(tag_id, t, R_alt, margin=100.0):
+    """A detection whose two planar solutions fit equally: identity and ``R_alt`` at ``t`` (camera frame)."""
+    return TagObservation(tag_id, np.eye(3), np.asarray(t, float), margin, 0.1, ambiguity=0.9, alternative=(R_alt, np.asarray(t, float)))
+
+
+def test_several_cameras_each_through_its_own_extrinsics_are_averaged():
+    """Two cameras 1 m apart see the object point at the same base position; each camera's extrinsics map its own
+    detection, and the two estimates of one batch are averaged (here 2 mm apart: the mean lies between)."""
+    tags = {0: TagSpec(0, "puck", 0.04)}
+    left, right = np.eye(4), np.eye(4)
+    right[:3, 3] = [1.0, 0.0, 0.0]
+    tracker = ObjectTracker(tags, {"left": left, "right": right}, smoothing=1.0)
+    assert tracker.cameras == ["left", "right"]
+    tracker.update_views({"left": [TagObservation(0, np.eye(3), np.array([0.5, 0.0, 0.8]), 100.0, 0.1)],
+                          "right": [TagObservation(0, np.eye(3), np.array([-0.5, 0.002, 0.8]), 100.0, 0.1)]}, 1.0)
+    np.testing.assert_allclose(tracker.poses(1.0)[0]["puck"][0], [0.5, 0.001, 0.8], atol=1e-12)
+    with pytest.raises(PerceptionError, match="no extrinsics for camera 'top'"):
+        tracker.update([], 1.0, camera="top")
+    with pytest.raises(PerceptionError, match="of camera 'right' must be a finite 4x4"):
+        ObjectTracker(tags, {"left": left, "right": np.full((4, 4), np.nan)})
+
+
+def test_an_ambiguous_tag_takes_the_solution_the_other_evidence_supports():
+    """A tag whose flip moves the object point 5 cm is rejected alone; beside an unambiguous tag of the same object
+    (another camera), or beside a second ambiguous tag whose flip goes the other way, or after a fresh estimate, the
+    solution near that evidence is kept and the other is never used."""
+    tags = {0: TagSpec(0, "behind", 0.04, (0.0, 0.0, 0.1)), 1: TagSpec(1, "behind", 0.04, (0.0, 0.0, 0.1))}
+    flip_x = Rotation.from_euler("x", 30, degrees=True).as_matrix()
+    flip_y = Rotation.from_euler("y", 30, degrees=True).as_matrix()
+    truth = np.array([0.0, 0.0, 0.9])  # identity solution: tag at 0.8 m, object 10 cm behind it
+    t = truth - [0.0, 0.0, 0.1]
+    cameras = {"a": np.eye(4), "b": np.eye(4)}
+
+    alone = ObjectTracker(tags, cameras, smoothing=1.0)
+    alone.update_views({"a": [_ambiguous(0, t, flip_x)]}, 0.0)
+    assert alone.poses(0.0)[0] == {} and alone.rejected == {"ambiguity": 1}
+
+    with_sure = ObjectTracker(tags, cameras, smoothing=1.0)
+    with_sure.update_views({"a": [_ambiguous(0, t, flip_x)],
+                            "b": [TagObservation(1, np.eye(3), t + [0.002, 0, 0], 100.0, 0.1)]}, 0.0)
+    np.testing.assert_allclose(with_sure.poses(0.0)[0]["behind"][0], truth + [0.001, 0, 0], atol=1e-9)
+
+    two_flips = ObjectTracker(tags, cameras, smoothing=1.0)
+    two_flips.update_views({"a": [_ambiguous(0, t, flip_x)], "b": [_ambiguous(1, t, flip_y)]}, 0.0)
+    np.testing.assert_allclose(two_flips.poses(0.0)[0]["behind"][0], truth, atol=1e-9)
+
+    later = ObjectTracker(tags, cameras, smoothing=1.0)
+    later.update_views({"b": [TagObservation(1, np.eye(3), t, 100.0, 0.1)]}, 0.0)
+    later.update_views({"a": [_ambiguous(0, t, flip_x)]}, 0.1)  # the fresh estimate picks the solution
+    assert later.poses(0.1)[0]["behind"][1] == 0.1 and later.rejected == {}
+    np.testing.assert_allclose(later.poses(0.1)[0]["behind"][0], truth, atol=1e-9)
+
+
 def test_no_tag_in_view_and_unknown_tags_give_nothing():
     detector = TagDetector(TAGS)
     assert detector.detect(render([]), D435) == []
