@@ -300,7 +300,7 @@ def table_camera_perception():
 
 def run_trials(command: str, *, trials: int, controller: str = "reference", checkpoint=None, order: str = "random",
                seed: int = 0, hidden: frozenset[str] = frozenset(), video=None, max_steps: int = 150,
-               retries: int = 1, workspace_offset: bool = True, perception: str = "camera",
+               retries: int = 1, workspace_offset: bool = True, perception: str = "simulator",
                log: Callable[[str], None] = print) -> dict:
     """``trials`` randomised trials of one command on the table scene (placements and random orders seeded by
     ``seed + i``); what ``legion long-horizon`` runs.

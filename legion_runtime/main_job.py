@@ -146,7 +146,8 @@ def run_main_job(*, wav: Path | None, text: str | None, checkpoint: Path, speech
     policy = load_policy(checkpoint)
     table = _on_table(plan)
     if table and perception == "camera":
-        console.print("[yellow]note[/]: the table scene carries no AprilTags yet; its objects are read from the "
+        console.print("[yellow]note[/]: the table cameras do not yet keep every object in view while the arm works "
+                      "(docs/long-horizon.md); its objects are read from the "
                       "simulator (perception 'simulator')")
         perception = "simulator"
     camera = _camera_perception(perception, calibration, plan)
