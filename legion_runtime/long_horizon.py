@@ -208,20 +208,19 @@ def run_trial(command: str, *, plant, loop: ControlLoop, library: TaskLibrary, c
             continue
         plant.select(subtask.env_id)
         moved = False
-        while True:
+        try:
             try:
                 objects = perception.tracker(subtask, initial, stamp() * 1e-9)
-                break
-            except ObjectNotSeenError as exc:
+            except ObjectNotSeenError:
+                if _at(loop, plant, start):
+                    raise
                 # the arm where the last subtask left it may hide the object: look again from the start pose
-                if moved or _at(loop, plant, start):
-                    sequencer.skip(str(exc))
-                    log(f"{subtask.name}: skipped: {exc}")
-                    objects = None
-                    break
                 result.steps += _transfer(loop, plant, start, on_step, stamp(), result)
                 moved = True
-        if objects is None:
+                objects = perception.tracker(subtask, initial, stamp() * 1e-9)
+        except ObjectNotSeenError as exc:
+            sequencer.skip(str(exc))
+            log(f"{subtask.name}: skipped: {exc}")
             continue
         if not moved:
             result.steps += _transfer(loop, plant, start, on_step, stamp(), result)

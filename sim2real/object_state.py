@@ -4,7 +4,8 @@ This is the perception node's and the Real2Sim node's object path in one class, 
 runner with the virtual RealSense and by the nodes with the real one:
 
     frame of each camera (grey, intrinsics, stamp) ─► (Tracking)TagDetector per camera
-        ─► ObjectTracker (each camera's extrinsics, gates, fusion of the cameras, EMA, age, base frame) ─► sim frame ─► object position (every cycle) and goal (once, from the initial detection: GoalRule)
+        ─► ObjectTracker (each camera's extrinsics, gates, fusion of the cameras, EMA, age, base frame)
+        ─► sim frame ─► object position (every cycle) and goal (once, from the initial detection: GoalRule)
 
 A subtask starts only when its object (and goal marker) is seen; afterwards an object that is not seen for
 ``max_age_s`` (occlusion, dropped frames, no camera) makes :meth:`ObjectState.positions` return None, and the

@@ -255,7 +255,7 @@ class ObjectTracker:
         self._extrinsics = {name: _rigid(T, name) for name, T in extrinsics.items()}
         if not 0 < self.smoothing <= 1:
             raise PerceptionError(f"smoothing must lie in (0, 1], got {self.smoothing}")
-        self.base_from_camera = {k: v for k, v in self._extrinsics.items()} if many else self._extrinsics[None]
+        self.base_from_camera = dict(self._extrinsics) if many else self._extrinsics[None]
 
     @property
     def cameras(self) -> list[str | None]:

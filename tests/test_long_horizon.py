@@ -111,7 +111,7 @@ def test_the_table_cameras_drive_a_subtask_and_judge_it_as_the_simulator_does(ta
     assert result.interventions[0].get("object_not_seen", 0) <= 5  # the lever's tag stays in view
 
 
-def test_a_camera_that_cannot_see_an_object_skips_its_subtask(table):
+def test_an_object_hidden_from_the_cameras_skips_its_subtask(table):
     from legion_runtime.sim_perception import TableCameraPerception
 
     result = trial(table, "make the coffee", perception=TableCameraPerception(table, frozenset({"faucet_handle"})))
