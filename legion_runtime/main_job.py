@@ -82,12 +82,20 @@ def make_chain(frame=None, **limits):
     return Real2Sim(frame), Sim2Real(frame), SafetyFilter(limits)
 
 
-def _camera_perception(perception: str, calibration: Path | None, plan: Plan):
-    """The run's camera perception (None for ``"simulator"``), checked against every subtask of the plan."""
+def _camera_perception(perception: str, calibration: Path | None, plan: Plan, table: bool = False):
+    """The run's camera perception (None for ``"simulator"``), checked against every subtask of the plan; on the
+    table the two table cameras' (:func:`legion_runtime.long_horizon.table_camera_perception`)."""
     if perception == "simulator":
         return None
     if perception != "camera":
         raise BadInput(f"perception must be 'camera' or 'simulator', got {perception!r}")
+    if table:
+        if calibration is not None:
+            raise BadInput("--calibration gives the single camera's extrinsics; the table's two cameras read "
+                           "calibration/sim_table_camera_*_extrinsics.yaml (legion calibrate-sim --camera NAME)")
+        from legion_runtime.long_horizon import table_camera_perception
+
+        return table_camera_perception()
     from legion_runtime.sim_perception import SIM_CALIBRATION, CameraPerception
     from sim2real.perception import PerceptionError
 
@@ -145,12 +153,7 @@ def run_main_job(*, wav: Path | None, text: str | None, checkpoint: Path, speech
     plan = plan_command(heard, library, checkpoint)  # UnknownCommandError lists the known commands
     policy = load_policy(checkpoint)
     table = _on_table(plan)
-    if table and perception == "camera":
-        console.print("[yellow]note[/]: the table cameras do not yet keep every object in view while the arm works "
-                      "(docs/long-horizon.md); its objects are read from the "
-                      "simulator (perception 'simulator')")
-        perception = "simulator"
-    camera = _camera_perception(perception, calibration, plan)
+    camera = _camera_perception(perception, calibration, plan, table)
 
     from legion_policy.embedding import EmbeddingModelError, TextEmbedder
     try:
@@ -185,7 +188,7 @@ def run_main_job(*, wav: Path | None, text: str | None, checkpoint: Path, speech
         loop = ControlLoop(policy, real2sim, sim2real, safety, publish)
         if table:
             outcomes, transfers = _run_on_table(plan, library, loop, embedder, seed, max_steps, frames if video else None,
-                                     console, t_ns)
+                                                console, t_ns, camera)
         for i, subtask in enumerate(() if table else plan.subtasks):
             embedding = embedder.embed(subtask.description)
             publish("subtask", m.command_to_msg(subtask.description), t_ns)
@@ -221,7 +224,7 @@ def run_main_job(*, wav: Path | None, text: str | None, checkpoint: Path, speech
                           f"safety interventions {outcome.interventions or 'none'}, holds {outcome.holds}")
     if video and frames:
         _write_video(run_dir, frames)
-    summary = {"command": plan.text, "checkpoint": str(checkpoint), "seed": seed,
+    summary = {"command": plan.text, "checkpoint": str(checkpoint), "seed": seed, "perception": perception,
                "outcomes": [{k: v for k, v in asdict(o).items() if k != "components"} for o in outcomes],
                "topics": recorded_topics()}
     if transfers is not None:
@@ -253,8 +256,11 @@ def _on_table(plan: Plan) -> bool:
 
 
 def _run_on_table(plan: Plan, library, loop: ControlLoop, embedder, seed: int, max_steps: int,
-                  frames: list | None, console: Console, t0_ns: int) -> tuple[list[SubtaskOutcome], dict | None]:
-    """Run the plan's subtasks with the task sequencer on one table scene, stamps from ``t0_ns``.
+                  frames: list | None, console: Console, t0_ns: int,
+                  camera=None) -> tuple[list[SubtaskOutcome], dict | None]:
+    """Run the plan's subtasks with the task sequencer on one table scene, stamps from ``t0_ns``; the objects seen
+    by the table's cameras through ``camera`` (a :class:`legion_runtime.sim_perception.CameraPerception` with their
+    calibrations), or read from the simulator (None).
 
     Returns:
         one outcome per planned subtask (steps, holds and safety interventions summed over its attempts), and the
@@ -265,15 +271,18 @@ def _run_on_table(plan: Plan, library, loop: ControlLoop, embedder, seed: int, m
 
     from legion_runtime.long_horizon import run_trial
     from legion_runtime.runner import SubtaskOutcome
+    from legion_runtime.sim_perception import TableCameraPerception
     from legion_sim.table_scene import TablePlant
 
     plant = TablePlant(seed=seed, render=frames is not None)
+    perception = None if camera is None else TableCameraPerception(plant, camera=camera)
     on_step = None if frames is None else frame_recorder(plant, frames)
     result = run_trial(plan.text, plant=plant, loop=loop, library=library, controller=loop.policy,
                        embed=embedder.embed, order="spoken" if plan.order == "spoken" else "random",
                        rng=random.Random(seed), max_steps=max_steps, on_step=on_step,
                        log=lambda line: console.print(f"  {line}"), t0_ns=t0_ns,
-                       workspace_offsets=plant.workspace_offsets())  # each skill in its training frame
+                       workspace_offsets=plant.workspace_offsets(),  # each skill in its training frame
+                       perception=perception)
     plant.close()
     steps = {}
     for a in result.report["attempts"]:

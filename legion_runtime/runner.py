@@ -32,9 +32,9 @@ from sim2real.transforms import Real2Sim, Sim2Real
 GRIPPER_CLOSED_RAD = m.GRIPPER_CLOSED_RAD
 
 Publish = Callable[[str, object, int], None]  # (topic key of legion_runtime.graph.TOPICS, message, stamp ns)
-#: Perceived object and goal at a stamp (s): ((3,), (3,)) sim frame, m, or None while the object is not seen
-#: (``sim2real.object_state.ObjectState.positions`` bound to a camera).
-Objects = Callable[[float], "tuple[np.ndarray, np.ndarray] | None"]
+#: Perceived object and goal at a stamp (s), given the measured TCP ((3,) sim frame, m): ((3,), (3,)) sim frame, m, or
+#: None while the object is not seen (``sim2real.object_state.ObjectState.positions`` bound to the cameras).
+Objects = Callable[[float, np.ndarray], "tuple[np.ndarray, np.ndarray] | None"]
 #: Success judged from perception: (measured TCP (3,) sim frame m, (object, goal) or None) -> success.
 Until = Callable[[np.ndarray, "tuple[np.ndarray, np.ndarray] | None"], bool]
 
@@ -166,8 +166,9 @@ class ControlLoop:
             q, qd = plant.joint_state()
             if self._faulty(monitor, q, stamp, outcome):  # a sensor fault: stop, send nothing
                 break
-            seen = (plant.object_position(), plant.goal_position()) if objects is None else objects(stamp * 1e-9)
             tcp_base = self.real2sim.kinematics.forward_kinematics(q)[0]
+            seen = (plant.object_position(), plant.goal_position()) if objects is None else \
+                objects(stamp * 1e-9, self.real2sim.frame.to_sim(tcp_base))
             if until is not None and until(self.real2sim.frame.to_sim(tcp_base), seen):
                 outcome.success = True
                 break

@@ -41,7 +41,9 @@ class CameraPerception:
             (``realsense_color``), or ``{camera name: YAML}`` for several (the table's two RealSenses).
         tag_map: tag map YAML; default the simulated scene's.
         frame: T_sim<-base of the chain.
-        max_age_s: an object older than this is not used (the loop holds).
+        max_age_s: an object older than this is not used as a measurement.
+        max_predict_s: an object the hand hides is then predicted for this long (carried with the hand when it was
+            at the hand, else where it was last seen; :class:`sim2real.object_state.ObjectState`), s; 0: the loop holds.
         quad_decimate: detector downsampling.
         full_frame_every: the detector searches windows around the tags it saw last and the whole frame every
             n-th frame (:class:`sim2real.tag_tracking.TrackingTagDetector`; 1: every frame whole).
@@ -54,6 +56,7 @@ class CameraPerception:
     tag_map: Path | None = None
     frame: FrameTransform | None = None
     max_age_s: float = 0.15
+    max_predict_s: float = 0.0
     quad_decimate: float = 1.0
     full_frame_every: int = 5
 
@@ -107,7 +110,8 @@ class CameraPerception:
             raise PerceptionError(f"cameras {sorted(cameras)} but calibrations for {sorted(self.extrinsics)}")
         tracker = ObjectTracker(self.tags, dict(self.extrinsics), max_age_s=self.max_age_s)
         detectors = {name: TrackingTagDetector(self.detector, self.full_frame_every) for name in cameras}
-        return SubtaskPerception(ObjectState(detectors, tracker, self.frame, self.rule(env_id)), cameras)
+        return SubtaskPerception(ObjectState(detectors, tracker, self.frame, self.rule(env_id),
+                                             max_predict_s=self.max_predict_s), cameras)
 
 
 @dataclass
@@ -115,8 +119,9 @@ class SubtaskPerception:
     """One subtask's object state fed by the virtual cameras; call it as the control loop's ``objects``.
 
     ``start(stamp_s, initial=None)`` derives the goal (from ``initial`` when given; raises ``ObjectNotSeenError``);
-    ``self(stamp_s)`` renders a frame of each camera at ``stamp_s`` and returns ((3,), (3,)) sim-frame object and
-    goal, or None while the object is not seen. A camera None stands for one that delivers nothing (cable pulled,
+    ``self(stamp_s, tcp=None)`` renders a frame of each camera at ``stamp_s`` and returns ((3,), (3,)) sim-frame
+    object and goal, or None while the object is not seen (nor predicted from the measured TCP ``tcp``, sim frame, m;
+    :attr:`predicted`). A camera None stands for one that delivers nothing (cable pulled,
     driver dead).
     """
 
@@ -156,9 +161,19 @@ class SubtaskPerception:
         """(3,) sim frame, m: the goal :meth:`start` derived (None before)."""
         return self.state.goal
 
-    def __call__(self, stamp_s: float):
+    @property
+    def predicted(self) -> bool:
+        """Whether the last call's object position was predicted (its tags not seen), not measured."""
+        return self.state.predicted
+
+    def __call__(self, stamp_s: float, tcp: np.ndarray | None = None):
         self._now = stamp_s
-        return self.state.positions(self._sources(), stamp_s)
+        return self.state.positions(self._sources(), stamp_s, tcp)
+
+
+#: How long the table's runner predicts an object the hand hides, s (:attr:`CameraPerception.max_predict_s`): the
+#: longest run of steps a reference run of either command has its object's tags hidden is 21 cycles (1.05 s).
+TABLE_MAX_PREDICT_S = 2.0
 
 
 def table_calibrations() -> dict[str, Path]:
@@ -177,7 +192,8 @@ class TableCameraPerception:
     Args:
         plant: the :class:`legion_sim.table_scene.TablePlant`.
         hidden: objects reported as not seen (their tags are taken as covered).
-        camera: the perception set-up (default: the table cameras' calibrations, :func:`table_calibrations`).
+        camera: the perception set-up (default: the table cameras' calibrations, :func:`table_calibrations`, and
+            :data:`TABLE_MAX_PREDICT_S`).
 
     Raises:
         PerceptionError: a missing or unreadable calibration (run ``legion calibrate-sim --camera NAME``).
@@ -188,7 +204,7 @@ class TableCameraPerception:
     camera: CameraPerception | None = None
 
     def __post_init__(self):
-        self.camera = self.camera or CameraPerception(table_calibrations())
+        self.camera = self.camera or CameraPerception(table_calibrations(), max_predict_s=TABLE_MAX_PREDICT_S)
         self.cameras = self.plant.table_cameras()
 
     def seen(self, stamp_s: float = 0.0) -> dict[str, np.ndarray]:

@@ -252,27 +252,42 @@ TAG_MOUNTS: dict[str, tuple[TagMount, ...]] = {
     "drawer-close-v3": (TagMount(2, 0.04, "drawer_link", (0.128, -0.07, 0.008), FACE_PLUS_X),),
     # The table ("clean the table", legion_sim/table_scene.py): the faces its two cameras see while the arm works
     # on each set (benchmarks/bench_table_camera_views.py; docs/long-horizon.md). Pucks: 3 cm tags on the sides
-    # the 2F-85 does not close on (it closes along y); drawer: both outer side walls near the front; button: its
-    # cap's far side (the fingertips press its centre); plug: the ball's tip, its top and its -y side; window: the
-    # sash's glass facing the robot; faucet: the lever's hub (it turns with the lever).
+    # the 2F-85 does not close on (it closes along y); drawer: both outer side walls near the front and the front
+    # panel; button: a tab off its cap (the fingertips press the cap's centre); plug: the ball's tip, its top and
+    # its -y side; window: the sash's glass facing the robot; faucet: the lever's hub (it turns with the lever).
     "clean-the-table": (
         TagMount(3, 0.03, "push/obj", (0.0205, 0.0, 0.0), face_quat((1, 0, 0))),
         TagMount(4, 0.03, "push/obj", (-0.0205, 0.0, 0.0), face_quat((-1, 0, 0))),
+        TagMount(19, 0.03, "push/obj", (0.0, 0.0, 0.0205), face_quat((0, 0, 1))),
         TagMount(5, 0.03, "pick-place/obj", (0.0205, 0.0, 0.0), face_quat((1, 0, 0))),
+        TagMount(24, 0.03, "pick-place/obj", (-0.0205, 0.0, 0.0), face_quat((-1, 0, 0))),
         TagMount(6, 0.03, "pick-place/obj", (0.0, 0.0, 0.0205), face_quat((0, 0, 1))),
+        # the pick-place puck's -x and +-y sides too: held at its goal, the hand hides its top and the fingers its +-y
+        # sides, and the left camera sees its -x side; at the start pose the plug and the hand leave the +-y sides
+        # the only faces in view at some resets
+        TagMount(20, 0.03, "pick-place/obj", (0.0, 0.0205, 0.0), face_quat((0, 1, 0))),
+        TagMount(21, 0.03, "pick-place/obj", (0.0, -0.0205, 0.0), face_quat((0, -1, 0))),
         TagMount(7, 0.05, "drawer-close/drawer_link", (0.101, -0.05, 0.01), face_quat((1, 0, 0))),
         TagMount(8, 0.05, "drawer-close/drawer_link", (-0.101, -0.05, 0.01), face_quat((-1, 0, 0))),
-        # the button body's local -y is world up
-        TagMount(9, 0.03, "button-press-topdown/button", (0.0, -0.2015, 0.018), face_quat((0, -1, 0), (0, -1, 0))),
+        # drawer front panel (faces the robot and the left camera), above the handle on its -x side: the only face
+        # still outside the case when the drawer is shut, and the hand pushing the handle's middle does not hide it
+        TagMount(18, 0.04, "drawer-close/drawer_link", (-0.05, -0.0905, 0.035), face_quat((0, -1, 0))),
+        # button: a tab at the cap's top level reaching past its rim towards the right camera (+x +y, centre 6.2 cm
+        # from the cap's axis): a tag on the cap itself is covered by the fingertips while they press (the button
+        # body's local -y is world up, local z world +y)
+        TagMount(9, 0.03, "button-press-topdown/button", (0.0438, -0.2015, 0.0438), face_quat((0, -1, 0), (0, -1, 0))),
         TagMount(11, 0.03, "peg-unplug-side/plug", (0.1005, 0.0, 0.0), face_quat((1, 0, 0))),
         TagMount(12, 0.03, "peg-unplug-side/plug", (0.045, 0.0, 0.0405), face_quat((0, 0, 1))),
         TagMount(13, 0.03, "peg-unplug-side/plug", (0.045, -0.0405, 0.0), face_quat((0, -1, 0))),
         TagMount(14, 0.06, "window-close/windowb_a", (-0.104, -0.0265, 0.05), face_quat((0, -1, 0))),
         TagMount(15, 0.03, "faucet-open/faucet_link2", (0.0, 0.0, 0.033), face_quat((0, 0, 1))),
-        # goal markers (legion_sim/table_scene.py): push's lies flat on the table 8 cm to +x and 3 cm to -y of its
-        # goal point (a printed sheet; the marker body is at the puck's centre height, 2 cm up; under the goal point
-        # itself the faucet's lever hid it from the right camera at every reset), pick-place's floats face up at its goal
+        # goal markers (legion_sim/table_scene.py): push's is a printed sheet flat on the table with three tags around
+        # its goal point, 8 cm to +x and 3 cm to -y, 8 cm to +y and 8 cm to -y (the marker body is at the puck's
+        # centre height, 2 cm up; under the goal point the faucet's lever hid a tag from the right camera at every
+        # reset, and each of the three alone is hidden by the faucet at some); pick-place's floats face up at its goal
         TagMount(16, 0.05, "push_goal", (0.08, -0.03, -0.0195), FACE_UP),
+        TagMount(22, 0.05, "push_goal", (0.0, 0.08, -0.0195), FACE_UP),
+        TagMount(23, 0.05, "push_goal", (0.0, -0.08, -0.0195), FACE_UP),
         TagMount(17, 0.05, "place_goal", (0.0, 0.0, 0.0), FACE_UP),
     ),
 }

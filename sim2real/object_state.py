@@ -9,12 +9,18 @@ runner with the virtual RealSense and by the nodes with the real one:
 
 A subtask starts only when its object (and goal marker) is seen; afterwards an object that is not seen for
 ``max_age_s`` (occlusion, dropped frames, no camera) makes :meth:`ObjectState.positions` return None, and the
-control loop holds: a stale position is never used.
+control loop holds: a stale position is never used as a measurement.
+
+Occlusion by the hand (``max_predict_s`` > 0): while the cameras deliver frames but the object's tags are hidden,
+its position is predicted for up to ``max_predict_s``: carried with the hand (last sighting + the TCP's motion since)
+when it was within ``hand_radius_m`` of the TCP at its last sighting (grasped, pressed or pushed), else where it was
+last seen (nothing else moves it). :attr:`ObjectState.predicted` says so, and success is never judged on a
+prediction. With no frame at all (camera dead), or after ``max_predict_s``, positions are None: the loop holds.
 """
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -37,6 +43,8 @@ class ObjectState:
         tracker: object tracker (extrinsics per camera, gates, ``max_age_s``).
         frame: T_sim<-base, for the observation's sim frame.
         rule: the subtask's goal rule.
+        max_predict_s: how long an occluded object is predicted (see the module docstring), s; 0: never (hold).
+        hand_radius_m: an object this close to the TCP (sim frame) at its last sighting moves with the hand, m.
 
     Raises:
         ValueError: a detector for a camera the tracker has no extrinsics for.
@@ -47,15 +55,21 @@ class ObjectState:
     frame: FrameTransform
     rule: GoalRule
     goal: np.ndarray | None = None
+    max_predict_s: float = 0.0
+    hand_radius_m: float = 0.06
+    #: whether the last :meth:`positions` was a prediction (the object's tags not seen), not a measurement
+    predicted: bool = field(default=False, init=False)
+    _last: tuple | None = field(default=None, init=False, repr=False)  # (object (3,) sim, TCP (3,) sim | None, s)
 
     def __post_init__(self):
         if unknown := set(self.detectors) - set(self.tracker.cameras):
             raise ValueError(f"cameras {sorted(map(str, unknown))} have no extrinsics in the tracker "
                              f"({self.tracker.cameras}); calibrate them")
 
-    def observe(self, sources: dict[str | None, FrameSource]) -> None:
+    def observe(self, sources: dict[str | None, FrameSource]) -> int:
         """Take one frame from each camera's source (those that deliver one) into the tracker; frames of one call
-        that carry the same stamp are fused as one view (:meth:`ObjectTracker.update_views`)."""
+        that carry the same stamp are fused as one view (:meth:`ObjectTracker.update_views`). Returns the number of
+        frames delivered."""
         by_stamp: dict[float, dict] = {}
         for camera, source in sources.items():
             grabbed = source()
@@ -64,6 +78,7 @@ class ObjectState:
                 by_stamp.setdefault(stamp, {})[camera] = self.detectors[camera].detect(gray, intrinsics)
         for stamp in sorted(by_stamp):
             self.tracker.update_views(by_stamp[stamp], stamp)
+        return sum(map(len, by_stamp.values()))
 
     def seen(self, now: float) -> dict[str, np.ndarray]:
         """{object: (3,) sim frame, m} of every object the tracker holds fresh at ``now`` (s)."""
@@ -93,16 +108,32 @@ class ObjectState:
         self.goal = self.rule.goal({**seen, **(initial or {})})
         return self.goal
 
-    def positions(self, sources: dict[str | None, FrameSource], now: float) -> tuple[np.ndarray, np.ndarray] | None:
-        """Observe a frame of each camera; (object (3,), goal (3,)) in the sim frame, or None if the object is stale.
+    def positions(self, sources: dict[str | None, FrameSource], now: float,
+                  tcp: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray] | None:
+        """Observe a frame of each camera; (object (3,), goal (3,)) in the sim frame, or None if the object is stale
+        and not predicted (see the module docstring; :attr:`predicted` tells a prediction from a measurement).
+
+        Args:
+            tcp: (3,) measured TCP, sim frame, m (None: no prediction with the hand).
 
         Raises:
             RuntimeError: :meth:`start` was not called.
         """
         if self.goal is None:
             raise RuntimeError("call ObjectState.start() at the beginning of the subtask")
-        self.observe(sources)
+        delivered = self.observe(sources)
         fresh, _ = self.tracker.poses(now)
-        if self.rule.object not in fresh:
+        name = self.rule.object
+        if name in fresh:
+            self.predicted = False
+            position, stamp = self.frame.to_sim(fresh[name][0]), fresh[name][1]
+            if stamp == now:  # measured in this cycle's frames: the hand's position then is known
+                self._last = (position, None if tcp is None else np.asarray(tcp, float).copy(), now)
+            return position, self.goal.copy()
+        self.predicted = True
+        if not delivered or self._last is None or now - self._last[2] > self.max_predict_s:
             return None
-        return self.frame.to_sim(fresh[self.rule.object][0]), self.goal.copy()
+        position, tcp_then, _ = self._last
+        if tcp is not None and tcp_then is not None and np.linalg.norm(position - tcp_then) <= self.hand_radius_m:
+            position = position + (np.asarray(tcp, float) - tcp_then)
+        return position.copy(), self.goal.copy()

@@ -7,7 +7,7 @@ from typer.testing import CliRunner
 
 from legion_policy.tasks import UnknownCommandError, load_task_library
 from legion_runtime.cli import EXIT_UNKNOWN_COMMAND, app
-from legion_runtime.long_horizon import run_trial, summarise
+from legion_runtime.long_horizon import LOOK_POSES, run_trial, summarise
 from legion_runtime.main_job import make_chain
 from legion_runtime.runner import ControlLoop
 from legion_sim.reference import ReferenceController
@@ -49,12 +49,24 @@ def test_an_unseen_object_is_skipped_with_the_reason_and_never_attempted(table):
     assert second["success"] and not result.report["success"]
 
 
-def test_a_chain_stops_at_a_skipped_subtask(table):
+def looked_only(table, result, before):
+    """The arm only moved to look (every step a transfer, ending at the last look pose), and no object moved."""
+    assert result.steps > 0 and result.safety["transfer"]["steps"] == result.steps
+    assert set(result.safety) == {"transfer"}
+    ee = ControlLoop(None, *make_chain()).real2sim.ee_position(table.joint_state()[0])
+    np.testing.assert_allclose(ee, LOOK_POSES[-1], atol=0.02)
+    for name, position in before.items():  # (with the arm still, the plug settles by 1.9 mm in 12 s)
+        assert np.linalg.norm(table.objects()[name] - position) < 5e-3, name
+
+
+def test_a_chain_stops_at_a_skipped_subtask_after_looking_from_each_look_pose(table):
+    table.reset(0)
+    before = table.objects()
     result = trial(table, "make the coffee", hidden=frozenset({"faucet_handle"}))
     reasons = [s["skipped"] for s in result.report["subtasks"]]
     assert reasons == ["'faucet_handle' is not seen by the camera", "previous subtask of the chain failed",
                        "previous subtask of the chain failed"]
-    assert result.steps == 0  # the arm never moved
+    looked_only(table, result, before)
 
 
 def test_random_order_is_a_seeded_permutation_of_the_set_and_the_summary_counts_it(table):
@@ -114,6 +126,22 @@ def test_the_table_cameras_drive_a_subtask_and_judge_it_as_the_simulator_does(ta
 def test_an_object_hidden_from_the_cameras_skips_its_subtask(table):
     from legion_runtime.sim_perception import TableCameraPerception
 
+    table.reset(0)
+    before = table.objects()
     result = trial(table, "make the coffee", perception=TableCameraPerception(table, frozenset({"faucet_handle"})))
     assert [s["skipped"] for s in result.report["subtasks"]][0] == "'faucet_handle' is not seen by the camera"
-    assert result.steps == 0  # the arm never moved
+    looked_only(table, result, before)
+
+
+def test_an_object_the_start_pose_hides_is_worked_on_from_the_look_pose_that_shows_it(table):
+    """At reset 104 the hand at the start pose hides the pick-place puck from the right camera and the plug hides it
+    from the left one; the runner finds it from the first look pose and the reference controller places it."""
+    from legion_runtime.sim_perception import TableCameraPerception
+
+    perception = TableCameraPerception(table)
+    table.reset(104)
+    assert "place_puck" not in perception.seen() and "place_goal" in perception.seen()
+    lines = []
+    result = trial(table, "pick and place the puck", seed=104, perception=perception, log=lines.append)
+    assert result.report["success"] and result.truth == [True], result.report
+    assert f"starts from look pose {np.asarray(LOOK_POSES[0])}" in lines[0], lines

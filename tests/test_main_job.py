@@ -176,6 +176,31 @@ def test_a_long_horizon_command_runs_on_the_table_scene_and_records_the_graph(tm
 
 
 
+def test_a_table_run_sees_the_objects_through_the_table_cameras(tmp_path):
+    """`legion run` on the table with camera perception (the default): the two table RealSenses through the detector
+    and their calibrations; the table checkpoint's drawer-close (1.0 from the simulator) shuts the drawer seen so."""
+    table = ROOT / "models" / "legion-table-kuka" / "checkpoint"
+    result = legion("run", "--text", "close the drawer then open the faucet", "--checkpoint", str(table),
+                    "--out", str(tmp_path), "--no-video", "--seed", "2")
+    assert result.exit_code in (0, 1), result.output
+    (run_dir,) = tmp_path.iterdir()
+    import json
+
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["perception"] == "camera"
+    outcomes = summary["outcomes"]
+    assert [o["subtask"] for o in outcomes] == ["drawer-close", "faucet-open"]
+    assert outcomes[0]["success"], result.output
+
+
+def test_a_table_run_refuses_a_single_camera_calibration(tmp_path):
+    table = ROOT / "models" / "legion-table-kuka" / "checkpoint"
+    result = legion("run", "--text", "close the drawer then press the button", "--checkpoint", str(table),
+                    "--out", str(tmp_path), "--calibration", "calibration/sim_camera_extrinsics.yaml")
+    assert result.exit_code == 2 and "the table's two cameras" in result.output
+    assert not tmp_path.exists() or not any(tmp_path.iterdir())  # refused before a run folder was made
+
+
 def _safety_diagnostics(records) -> dict[str, dict]:
     """The safety records on /diagnostics of a bag, summed per subtask name ("transfer" for the moves between)."""
     from legion_runtime.messages import diagnostics_from_msg

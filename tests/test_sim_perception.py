@@ -173,6 +173,40 @@ def test_the_arm_holds_while_the_object_is_not_seen_and_resumes_after(fault):
     assert outcome.success
 
 
+def park_occluder(plant):
+    plant.data.mocap_pos[plant.model.body_mocapid[plant.model.body(OCCLUDER_BODY).id]] = OCCLUDER_PARKED_POS
+    mujoco.mj_forward(plant.model, plant.data)
+
+
+@pytest.mark.parametrize("at_hand", [False, True])
+def test_an_object_whose_tag_is_hidden_is_predicted_for_max_predict_s_and_never_without_frames(reach, at_hand):
+    """max_predict_s > 0 (the table's runner): while frames arrive but the object's tag is hidden, its position is
+    predicted, carried with the measured TCP when the TCP was at it at the last sighting (grasped, pushed), else left
+    where it was last seen; flagged as a prediction. No frame at all (camera dead), or a hide longer than
+    max_predict_s: None, and the loop holds."""
+    reach.reset(3)
+    park_occluder(reach)
+    objects = CameraPerception(max_predict_s=0.5).for_subtask(reach, "reach-v3")
+    objects.start(0.0)
+    truth = reach.object_position()
+    tcp = truth + (np.array([0.0, 0.0, 0.02]) if at_hand else np.array([0.0, -0.2, 0.2]))
+    seen, goal = objects(0.05, tcp)
+    assert not objects.predicted and np.linalg.norm(seen - truth) < 0.01
+    occlude(reach)
+    moved = np.array([0.04, -0.03, 0.05])
+    predicted, goal_again = objects(0.30, tcp + moved)  # 0.25 s after the last sighting: stale (max_age_s 0.15)
+    assert objects.predicted
+    np.testing.assert_allclose(predicted, seen + moved if at_hand else seen, atol=1e-12)
+    np.testing.assert_array_equal(goal_again, goal)
+    camera, objects.camera = objects.camera, None
+    assert objects(0.35, tcp) is None  # no frame at all: nothing is predicted
+    objects.camera = camera
+    assert objects(0.60, tcp) is None  # 0.55 s since the last sighting > max_predict_s
+    park_occluder(reach)
+    seen_again, _ = objects(0.65, tcp)
+    assert not objects.predicted and np.linalg.norm(seen_again - truth) < 0.01
+
+
 def test_a_measured_camera_pose_gives_extrinsics_that_locate_objects(tmp_path):
     """Camera offset set-up: the simulated camera's pose typed in as xyz + rpy of camera_link gives the same
     extrinsics, and objects come out within 1 cm through them."""
