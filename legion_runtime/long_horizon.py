@@ -81,7 +81,7 @@ class TablePerception:
             initial.setdefault(name, position)
         goal = subtask.goal_rule.goal(initial)
 
-        def objects(_stamp_s: float, _tcp: np.ndarray | None = None):
+        def objects(_stamp_s: float, _tcp: np.ndarray | None = None, _holding: bool = False):
             position = self.plant.objects()[subtask.object] if subtask.object not in self.hidden else None
             return None if position is None else (position, goal)
         objects.goal = goal
@@ -231,7 +231,7 @@ def run_trial(command: str, *, plant, loop: ControlLoop, library: TaskLibrary, c
 
         def until(tcp, seen):
             obj, goal = seen if seen is not None else (None, objects.goal)
-            if getattr(objects, "predicted", False):  # success is judged on what is seen, never on a prediction
+            if getattr(objects, "predicted", False):  # success is judged on a measurement, never on a prediction
                 obj = None
             sequencer.step(tcp, obj, goal)
             return attempt.success

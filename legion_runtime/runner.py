@@ -30,11 +30,15 @@ from sim2real.transforms import Real2Sim, Sim2Real
 
 #: 2F-85 knuckle joint at "closed", rad (PickNikRobotics/ros2_robotiq_gripper; robot.md).
 GRIPPER_CLOSED_RAD = m.GRIPPER_CLOSED_RAD
+#: The gripper holds an object when it is commanded closed and its knuckle stopped in this range, rad (the 2F-85's
+#: object-detected status: the fingers stopped before closing; a 4 cm puck stops them at 0.45 rad, empty 0.79).
+GRIPPER_HOLDING_RAD = (0.15, 0.70)
 
 Publish = Callable[[str, object, int], None]  # (topic key of legion_runtime.graph.TOPICS, message, stamp ns)
-#: Perceived object and goal at a stamp (s), given the measured TCP ((3,) sim frame, m): ((3,), (3,)) sim frame, m, or
-#: None while the object is not seen (``sim2real.object_state.ObjectState.positions`` bound to the cameras).
-Objects = Callable[[float, np.ndarray], "tuple[np.ndarray, np.ndarray] | None"]
+#: Perceived object and goal at a stamp (s), given the measured TCP ((3,) sim frame, m) and whether the gripper holds
+#: an object: ((3,), (3,)) sim frame, m, or None while the object is not seen
+#: (``sim2real.object_state.ObjectState.positions`` bound to the cameras).
+Objects = Callable[[float, np.ndarray, bool], "tuple[np.ndarray, np.ndarray] | None"]
 #: Success judged from perception: (measured TCP (3,) sim frame m, (object, goal) or None) -> success.
 Until = Callable[[np.ndarray, "tuple[np.ndarray, np.ndarray] | None"], bool]
 
@@ -50,6 +54,7 @@ class Plant(Protocol):
     def goal_position(self) -> np.ndarray: ...
     def step(self, q_target: np.ndarray, gripper: float) -> None: ...
     def success(self) -> bool: ...
+    def gripper_position(self) -> float: ...
 
 
 class Policy(Protocol):
@@ -167,8 +172,11 @@ class ControlLoop:
             if self._faulty(monitor, q, stamp, outcome):  # a sensor fault: stop, send nothing
                 break
             tcp_base = self.real2sim.kinematics.forward_kinematics(q)[0]
-            seen = (plant.object_position(), plant.goal_position()) if objects is None else \
-                objects(stamp * 1e-9, self.real2sim.frame.to_sim(tcp_base))
+            if objects is None:
+                seen = plant.object_position(), plant.goal_position()
+            else:
+                holding = gripper >= 0.5 and GRIPPER_HOLDING_RAD[0] < plant.gripper_position() < GRIPPER_HOLDING_RAD[1]
+                seen = objects(stamp * 1e-9, self.real2sim.frame.to_sim(tcp_base), holding)
             if until is not None and until(self.real2sim.frame.to_sim(tcp_base), seen):
                 outcome.success = True
                 break

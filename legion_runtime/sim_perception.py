@@ -119,9 +119,9 @@ class SubtaskPerception:
     """One subtask's object state fed by the virtual cameras; call it as the control loop's ``objects``.
 
     ``start(stamp_s, initial=None)`` derives the goal (from ``initial`` when given; raises ``ObjectNotSeenError``);
-    ``self(stamp_s, tcp=None)`` renders a frame of each camera at ``stamp_s`` and returns ((3,), (3,)) sim-frame
-    object and goal, or None while the object is not seen (nor predicted from the measured TCP ``tcp``, sim frame, m;
-    :attr:`predicted`). A camera None stands for one that delivers nothing (cable pulled,
+    ``self(stamp_s, tcp=None, holding=False)`` renders a frame of each camera at ``stamp_s`` and returns ((3,), (3,))
+    sim-frame object and goal, or None while the object is not seen (nor held or predicted from the measured TCP
+    ``tcp``, sim frame, m, and the gripper's ``holding``: :class:`sim2real.object_state.ObjectState`). A camera None stands for one that delivers nothing (cable pulled,
     driver dead).
     """
 
@@ -163,12 +163,12 @@ class SubtaskPerception:
 
     @property
     def predicted(self) -> bool:
-        """Whether the last call's object position was predicted (its tags not seen), not measured."""
+        """Whether the last call's object position was predicted (its tags not seen, not held), not measured."""
         return self.state.predicted
 
-    def __call__(self, stamp_s: float, tcp: np.ndarray | None = None):
+    def __call__(self, stamp_s: float, tcp: np.ndarray | None = None, holding: bool = False):
         self._now = stamp_s
-        return self.state.positions(self._sources(), stamp_s, tcp)
+        return self.state.positions(self._sources(), stamp_s, tcp, holding)
 
 
 #: How long the table's runner predicts an object the hand hides, s (:attr:`CameraPerception.max_predict_s`): the

@@ -11,11 +11,15 @@ A subtask starts only when its object (and goal marker) is seen; afterwards an o
 ``max_age_s`` (occlusion, dropped frames, no camera) makes :meth:`ObjectState.positions` return None, and the
 control loop holds: a stale position is never used as a measurement.
 
-Occlusion by the hand (``max_predict_s`` > 0): while the cameras deliver frames but the object's tags are hidden,
-its position is predicted for up to ``max_predict_s``: carried with the hand (last sighting + the TCP's motion since)
-when it was within ``hand_radius_m`` of the TCP at its last sighting (grasped, pressed or pushed), else where it was
-last seen (nothing else moves it). :attr:`ObjectState.predicted` says so, and success is never judged on a
-prediction. With no frame at all (camera dead), or after ``max_predict_s``, positions are None: the loop holds.
+Occlusion by the hand (``max_predict_s`` > 0). While the cameras deliver frames but the object's tags are hidden:
+- held: the gripper reports an object between its fingers (closed on it and stopped short of closed, the 2F-85's
+  object-detected status) and the object was within ``hand_radius_m`` of the TCP at its last sighting: its position
+  is the measured TCP plus the TCP-to-object offset of that sighting, for as long as it is held. That is a
+  measurement (proprioception), :attr:`ObjectState.source` ``"hand"``;
+- otherwise it is predicted for up to ``max_predict_s``: carried with the hand (last sighting + the TCP's motion
+  since) when it was within ``hand_radius_m`` of the TCP then (pressed or pushed), else where it was last seen
+  (nothing else moves it); ``source`` ``"prediction"``, and success is never judged on a prediction.
+With no frame at all (camera dead), or after ``max_predict_s``, positions are None: the loop holds.
 """
 from __future__ import annotations
 
@@ -57,8 +61,8 @@ class ObjectState:
     goal: np.ndarray | None = None
     max_predict_s: float = 0.0
     hand_radius_m: float = 0.06
-    #: whether the last :meth:`positions` was a prediction (the object's tags not seen), not a measurement
-    predicted: bool = field(default=False, init=False)
+    #: where the last :meth:`positions` came from: "camera", "hand" (held, measured by the arm) or "prediction"
+    source: str = field(default="camera", init=False)
     _last: tuple | None = field(default=None, init=False, repr=False)  # (object (3,) sim, TCP (3,) sim | None, s)
 
     def __post_init__(self):
@@ -108,13 +112,19 @@ class ObjectState:
         self.goal = self.rule.goal({**seen, **(initial or {})})
         return self.goal
 
-    def positions(self, sources: dict[str | None, FrameSource], now: float,
-                  tcp: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray] | None:
+    @property
+    def predicted(self) -> bool:
+        """Whether the last :meth:`positions` was a prediction, not a measurement (camera or hand)."""
+        return self.source == "prediction"
+
+    def positions(self, sources: dict[str | None, FrameSource], now: float, tcp: np.ndarray | None = None,
+                  holding: bool = False) -> tuple[np.ndarray, np.ndarray] | None:
         """Observe a frame of each camera; (object (3,), goal (3,)) in the sim frame, or None if the object is stale
-        and not predicted (see the module docstring; :attr:`predicted` tells a prediction from a measurement).
+        and not held or predicted (see the module docstring; :attr:`source` says which).
 
         Args:
-            tcp: (3,) measured TCP, sim frame, m (None: no prediction with the hand).
+            tcp: (3,) measured TCP, sim frame, m (None: nothing is inferred from the hand).
+            holding: the gripper reports an object between its fingers.
 
         Raises:
             RuntimeError: :meth:`start` was not called.
@@ -125,15 +135,20 @@ class ObjectState:
         fresh, _ = self.tracker.poses(now)
         name = self.rule.object
         if name in fresh:
-            self.predicted = False
+            self.source = "camera"
             position, stamp = self.frame.to_sim(fresh[name][0]), fresh[name][1]
             if stamp == now:  # measured in this cycle's frames: the hand's position then is known
                 self._last = (position, None if tcp is None else np.asarray(tcp, float).copy(), now)
             return position, self.goal.copy()
-        self.predicted = True
-        if not delivered or self._last is None or now - self._last[2] > self.max_predict_s:
+        self.source = "prediction"
+        if not delivered or self._last is None or tcp is None:
             return None
-        position, tcp_then, _ = self._last
-        if tcp is not None and tcp_then is not None and np.linalg.norm(position - tcp_then) <= self.hand_radius_m:
+        position, tcp_then, stamp = self._last
+        at_hand = tcp_then is not None and np.linalg.norm(position - tcp_then) <= self.hand_radius_m
+        if at_hand and holding and self.max_predict_s > 0:
+            self.source = "hand"
+        elif now - stamp > self.max_predict_s:
+            return None
+        if at_hand:
             position = position + (np.asarray(tcp, float) - tcp_then)
         return position.copy(), self.goal.copy()

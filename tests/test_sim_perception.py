@@ -181,9 +181,9 @@ def park_occluder(plant):
 @pytest.mark.parametrize("at_hand", [False, True])
 def test_an_object_whose_tag_is_hidden_is_predicted_for_max_predict_s_and_never_without_frames(reach, at_hand):
     """max_predict_s > 0 (the table's runner): while frames arrive but the object's tag is hidden, its position is
-    predicted, carried with the measured TCP when the TCP was at it at the last sighting (grasped, pushed), else left
-    where it was last seen; flagged as a prediction. No frame at all (camera dead), or a hide longer than
-    max_predict_s: None, and the loop holds."""
+    predicted, carried with the measured TCP when the TCP was at it at the last sighting (pushed), else left where it
+    was last seen; flagged as a prediction. No frame at all (camera dead), or a hide longer than max_predict_s: None,
+    and the loop holds. Held by the gripper, an object that was at the hand is measured by the hand (no time limit)."""
     reach.reset(3)
     park_occluder(reach)
     objects = CameraPerception(max_predict_s=0.5).for_subtask(reach, "reach-v3")
@@ -202,6 +202,13 @@ def test_an_object_whose_tag_is_hidden_is_predicted_for_max_predict_s_and_never_
     assert objects(0.35, tcp) is None  # no frame at all: nothing is predicted
     objects.camera = camera
     assert objects(0.60, tcp) is None  # 0.55 s since the last sighting > max_predict_s
+    # held (the gripper stopped on an object): the hand measures an object that was at it, however long it is hidden
+    held = objects(0.90, tcp + 2 * moved, holding=True)
+    if at_hand:
+        assert not objects.predicted and objects.state.source == "hand"
+        np.testing.assert_allclose(held[0], seen + 2 * moved, atol=1e-12)
+    else:
+        assert held is None
     park_occluder(reach)
     seen_again, _ = objects(0.65, tcp)
     assert not objects.predicted and np.linalg.norm(seen_again - truth) < 0.01
