@@ -62,8 +62,8 @@ def replay(plant: TablePlant, runs: list[dict], stride: int) -> dict:
                                       for name, camera in cameras.items()}, stamp)
                 fresh, _ = tracker.poses(stamp)
                 name = objects[task]
-                ok = (name in fresh and fresh[name][1] == stamp
-                      and np.linalg.norm(fresh[name][0] - plant.objects()[name]) < TOLERANCE_M)
+                ok = bool(name in fresh and fresh[name][1] == stamp
+                          and np.linalg.norm(fresh[name][0] - plant.objects()[name]) < TOLERANCE_M)
                 row["steps"] += 1
                 row["located"] += ok
                 gap = 0 if ok else gap + 1
@@ -82,8 +82,8 @@ def main() -> None:
     t0 = time.perf_counter()
     plant = TablePlant(seed=0)
     stats = replay(plant, record(plant, args.trials), args.stride)
-    print(f"\nobject located by the two table cameras (within {TOLERANCE_M * 100:g} cm), reference runs, every "
-          f"{args.stride}th step")
+    print(f"\nobject located by the two table cameras (within {TOLERANCE_M * 100:g} cm), reference runs, one step "
+          f"in {args.stride}")
     print(f"{'subtask':26s}{'located':>9s}{'longest gap':>13s}{'at the end':>12s}")
     for task, row in stats.items():
         print(f"{task:26s}{row['located'] / row['steps']:9.2f}{row['longest_gap_steps']:>8d} steps"

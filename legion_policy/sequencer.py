@@ -60,18 +60,23 @@ class TaskSequencer:
         retries: extra attempts of a failed subtask (0: none).
         order: ``"library"``, ``"random"`` or ``"spoken"``.
         rng: ``random.Random`` for ``"random"`` (default: a fresh unseeded one).
+        confirm_steps: consecutive steps the success test must pass before the attempt succeeds (1: at once). A
+            measured object (cameras) needs a few: its millimetres of noise at a threshold otherwise decide a step
+            before the true state does.
 
     Raises:
-        ValueError: unknown order, ``max_steps`` < 1 or ``retries`` < 0.
+        ValueError: unknown order, ``max_steps`` < 1, ``retries`` < 0 or ``confirm_steps`` < 1.
     """
 
     def __init__(self, library: TaskLibrary, max_steps: int = 150, retries: int = 1, order: str = "library",
-                 rng: random.Random | None = None):
+                 rng: random.Random | None = None, confirm_steps: int = 1):
         if order not in ORDERS:
             raise ValueError(f"order must be one of {list(ORDERS)}, got {order!r}")
-        if max_steps < 1 or retries < 0:
-            raise ValueError(f"need max_steps >= 1 and retries >= 0, got {max_steps} and {retries}")
+        if max_steps < 1 or retries < 0 or confirm_steps < 1:
+            raise ValueError(f"need max_steps >= 1, retries >= 0 and confirm_steps >= 1, got {max_steps}, {retries} "
+                             f"and {confirm_steps}")
         self.library, self.max_steps, self.retries, self.order = library, int(max_steps), int(retries), order
+        self.confirm_steps, self._passed = int(confirm_steps), 0
         self.rng = rng or random.Random()
         self.plan: Plan | None = None
         self.queue: list[Subtask] = []
@@ -126,9 +131,13 @@ class TaskSequencer:
         if subtask is None:
             return False
         attempt = self.attempts[-1]
+        if attempt.steps == 0:
+            self._passed = 0
         attempt.steps += 1
         test = subtask.success
-        if goal is not None and (obj is not None or not test.uses_object) and test.passed(tcp, obj, goal):
+        passed = goal is not None and (obj is not None or not test.uses_object) and test.passed(tcp, obj, goal)
+        self._passed = self._passed + 1 if passed else 0
+        if self._passed >= self.confirm_steps:
             attempt.success, attempt.why = True, "success"
         elif attempt.steps < self.max_steps:
             return False

@@ -44,7 +44,8 @@ def run(
     perception: Annotated[str, typer.Option(
         help="camera: objects from the virtual RealSense through AprilTag detection; simulator: ground truth")] = "camera",
     calibration: Annotated[Optional[Path], typer.Option(
-        help="camera extrinsics (easy_handeye2 YAML); default calibration/sim_camera_extrinsics.yaml")] = None,
+        help="camera extrinsics (easy_handeye2 YAML); default calibration/sim_camera_extrinsics.yaml (the table's "
+             "two cameras read calibration/sim_table_camera_*_extrinsics.yaml)")] = None,
 ) -> None:
     """Speak (or type) a command and watch the simulated KUKA iiwa carry it out with the LEGION policy."""
     if (wav is None) == (text is None):
@@ -395,8 +396,8 @@ def long_horizon(
         help="shift each subtask's observations by where its object set stands minus where Meta-World trains it "
              "(docs/long-horizon.md: measured)")] = True,
     perception: Annotated[str, typer.Option(
-        help="simulator (object points read from the simulator) or camera (the table's two RealSenses through the "
-             "AprilTag detector; not yet reliable: docs/long-horizon.md)")] = "simulator",
+        help="camera (the table's two RealSenses through the AprilTag detector and their calibrations) or "
+             "simulator (object points read from the simulator)")] = "camera",
 ) -> None:
     """Run a long-horizon command on the table scene N times: per-subtask and whole-task success rates."""
     import json

@@ -60,6 +60,8 @@ class TablePerception:
 
     plant: object
     hidden: frozenset[str] = frozenset()
+    #: the sequencer's ``confirm_steps``: the simulator's points are exact, success is judged at once
+    confirm_steps = 1
 
     def seen(self, stamp_s: float = 0.0) -> dict[str, np.ndarray]:
         """{object name: (3,) sim frame, m} of every object perception sees now (``stamp_s`` unused)."""
@@ -171,8 +173,8 @@ def run_trial(command: str, *, plant, loop: ControlLoop, library: TaskLibrary, c
         rng: for ``"random"``.
         hidden: objects perception does not see (the arm looks for them from the start pose and each of
             :data:`LOOK_POSES`, then their subtasks are skipped with the reason).
-        perception: ``seen(stamp_s)`` and ``tracker(subtask, initial, stamp_s)`` as :class:`TablePerception` (which is
-            the default, with ``hidden``): :class:`legion_runtime.sim_perception.TableCameraPerception` for the cameras.
+        perception: ``seen(stamp_s)``, ``tracker(subtask, initial, stamp_s)`` and ``confirm_steps`` as
+            :class:`TablePerception` (which is the default, with ``hidden``): :class:`legion_runtime.sim_perception.TableCameraPerception` for the cameras.
         known_env_ids: subtasks the controller has learned (None: all); the others are skipped with the reason.
         workspace_offsets: per subtask env id, (3,) sim frame, m: where its object set stands minus where its skill
             was trained; the controller's observations are shifted by it (:class:`ControlLoop`). None: no shift.
@@ -193,9 +195,10 @@ def run_trial(command: str, *, plant, loop: ControlLoop, library: TaskLibrary, c
         return t0_ns + int(round(result.steps * plant.dt * 1e9))
 
     t0 = time.perf_counter()
-    sequencer = TaskSequencer(library, max_steps=max_steps, retries=retries, order=order, rng=rng)
-    sequencer.command(command)
     perception = perception or TablePerception(plant, hidden)
+    sequencer = TaskSequencer(library, max_steps=max_steps, retries=retries, order=order, rng=rng,
+                              confirm_steps=perception.confirm_steps)
+    sequencer.command(command)
     result = TrialResult(report={})
     # Goals come from the scene as seen when the command is given: a drawer or window nudged by an earlier
     # subtask keeps its true closed position (a goal derived from its handle later would lie beyond it).
@@ -301,7 +304,7 @@ def table_camera_perception():
 
 def run_trials(command: str, *, trials: int, controller: str = "reference", checkpoint=None, order: str = "random",
                seed: int = 0, hidden: frozenset[str] = frozenset(), video=None, max_steps: int = 150,
-               retries: int = 1, workspace_offset: bool = True, perception: str = "simulator",
+               retries: int = 1, workspace_offset: bool = True, perception: str = "camera",
                log: Callable[[str], None] = print) -> dict:
     """``trials`` randomised trials of one command on the table scene (placements and random orders seeded by
     ``seed + i``); what ``legion long-horizon`` runs.

@@ -60,6 +60,20 @@ def test_each_subtask_passes_exactly_at_its_own_threshold(library):
     assert seq.report()["success"] and [a["steps"] for a in seq.report()["attempts"]] == [1] * 7
 
 
+def test_confirm_steps_needs_that_many_passing_steps_in_a_row(library):
+    sequencer = TaskSequencer(library, confirm_steps=3)
+    sequencer.command("close the drawer then press the button")
+    passing = at_goal(sequencer)
+    assert not sequencer.step(*passing) and not sequencer.step(*passing)
+    assert not sequencer.step(FAR, FAR, GOAL)  # a failing step starts the count again
+    assert not sequencer.step(*passing) and not sequencer.step(*passing)
+    assert sequencer.step(*passing)  # the third in a row
+    first = sequencer.attempts[0]
+    assert first.success and first.steps == 6
+    with pytest.raises(ValueError, match="confirm_steps >= 1"):
+        TaskSequencer(library, confirm_steps=0)
+
+
 def test_the_report_lists_every_planned_subtask_from_the_start(library):
     seq = TaskSequencer(library)
     seq.command("make the coffee")
