@@ -44,8 +44,9 @@ WAYPOINT_TOLERANCE_M = 0.015
 WAYPOINT_STEPS = 80
 #: Where the arm looks from when the start pose does not show a subtask's object (ee point, sim frame, m): over the
 #: table's left and right halves, clear of both cameras' lines to the sets. At the start pose the hand hides the
-#: pick-place puck from the right camera at 5 of 20 resets (the plug hides it from the left one); from the first
-#: pose below the cameras see it at 20 of 20 (seeds 100-119, docs/long-horizon.md).
+#: pick-place puck from the right camera at 3 of 20 resets (the plug hides it from the left one); from the first
+#: pose below the cameras see it at 20 of 20, and from the three poses every object (seeds 100-119,
+#: docs/long-horizon.md).
 LOOK_POSES = ((-0.15, 0.5, 0.3), (0.15, 0.5, 0.3))
 
 
@@ -174,7 +175,8 @@ def run_trial(command: str, *, plant, loop: ControlLoop, library: TaskLibrary, c
         hidden: objects perception does not see (the arm looks for them from the start pose and each of
             :data:`LOOK_POSES`, then their subtasks are skipped with the reason).
         perception: ``seen(stamp_s)``, ``tracker(subtask, initial, stamp_s)`` and ``confirm_steps`` as
-            :class:`TablePerception` (which is the default, with ``hidden``): :class:`legion_runtime.sim_perception.TableCameraPerception` for the cameras.
+            :class:`TablePerception` (which is the default, with ``hidden``);
+            :class:`legion_runtime.sim_perception.TableCameraPerception` for the cameras.
         known_env_ids: subtasks the controller has learned (None: all); the others are skipped with the reason.
         workspace_offsets: per subtask env id, (3,) sim frame, m: where its object set stands minus where its skill
             was trained; the controller's observations are shifted by it (:class:`ControlLoop`). None: no shift.

@@ -47,7 +47,8 @@ class ObjectState:
         tracker: object tracker (extrinsics per camera, gates, ``max_age_s``).
         frame: T_sim<-base, for the observation's sim frame.
         rule: the subtask's goal rule.
-        max_predict_s: how long an occluded object is predicted (see the module docstring), s; 0: never (hold).
+        max_predict_s: how long an occluded object is predicted (see the module docstring), s; 0: never, nor
+            measured by the hand (the loop holds at once).
         hand_radius_m: an object this close to the TCP (sim frame) at its last sighting moves with the hand, m.
 
     Raises:

@@ -34,6 +34,10 @@ import numpy as np
 
 logger = logging.getLogger(__name__)
 
+#: A hold brings a joint that is outside the band this far inside it, rad (0.5 deg): a servo settles short of its
+#: target, and at the band's edge itself the joint stayed outside and held for ever.
+HOLD_INSET_RAD = math.radians(0.5)
+
 #: Intervention reasons, the keys of :attr:`SafetyFilter.counters`.
 REASONS = (
     "non_finite",         # NaN/inf in a command, a state or dt -> HOLD
@@ -362,7 +366,7 @@ class SafetyFilter:
 
     def hold_target(self, q_current, dt) -> np.ndarray:
         """What to command while holding: the measured posture, with any joint outside the position limits minus
-        the margin moved back towards them at most at its velocity limit over ``dt``.
+        the margin moved back towards :data:`HOLD_INSET_RAD` inside them, at most at its velocity limit over ``dt``.
 
         A hold at the measured posture lets a pushed joint creep: a contact holds it a few degrees past its
         target, and each new hold target starts from there. Pulling it back stops that ratchet (seen in the
@@ -385,7 +389,10 @@ class SafetyFilter:
         dt = _scalar("dt", dt)
         if not (np.isfinite(q).all() and math.isfinite(dt) and dt > 0):
             raise ValueError(f"hold_target needs finite joint positions and dt > 0, got {q}, {dt}")
-        back = np.clip(q, self._q_lo, self._q_hi) - q  # zero for joints inside the band
+        # joints outside the band go back to HOLD_INSET_RAD inside it: to the edge itself, a servo's droop left A6
+        # resting 0.05 deg outside, so every cycle held again, for good (a long-horizon trial, seed 209)
+        outside = (q < self._q_lo) | (q > self._q_hi)
+        back = np.where(outside, np.clip(q, self._q_lo + HOLD_INSET_RAD, self._q_hi - HOLD_INSET_RAD) - q, 0.0)
         step = self.limits.joint_velocity_max * dt
         return q + np.clip(back, -step, step)
 

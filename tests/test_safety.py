@@ -303,7 +303,13 @@ def test_a_hold_pulls_a_pushed_joint_back_into_the_band_at_its_velocity_limit():
     assert np.isclose(np.degrees(pushed[5] - hold[5]), 135.0 * 0.05)  # back by A6's 135 deg/s over 50 ms
     for _ in range(3):
         hold = f.hold_target(hold, 0.05)
-    assert np.isclose(np.degrees(hold[5]), 115.0)  # and no further than the band
+    assert np.isclose(np.degrees(hold[5]), 114.5)  # to 0.5 deg inside the band, where a drooping servo still is
+    resting = Q0.copy()
+    resting[5] = np.radians(115.05)  # just outside the band: pulled in too, not left on the edge
+    assert np.isclose(np.degrees(f.hold_target(resting, 0.05)[5]), 114.5)
+    inside = Q0.copy()
+    inside[5] = np.radians(114.8)  # inside the band: a hold leaves it where it is
+    np.testing.assert_array_equal(f.hold_target(inside, 0.05), inside)
     with pytest.raises(ValueError, match="finite"):
         f.hold_target(np.full(7, np.nan), 0.05)
 
