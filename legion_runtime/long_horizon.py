@@ -46,7 +46,7 @@ WAYPOINT_STEPS = 80
 #: table's left and right halves, clear of both cameras' lines to the sets. At the start pose the hand hides the
 #: pick-place puck from the right camera at 3 of 20 resets (the plug hides it from the left one); from the first
 #: pose below the cameras see it at 20 of 20, and from the three poses every object (seeds 100-119,
-#: docs/long-horizon.md).
+#: benchmarks/bench_table_look_poses.py).
 LOOK_POSES = ((-0.15, 0.5, 0.3), (0.15, 0.5, 0.3))
 
 

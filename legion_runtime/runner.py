@@ -172,12 +172,13 @@ class ControlLoop:
             if self._faulty(monitor, q, stamp, outcome):  # a sensor fault: stop, send nothing
                 break
             tcp_base = self.real2sim.kinematics.forward_kinematics(q)[0]
+            tcp_sim = self.real2sim.frame.to_sim(tcp_base)
             if objects is None:
                 seen = plant.object_position(), plant.goal_position()
             else:
                 holding = gripper >= 0.5 and GRIPPER_HOLDING_RAD[0] < plant.gripper_position() < GRIPPER_HOLDING_RAD[1]
-                seen = objects(stamp * 1e-9, self.real2sim.frame.to_sim(tcp_base), holding)
-            if until is not None and until(self.real2sim.frame.to_sim(tcp_base), seen):
+                seen = objects(stamp * 1e-9, tcp_sim, holding)
+            if until is not None and until(tcp_sim, seen):
                 outcome.success = True
                 break
             q_cmd, accepted_target = None, None
@@ -208,7 +209,7 @@ class ControlLoop:
                 outcome.components.append(int(component))
             if q_cmd is None:  # HOLD: keep the measured posture, re-anchor the target on the measured TCP
                 outcome.holds += 1
-                self.sim2real.reset(self.real2sim.frame.to_sim(tcp_base))
+                self.sim2real.reset(tcp_sim)
                 last_sent = tcp_base
                 # a contact can push a joint past the safety band; the hold target pulls it back
                 q_cmd = self.safety.hold_target(q, plant.dt)

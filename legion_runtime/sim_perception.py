@@ -121,8 +121,8 @@ class SubtaskPerception:
     ``start(stamp_s, initial=None)`` derives the goal (from ``initial`` when given; raises ``ObjectNotSeenError``);
     ``self(stamp_s, tcp=None, holding=False)`` renders a frame of each camera at ``stamp_s`` and returns ((3,), (3,))
     sim-frame object and goal, or None while the object is not seen (nor held or predicted from the measured TCP
-    ``tcp``, sim frame, m, and the gripper's ``holding``: :class:`sim2real.object_state.ObjectState`). A camera None stands for one that delivers nothing (cable pulled,
-    driver dead).
+    ``tcp``, sim frame, m, and the gripper's ``holding``: :class:`sim2real.object_state.ObjectState`). A camera None
+    stands for one that delivers nothing (cable pulled, driver dead).
     """
 
     state: ObjectState

@@ -170,9 +170,9 @@ class KukaPlant:
         self.data.time = 0.0  # the episode starts now; Meta-World's settling of the objects came before
         if self._goal_marker is not None:
             self.data.mocap_pos[self._goal_marker] = self._task.goal
-        self._start_posture(self._task.hand_init_pos)
+        self.rest_at(self._task.hand_init_pos)
 
-    def _start_posture(self, hand_init_pos: np.ndarray) -> None:
+    def rest_at(self, hand_init_pos: np.ndarray) -> None:
         """Arm at rest with the ee point at ``hand_init_pos`` (sim frame, m), top-down, by IK from
         :data:`Q_NOMINAL`; gripper open. Raises RuntimeError when that pose is not reachable."""
         rot = self.frame.rotation_to_base(TOP_DOWN_ROT)

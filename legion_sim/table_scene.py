@@ -342,7 +342,7 @@ class TablePlant(KukaPlant):
         mujoco.mj_forward(self.model, self.data)
         for task in self._tasks.values():
             task.record_goal(self.data)
-        self._start_posture(HAND_INIT_POS)
+        self.rest_at(HAND_INIT_POS)
 
     def select(self, env_id: str) -> None:
         """Make ``env_id`` the active subtask (object, goal, success and observation refer to it).
