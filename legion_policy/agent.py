@@ -193,6 +193,11 @@ class LegionAgent(nn.Module):
         return KnowledgeSpace(c.latent_dim, gamma0=c.dpmm_gamma0, sF=c.dpmm_sF, n_batches=c.dpmm_n_batches,
                               n_laps=c.dpmm_n_laps, seed=self.seed, deletes=c.dpmm_deletes)
 
+    @property
+    def device(self) -> torch.device:
+        """Where the networks live (``agent.to(device)``); numpy inputs of :meth:`act` are moved there."""
+        return self.log_alpha.device
+
     # ------------------------------------------------------------------------------------- inference
     def posterior(self, obs: torch.Tensor, embed: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """q(z | s, l): raw obs (B,S) m and unit-norm embeddings (B,L) -> (mu (B,Z), log_var (B,Z))."""
@@ -218,13 +223,13 @@ class LegionAgent(nn.Module):
         Returns:
             (A,) or (N,A) float32 actions in [-1, 1], matching ``obs``.
         """
-        o = torch.as_tensor(obs, dtype=torch.float32)
+        o = torch.as_tensor(obs, dtype=torch.float32, device=self.device)
         single = o.dim() == 1
         o = o.reshape(-1, o.shape[-1])
-        e = torch.as_tensor(embed, dtype=torch.float32).reshape(o.shape[0], -1)
+        e = torch.as_tensor(embed, dtype=torch.float32, device=self.device).reshape(o.shape[0], -1)
         s_n, z = self.normalizer.obs(o), self.latent(o, e)
         a = self.actor.deterministic(s_n, z) if deterministic else self.actor.sample(s_n, z)[0]
-        return (a[0] if single else a).numpy().astype(np.float32)
+        return (a[0] if single else a).cpu().numpy().astype(np.float32)
 
     # -------------------------------------------------------------------------------------- upstream
     def upstream_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
@@ -246,9 +251,10 @@ class LegionAgent(nn.Module):
         l_dyn = ((self.dynamics_decoder(s_n, batch["action"], z) - next_n) ** 2).sum(-1).mean()
         ks = self.knowledge_space
         if ks is not None and ks.fitted:
-            resp = torch.as_tensor(ks.responsibilities(z.detach().double().numpy()), dtype=torch.float32)
-            means = torch.as_tensor(ks.means, dtype=torch.float32)
-            variances = torch.as_tensor(ks.variances, dtype=torch.float32)
+            resp = torch.as_tensor(ks.responsibilities(z.detach().double().cpu().numpy()), dtype=torch.float32,
+                                   device=mu.device)
+            means = torch.as_tensor(ks.means, dtype=torch.float32, device=mu.device)
+            variances = torch.as_tensor(ks.variances, dtype=torch.float32, device=mu.device)
             l_kl = soft_kl(mu, log_var, resp, means, variances).mean()
         else:
             l_kl = gaussian_kl(mu, log_var, torch.zeros_like(mu), torch.ones_like(mu)).mean()
@@ -274,10 +280,11 @@ class LegionAgent(nn.Module):
         Returns:
             The knowledge space's ``FitReport``.
         """
-        mu = self.latent(torch.as_tensor(obs, dtype=torch.float32), torch.as_tensor(embed, dtype=torch.float32))
+        mu = self.latent(torch.as_tensor(obs, dtype=torch.float32, device=self.device),
+                         torch.as_tensor(embed, dtype=torch.float32, device=self.device))
         if self.knowledge_space is None:
             self.knowledge_space = self._new_knowledge_space()
-        return self.knowledge_space.fit(mu.double().numpy())
+        return self.knowledge_space.fit(mu.double().cpu().numpy())
 
     # ------------------------------------------------------------------------------------------- SAC
     def _sac_inputs(self, batch: dict[str, torch.Tensor]):
@@ -368,7 +375,7 @@ class LegionAgent(nn.Module):
     # -------------------------------------------------------------------------------------- persist
     def tensors(self) -> dict[str, torch.Tensor]:
         """Every weight and buffer as a flat name -> tensor dict (safetensors-ready, contiguous copies)."""
-        return {k: v.detach().clone().contiguous() for k, v in self.state_dict().items()}
+        return {k: v.detach().cpu().clone().contiguous() for k, v in self.state_dict().items()}
 
     def load_tensors(self, tensors: dict[str, torch.Tensor], strict: bool = True) -> list[str]:
         """Inverse of :meth:`tensors`; returns the names of tensors that were absent (``strict=False`` only,

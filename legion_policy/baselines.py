@@ -59,13 +59,13 @@ class SACAgent(LegionAgent):
         required). ``embed`` is unused."""
         if task is None:
             raise ValueError(f"{type(self).__name__} is conditioned on the task index: pass task=")
-        o = torch.as_tensor(obs, dtype=torch.float32)
+        o = torch.as_tensor(obs, dtype=torch.float32, device=self.device)
         single = o.dim() == 1
         o = o.reshape(-1, o.shape[-1])
-        t = torch.as_tensor(task, dtype=torch.int64).reshape(-1).expand(o.shape[0])
+        t = torch.as_tensor(task, dtype=torch.int64, device=self.device).reshape(-1).expand(o.shape[0])
         s_n, z = self.normalizer.obs(o), self.task_code(t)
         a = self.actor.deterministic(s_n, z) if deterministic else self.actor.sample(s_n, z)[0]
-        return (a[0] if single else a).numpy().astype(np.float32)
+        return (a[0] if single else a).cpu().numpy().astype(np.float32)
 
     def update_encoder(self, batch):
         """No upstream module: nothing to update."""
@@ -233,8 +233,15 @@ class PackNetAgent(SACAgent):
         self._weights = [p for _, p in named if p.dim() > 1]
         self._biases = [p for _, p in named if p.dim() == 1]
         self._n_actor = sum(1 for p in self.actor.parameters() if p.dim() > 1)
-        self.owner = [torch.full(p.shape, -1, dtype=torch.int64) for p in self._weights]  # -1: free
+        self.owner = [torch.full(p.shape, -1, dtype=torch.int64, device=p.device) for p in self._weights]  # -1: free
         self.current = 0  # the task being trained (all earlier tasks are packed)
+
+    def _apply(self, fn, recurse: bool = True):
+        # the owner masks are plain tensors, not buffers: move them with the weights (agent.to(device))
+        module = super()._apply(fn, recurse)
+        if hasattr(self, "owner"):
+            self.owner = [o.to(p.device) for o, p in zip(self.owner, self._weights)]
+        return module
 
     def mask_gradients(self) -> None:
         """Zero the gradients of weights packed by earlier tasks (and of biases after the first task);

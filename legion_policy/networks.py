@@ -29,6 +29,15 @@ LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0  # SAC actor log-std range (CleanRL / SB3 c
 _HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 
 
+def standard_normal_like(x: torch.Tensor) -> torch.Tensor:
+    """N(0, 1) noise shaped as ``x``, always drawn from the CPU generator (``torch.manual_seed``) and moved to
+    ``x``'s device: a run on CUDA draws the same noise as on the CPU, so both give the same results up to float
+    tolerance (the GPU's own generator would give another stream)."""
+    if x.device.type == "cpu":
+        return torch.randn_like(x)
+    return torch.randn(x.shape, dtype=x.dtype).to(x.device, non_blocking=True)
+
+
 def mlp(in_dim: int, hidden: int, out_dim: int, n_hidden: int = 2, layer_norm: bool = False) -> nn.Sequential:
     """Multilayer perceptron ``in_dim -> hidden (x n_hidden) -> out_dim`` with a linear output.
 
@@ -99,7 +108,7 @@ class TaskEncoder(nn.Module):
     @staticmethod
     def sample(mu: torch.Tensor, log_var: torch.Tensor) -> torch.Tensor:
         """Reparameterised z = mu + eps * sigma, eps ~ N(0, I) (Kingma & Welling 2014). (B,Z) -> (B,Z)."""
-        return mu + torch.randn_like(mu) * (0.5 * log_var).exp()
+        return mu + standard_normal_like(mu) * (0.5 * log_var).exp()
 
 
 class LanguageDecoder(nn.Module):
@@ -149,7 +158,7 @@ class Actor(nn.Module):
         (same values, tested against it) because this runs several times in every SAC update.
         """
         mean, log_std = self(s_n, z)
-        eps = torch.randn_like(mean)
+        eps = standard_normal_like(mean)
         u = mean + eps * log_std.exp()
         a = torch.tanh(u)
         # log N(u; mean, std) = -eps^2/2 - log std - log(2 pi)/2, then the change of variables for tanh

@@ -12,6 +12,10 @@ Regimes (``regime``):
   few-shot protocol keeps 3).
 * ``"reservoir"``: at most ``capacity`` transitions, a uniform sample of everything seen so far
   (reservoir sampling, Vitter 1985, algorithm R).
+
+Demonstrations (``add(..., demo=True)``) are stored with the online transitions and evicted with their visit.
+:meth:`ReplayBuffer.sample` draws uniformly over both, or, with ``demo_fraction``, that share of every batch from
+the demonstrations and the rest from online data (RLPD's symmetric sampling, Ball et al. 2023: 0.5).
 """
 from __future__ import annotations
 
@@ -19,7 +23,7 @@ import numpy as np
 import torch
 
 REGIMES = ("unbounded", "fifo", "reservoir")
-_FIELDS = ("obs", "next_obs", "action", "reward", "done", "phrase", "task", "visit")
+_FIELDS = ("obs", "next_obs", "action", "reward", "done", "phrase", "task", "visit", "demo")
 
 
 class ReplayBuffer:
@@ -35,6 +39,7 @@ class ReplayBuffer:
         regime: ``"unbounded"``, ``"fifo"`` or ``"reservoir"`` (module docstring).
         fifo_visits: visits kept by ``fifo``.
         seed: seeds the reservoir's replacement draws.
+        device: where :meth:`batch` puts the batch's tensors (the agent's device); rows stay in numpy, on the CPU.
 
     Raises:
         ValueError: unknown regime or non-positive sizes.
@@ -42,7 +47,7 @@ class ReplayBuffer:
 
     def __init__(self, capacity: int, obs_dim: int, action_dim: int, embeddings: np.ndarray,
                  canonical: np.ndarray | None = None, regime: str = "unbounded", fifo_visits: int = 1,
-                 seed: int = 0):
+                 seed: int = 0, device: str | torch.device = "cpu"):
         if regime not in REGIMES:
             raise ValueError(f"unknown replay regime {regime!r}; choose one of {REGIMES}")
         if capacity < 1 or fifo_visits < 1:
@@ -56,8 +61,12 @@ class ReplayBuffer:
         self.phrase = np.zeros(capacity, np.int64)
         self.task = np.zeros(capacity, np.int64)
         self.visit = np.zeros(capacity, np.int64)
-        self.embeddings = torch.as_tensor(embeddings, dtype=torch.float32)
-        self.canonical = torch.as_tensor(np.arange(len(embeddings)) if canonical is None else canonical)
+        self.demo = np.zeros(capacity, np.bool_)
+        self._demo_rows: np.ndarray | None = None  # cached rows holding demonstrations (None: recompute)
+        self.device = torch.device(device)
+        self.embeddings = torch.as_tensor(embeddings, dtype=torch.float32, device=self.device)
+        self.canonical = torch.as_tensor(np.arange(len(embeddings)) if canonical is None else canonical,
+                                         device=self.device)
         self.size = 0
         self.seen = 0  # transitions offered so far (reservoir's n)
         self.current_visit = -1
@@ -73,10 +82,11 @@ class ReplayBuffer:
                 for name in _FIELDS:
                     arr = getattr(self, name)
                     arr[: len(keep)] = arr[keep]
-                self.size = len(keep)
+                self.size, self._demo_rows = len(keep), None
 
-    def add(self, obs, action, reward, next_obs, done, phrase: int, task: int) -> None:
-        """Store one transition (obs/next_obs (S,) m, action (A,), reward, done 1.0 on termination)."""
+    def add(self, obs, action, reward, next_obs, done, phrase: int, task: int, demo: bool = False) -> None:
+        """Store one transition (obs/next_obs (S,) m, action (A,), reward, done 1.0 on termination; ``demo``: a
+        demonstration's, not the learner's)."""
         self.seen += 1
         if self.size < self.capacity:
             i = self.size
@@ -89,27 +99,56 @@ class ReplayBuffer:
             raise RuntimeError(f"replay buffer full ({self.capacity} transitions, regime {self.regime!r}); "
                                "size it for the run (unbounded) or for fifo_visits visits (fifo)")
         self.obs[i], self.action[i], self.reward[i], self.next_obs[i] = obs, action, reward, next_obs
+        if demo or self.demo[i]:  # a demonstration row written or overwritten
+            self._demo_rows = None
         self.done[i], self.phrase[i], self.task[i], self.visit[i] = done, phrase, task, self.current_visit
+        self.demo[i] = demo
+
+    @property
+    def demo_rows(self) -> np.ndarray:
+        """Indices of the stored demonstration transitions, (D,) int64."""
+        if self._demo_rows is None:
+            self._demo_rows = np.flatnonzero(self.demo[: self.size])
+        return self._demo_rows
 
     def indices_of_task(self, task: int) -> np.ndarray:
         """Indices of stored transitions of stream task ``task``."""
         return np.flatnonzero(self.task[: self.size] == task)
 
     def batch(self, idx: np.ndarray) -> dict[str, torch.Tensor]:
-        """The agent's batch dict for stored rows ``idx`` (see :mod:`legion_policy.agent`)."""
-        phrase = torch.from_numpy(self.phrase[idx])
-        return {
-            "obs": torch.from_numpy(self.obs[idx]), "next_obs": torch.from_numpy(self.next_obs[idx]),
-            "action": torch.from_numpy(self.action[idx]), "reward": torch.from_numpy(self.reward[idx]),
-            "done": torch.from_numpy(self.done[idx]), "task": torch.from_numpy(self.task[idx]),
-            "embed": self.embeddings[phrase], "embed_target": self.embeddings[self.canonical[phrase]],
-        }
+        """The agent's batch dict for stored rows ``idx`` (see :mod:`legion_policy.agent`), on ``device``."""
+        rows = {name: torch.from_numpy(getattr(self, name)[idx])
+                for name in ("obs", "next_obs", "action", "reward", "done", "task", "phrase")}
+        if self.device.type != "cpu":
+            rows = {k: v.to(self.device, non_blocking=True) for k, v in rows.items()}
+        phrase = rows.pop("phrase")
+        return {**rows, "embed": self.embeddings[phrase], "embed_target": self.embeddings[self.canonical[phrase]]}
 
-    def sample(self, batch_size: int, rng: np.random.Generator) -> dict[str, torch.Tensor]:
-        """Uniform sample (with replacement) over every stored transition."""
+    def sample(self, batch_size: int, rng: np.random.Generator,
+               demo_fraction: float | None = None) -> dict[str, torch.Tensor]:
+        """A batch drawn with replacement: uniformly over every stored transition (``demo_fraction`` None), or
+        ``round(demo_fraction * batch_size)`` rows from the demonstrations and the rest from online transitions
+        (RLPD; while either kind is absent, all rows come from the other).
+
+        Raises:
+            RuntimeError: the buffer is empty.
+        """
         if self.size == 0:
             raise RuntimeError("cannot sample from an empty replay buffer")
-        return self.batch(rng.integers(0, self.size, batch_size))
+        demos = self.demo_rows
+        if demo_fraction is None or len(demos) in (0, self.size):
+            return self.batch(rng.integers(0, self.size, batch_size))
+        n_demo = int(round(demo_fraction * batch_size))
+        n_online = batch_size - n_demo
+        if 2 * len(demos) > self.size:  # mostly demonstrations (a visit's start): list the online rows
+            rows = np.flatnonzero(~self.demo[: self.size])
+            online = rows[rng.integers(0, len(rows), n_online)]
+        else:  # rejection sampling: no O(size) pass per batch in a 1M-row buffer
+            online = np.empty(0, np.int64)
+            while len(online) < n_online:
+                draw = rng.integers(0, self.size, 2 * n_online)
+                online = np.concatenate([online, draw[~self.demo[draw]]])
+        return self.batch(np.concatenate([demos[rng.integers(0, len(demos), n_demo)], online[:n_online]]))
 
     def state_dict(self) -> dict:
         """Stored rows (numpy arrays), counters and the reservoir's generator state (for resumable training)."""
@@ -129,6 +168,7 @@ class ReplayBuffer:
             raise ValueError(f"saved replay ({size} rows of {state['obs'].shape[1:]}) does not fit this buffer "
                              f"({self.capacity} rows of {self.obs.shape[1:]})")
         for name in _FIELDS:
-            getattr(self, name)[:size] = state[name]
-        self.size, self.seen, self.current_visit = size, seen, visit
+            if name in state:  # "demo" is absent from states saved before demonstrations were marked
+                getattr(self, name)[:size] = state[name]
+        self.size, self.seen, self.current_visit, self._demo_rows = size, seen, visit, None
         self._rng.bit_generator.state = state["rng"]

@@ -64,6 +64,10 @@ def train(
     demos: Annotated[Path | None, typer.Option(
         help="Folder of demonstration files (`legion demos`): each visit's tasks' demonstrations go into the replay "
              "at its start (default: none, pure RL as the paper).")] = None,
+    demo_fraction: Annotated[float, typer.Option(
+        help="Share of every SAC batch drawn from the demonstrations, the rest from online data (RLPD: 0.5; "
+             "0: uniform over all stored transitions). Needs --demos.")] = 0.0,
+    device: Annotated[str, typer.Option(help="cpu | cuda | auto (CUDA when present) for the networks.")] = "cpu",
 ) -> None:
     """Train LEGION (or a baseline) on a stream of Meta-World v3 tasks, one after another."""
     from legion_policy.agent import AgentConfig
@@ -84,7 +88,7 @@ def train(
                       random_steps=random_steps, dpmm_first=dpmm_first, dpmm_every=dpmm_every,
                       encoder_every=encoder_every, updates_per_step=utd, agent=agent, reward_v1_tasks=split_list(reward_v1),
                       num_envs=num_envs, vector_env=vector_env, torch_threads=torch_threads,
-                      demos=str(demos) if demos else None,
+                      demos=str(demos) if demos else None, demo_fraction=demo_fraction or None, device=device,
                       packnet_retrain_steps=None if packnet_retrain_steps < 0 else packnet_retrain_steps)
     if protocol == "few-shot":
         cfg = replace(cfg, tasks=list(FEW_SHOT_STREAM), loops=3, replay="fifo", fifo_visits=3)

@@ -41,13 +41,21 @@ def test_the_trainer_reads_them_into_its_replay(folder, tmp_path):
     found = load_stream_demonstrations(folder, list(PAPER_TASKS))
     assert sorted(found) == list(range(10))
     cfg = TrainConfig(tasks=["reach-v3"], steps_per_task=200, eval_every=200, eval_episodes=1, random_steps=100,
-                      dpmm_first=150, dpmm_samples=100, out=str(tmp_path / "run"), demos=str(folder))
+                      dpmm_first=150, dpmm_samples=100, out=str(tmp_path / "run"), demos=str(folder),
+                      demo_fraction=0.5)  # RLPD's symmetric sampling (the replay's share: test_replay)
     metrics = train(cfg)
     n = len(read_demonstrations(path_for(folder, "reach-v3")))
     assert metrics["demonstrations"] == {"reach-v3": n}
     events = [json.loads(line) for line in (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()]
     (event,) = [e for e in events if e["event"] == "demonstrations"]
     assert event["transitions"] == n and event["success_rate"] == 1.0
+
+
+def test_demo_fraction_needs_demonstrations_and_a_share_below_one(folder, tmp_path):
+    with pytest.raises(TrainConfigError, match="demo_fraction must be in .0, 1. and needs demos"):
+        TrainConfig(tasks=["reach-v3"], demo_fraction=0.5).validate()
+    with pytest.raises(TrainConfigError, match="demo_fraction must be in"):
+        TrainConfig(tasks=["reach-v3"], demos=str(folder), demo_fraction=1.0).validate()
 
 
 def test_bad_files_and_folders_are_refused_with_the_fix(folder, tmp_path):

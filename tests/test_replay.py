@@ -58,3 +58,23 @@ def test_state_round_trip_continues_identically():
     assert batch["obs"].shape == (16, 12) and batch["embed"].shape == (16, 8)
     with pytest.raises(ValueError, match="does not fit"):
         ReplayBuffer(10, 12, 4, TABLE).load_state_dict(a.state_dict())
+
+
+@pytest.mark.parametrize("n_online", [100, 5000])  # demonstrations the majority, then a small minority
+def test_demo_fraction_draws_that_share_of_each_batch_from_demonstrations(n_online):
+    buf = ReplayBuffer(6000, 12, 4, TABLE, regime="fifo", fifo_visits=1)
+    buf.start_visit(0)
+    for i in range(300):  # demonstrations first, as the trainer adds them at a visit's start
+        buf.add(np.full(12, -1, np.float32), np.zeros(4), -1.0, np.zeros(12), 0.0, phrase=0, task=0, demo=True)
+    for i in range(n_online):
+        buf.add(np.full(12, i, np.float32), np.zeros(4), float(i), np.zeros(12), 0.0, phrase=0, task=0)
+    rng = np.random.default_rng(0)
+    rewards = np.concatenate([buf.sample(256, rng, demo_fraction=0.5)["reward"].numpy() for _ in range(20)])
+    assert np.mean(rewards == -1.0) == 0.5  # exactly half of every batch
+    uniform = np.concatenate([buf.sample(256, rng)["reward"].numpy() for _ in range(20)])
+    assert abs(np.mean(uniform == -1.0) - 300 / (300 + n_online)) < 0.03  # without it: their share of the rows
+    assert len(np.unique(rewards[rewards >= 0])) > min(n_online, 256) // 2  # online rows spread over the buffer
+    buf.start_visit(1)  # the next visit evicts the demonstrations with their visit
+    buf.add(np.zeros(12, np.float32), np.zeros(4), 7.0, np.zeros(12), 0.0, phrase=0, task=0)
+    assert len(buf.demo_rows) == 0
+    assert set(buf.sample(64, rng, demo_fraction=0.5)["reward"].numpy()) == {7.0}  # no demonstrations: all online

@@ -260,3 +260,44 @@ def test_few_shot_protocol_is_the_papers():
     assert sorted(shuffled) == sorted(cfg.tasks) and shuffled == TrainConfig(tasks=list(cfg.tasks), order="random", seed=4).stream()
     with pytest.raises(TrainConfigError, match="packnet packs each task once"):
         few_shot_protocol(method="packnet").validate()
+
+
+def test_device_auto_is_cuda_when_present_and_cuda_without_one_is_refused():
+    import torch
+
+    from legion_policy.train_run import resolve_device
+
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert resolve_device("cpu").type == "cpu"
+    if not torch.cuda.is_available():
+        with pytest.raises(TrainConfigError, match="no CUDA device"):
+            resolve_device("cuda")
+    with pytest.raises(TrainConfigError, match="device must be 'cpu', 'cuda' or 'auto'"):
+        TrainConfig(device="tpu").validate()
+
+
+def test_cuda_updates_match_cpu_up_to_float_tolerance():
+    """The same SAC and encoder updates on the GPU and on the CPU give the same weights up to float tolerance
+    (noise is drawn from the CPU generator on both). Runs where CUDA is present (the lent GPU machine)."""
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device on this machine")
+    from legion_policy.agent import LegionAgent
+
+    table = np.random.default_rng(0).normal(size=(4, 384)).astype(np.float32)
+    agents, replays = {}, {}
+    for device in ("cpu", "cuda"):
+        agents[device] = LegionAgent(AgentConfig(embed_dim=384, hidden=64, batch_size=64), seed=3).to(device)
+        replays[device] = ReplayBuffer(500, 12, 4, table, device=device)
+        rng = np.random.default_rng(1)
+        for _ in range(500):
+            replays[device].add(rng.normal(size=12), rng.uniform(-1, 1, 4), rng.normal(), rng.normal(size=12), 0.0,
+                                phrase=int(rng.integers(4)), task=0)
+    for device in ("cpu", "cuda"):
+        torch.manual_seed(7)
+        rng = np.random.default_rng(2)
+        for _ in range(20):
+            agents[device].update_sac(replays[device].sample(64, rng))
+            agents[device].update_encoder(replays[device].sample(64, rng))
+    cpu, gpu = agents["cpu"].tensors(), agents["cuda"].tensors()
+    for name in cpu:
+        torch.testing.assert_close(gpu[name], cpu[name], rtol=1e-3, atol=1e-4, msg=name)

@@ -7,7 +7,8 @@ import torch
 
 from legion_policy.agent import AgentConfig, LegionAgent
 from legion_policy.baselines import PackNetAgent, SACAgent
-from legion_policy.trainer import TrainConfig, TrainConfigError, _crossings, _task_cycle_env, train
+from legion_policy.train_run import task_cycle_env
+from legion_policy.trainer import TrainConfig, TrainConfigError, _crossings, train
 from legion_sim.metaworld_env import MetaWorldTaskEnv, TaskCycleEnv
 
 torch.set_num_threads(1)
@@ -23,7 +24,7 @@ def test_crossings_count_schedule_points_in_a_window():
     assert sum(_crossings(s - 1, s, 7) for s in range(1, 100)) == sum(s % 7 == 0 for s in range(1, 100))
 
 
-def test_task_cycle_env_switches_task_every_reset():
+def testtask_cycle_env_switches_task_every_reset():
     env = TaskCycleEnv([MetaWorldTaskEnv("reach-v3", seed=0), MetaWorldTaskEnv("drawer-close-v3", seed=0)], start=1)
     seen = [env.reset()[1]["task_index"] for _ in range(4)]
     assert seen == [1, 0, 1, 0]
@@ -35,7 +36,7 @@ def test_task_cycle_env_switches_task_every_reset():
 
 def test_vector_env_autoreset_keeps_each_episodes_last_observation():
     specs = [("reach-v3", 0, "v2"), ("drawer-close-v3", 0, "v2")]
-    venv = gym.vector.SyncVectorEnv([lambda i=i: _task_cycle_env(specs, 5, "random", start=i) for i in range(2)],
+    venv = gym.vector.SyncVectorEnv([lambda i=i: task_cycle_env(specs, 5, "random", start=i) for i in range(2)],
                                     autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
     obs, info = venv.reset()
     assert obs.shape == (2, 12) and list(info["task_index"]) == [0, 1]
