@@ -1,4 +1,4 @@
-"""Our SAC trainer against stable-baselines3's SAC on reach-v3, side by side, same settings.
+"""Our SAC trainer against stable-baselines3's SAC and SBX's (its JAX version) on reach-v3, side by side, same settings.
 
 Both: networks 2 x 256 (actor and twin critics), batch 128, one update per env step after 1,500 random
 steps (the same update-to-data ratio), Adam 3e-4, gamma 0.99, tau 0.005, automatic entropy (target -|A|),
@@ -6,11 +6,12 @@ the same number of PyTorch threads (``--threads``, default all cores), the same 
 (:class:`legion_sim.metaworld_env.MetaWorldTaskEnv`, 150-step episodes, randomised placements, Meta-World's
 v1 reward for reach as in our shipped run). Ours is ``legion train --method finetune`` on one task (the SAC
 backbone every method shares) with ``--num-envs`` environments stepped side by side (SB3 runs its usual
-single environment). Runs alternate ours / SB3 ``--repeats`` times so that a noisy machine slows both alike.
-Prints env-steps/s of each training loop (evaluation excluded), the median ratio, and the success rate of
-each after the same number of steps (deterministic episodes, success if any step succeeds).
+single environment; SBX compiles its update with JAX's jit, one CPU thread for XLA with ``--threads 1``). Runs
+alternate ours / SB3 / SBX ``--repeats`` times so that a noisy machine slows them alike. Prints env-steps/s of
+each training loop (evaluation excluded), the median ratios, and the success rate of each after the same number of
+steps (deterministic episodes, success if any step succeeds).
 
-    .venv/bin/pip install stable-baselines3   # the 'bench' extra, not a project dependency
+    .venv/bin/pip install -e '.[bench]'   # stable-baselines3 and sbx-rl: the 'bench' extra, not project dependencies
     .venv/bin/python benchmarks/bench_vs_sb3.py [--steps 10000] [--repeats 2] [--num-envs 4] [--threads 2]
 """
 from __future__ import annotations
@@ -72,6 +73,20 @@ def run_sb3(args) -> tuple[float, float]:
     return rate, success_rate(lambda o: model.predict(o, deterministic=True)[0], args.seed + 500, args.episodes)
 
 
+def run_sbx(args) -> tuple[float, float]:
+    """(env-steps/s of ``SAC.learn``, success) of SBX's SAC (JAX) with the same settings."""
+    from sbx import SAC
+
+    env = MetaWorldTaskEnv("reach-v3", seed=args.seed, reward_version="v1")
+    model = SAC("MlpPolicy", env, learning_rate=3e-4, buffer_size=args.steps, learning_starts=1500, batch_size=128,
+                tau=0.005, gamma=0.99, train_freq=1, gradient_steps=1, ent_coef="auto",
+                policy_kwargs=dict(net_arch=[256, 256]), seed=args.seed, verbose=0)
+    t0 = time.perf_counter()
+    model.learn(total_timesteps=args.steps)
+    rate = args.steps / (time.perf_counter() - t0)
+    return rate, success_rate(lambda o: model.predict(o, deterministic=True)[0], args.seed + 500, args.episodes)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=10_000)
@@ -81,23 +96,41 @@ def main():
     parser.add_argument("--vector-env", default="sync", choices=("sync", "async"))
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="PyTorch threads of both")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", help="write the figures here")
     args = parser.parse_args()
+    if args.threads == 1:  # XLA's CPU client: one intra-op thread, as torch gets (set before jax is imported)
+        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false "
+                                   "intra_op_parallelism_threads=1").strip()
+    import sbx
     import stable_baselines3
 
-    ours, sb3 = [], []
+    ours, sb3, sbx_runs = [], [], []
     for r in range(args.repeats):
         ours.append(run_ours(args))
         sb3.append(run_sb3(args))
-        print(f"repeat {r + 1}: ours {ours[-1][0]:.1f}, SB3 {sb3[-1][0]:.1f} env-steps/s", flush=True)
+        sbx_runs.append(run_sbx(args))
+        print(f"repeat {r + 1}: ours {ours[-1][0]:.1f}, SB3 {sb3[-1][0]:.1f}, SBX {sbx_runs[-1][0]:.1f} env-steps/s",
+              flush=True)
     ratios = [o[0] / s[0] for o, s in zip(ours, sb3)]
+    ratios_sbx = [o[0] / s[0] for o, s in zip(ours, sbx_runs)]
     print(f"reach-v3, {args.steps} env steps, batch 128, 2 x 256, 1 update per env step, {args.threads} torch threads, "
           f"seed {args.seed}, {args.repeats} alternating repeats")
     print(f"  ours (legion train --method finetune, {args.num_envs} {args.vector_env} envs): "
           f"{statistics.median(o[0] for o in ours):7.1f} env-steps/s, success {ours[0][1]:.2f} ({args.episodes} episodes)")
     print(f"  stable-baselines3 {stable_baselines3.__version__} SAC (1 env):                    "
           f"{statistics.median(s[0] for s in sb3):7.1f} env-steps/s, success {sb3[0][1]:.2f} ({args.episodes} episodes)")
+    print(f"  SBX {sbx.__version__} SAC (JAX, 1 env):                                   "
+          f"{statistics.median(s[0] for s in sbx_runs):7.1f} env-steps/s, success {sbx_runs[0][1]:.2f} "
+          f"({args.episodes} episodes)")
     print(f"  ratio ours / SB3: median {statistics.median(ratios):.2f}x (each repeat: "
-          f"{', '.join(f'{x:.2f}' for x in ratios)}; target >= 2x)")
+          f"{', '.join(f'{x:.2f}' for x in ratios)})")
+    print(f"  ratio ours / SBX: median {statistics.median(ratios_sbx):.2f}x (each repeat: "
+          f"{', '.join(f'{x:.2f}' for x in ratios_sbx)}; target >= 1x)")
+    if args.json:
+        figures = {"settings": vars(args), "ours": ours, "sb3": sb3, "sbx": sbx_runs, "ratio_sb3": ratios,
+                   "ratio_sbx": ratios_sbx, "sb3_version": stable_baselines3.__version__, "sbx_version": sbx.__version__}
+        with open(args.json, "w") as f:
+            json.dump(figures, f, indent=2)
 
 
 if __name__ == "__main__":

@@ -230,9 +230,12 @@ class PackNetAgent(SACAgent):
         self.retrain_steps = int(retrain_steps)
         self._retraining: int | None = None  # the task whose kept weights are being retrained
         named = [*self.actor.named_parameters(prefix="actor"), *self.critic.named_parameters(prefix="critic")]
-        self._weights = [p for _, p in named if p.dim() > 1]
-        self._biases = [p for _, p in named if p.dim() == 1]
-        self._n_actor = sum(1 for p in self.actor.parameters() if p.dim() > 1)
+        # weight matrices: the actor's (2-d) and the critics' stacked ones ((2, in, out)); the rest are biases and
+        # LayerNorm gains
+        is_weight = lambda name, p: name.startswith("critic.weights.") or (name.startswith("actor") and p.dim() > 1)  # noqa: E731
+        self._weights = [p for n, p in named if is_weight(n, p)]
+        self._biases = [p for n, p in named if not is_weight(n, p)]
+        self._n_actor = sum(1 for n, p in named if n.startswith("actor") and is_weight(n, p))
         self.owner = [torch.full(p.shape, -1, dtype=torch.int64, device=p.device) for p in self._weights]  # -1: free
         self.current = 0  # the task being trained (all earlier tasks are packed)
 

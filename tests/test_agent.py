@@ -198,7 +198,9 @@ def test_layer_sizes_follow_the_config():
                                     sac_layer_norm=True, decoder_hidden=16), seed=0)
     widths = lambda m: [x.out_features for x in m.modules() if isinstance(x, torch.nn.Linear)]
     assert widths(agent.encoder) == [48, 48, 48, 2 * Z]
-    assert widths(agent.actor) == [24, 2 * A] and widths(agent.critic.q1) == [24, 1]
+    assert widths(agent.actor) == [24, 2 * A] and [tuple(w.shape) for w in agent.critic.weights] == [(2, S + Z + A, 24),
+                                                                                                    (2, 24, 1)]
+    assert agent.critic.layer_norm and agent.critic.norm_weight.shape == (2, 1, 24)
     assert widths(agent.language_decoder) == [16, L] and widths(agent.dynamics_decoder) == [16, 16, S]
     assert isinstance(agent.actor.net[1], torch.nn.LayerNorm) and isinstance(agent.actor.net[2], torch.nn.Tanh)
     info = agent.update_sac(make_batch())  # the LayerNorm trunk trains like the plain one
@@ -218,3 +220,23 @@ def test_actor_log_prob_equals_torch_distributions_with_tanh_correction():
     expected = (torch.distributions.Normal(mean, log_std.exp()).log_prob(u) - torch.log1p(-torch.tanh(u) ** 2)).sum(-1)
     torch.testing.assert_close(a, torch.tanh(u))
     torch.testing.assert_close(logp, expected, atol=1e-3, rtol=1e-4)
+
+
+@pytest.mark.parametrize("layer_norm", [False, True])
+def test_twin_critic_is_two_independent_networks_and_loads_the_sequential_layout(layer_norm):
+    """The batched twin critic equals two separate MLPs (mlp()) with the same weights, and a state written with
+    those (``critic.q1.0.weight``: checkpoints and states from before the batched layout) loads into it."""
+    from legion_policy.networks import TwinCritic, mlp
+
+    torch.manual_seed(0)
+    q1, q2 = mlp(S + Z + A, 32, 1, 2, layer_norm), mlp(S + Z + A, 32, 1, 2, layer_norm)
+    old = {**{f"q1.{k}": v for k, v in q1.state_dict().items()}, **{f"q2.{k}": v for k, v in q2.state_dict().items()}}
+    critic = TwinCritic(S, Z, A, 32, 2, layer_norm)
+    critic.load_state_dict(old)
+    s_n, a, z = torch.randn(7, S), torch.rand(7, A) * 2 - 1, torch.randn(7, Z)
+    x = torch.cat([s_n, z, a], -1)
+    o1, o2 = critic(s_n, a, z)
+    torch.testing.assert_close(o1, q1(x).squeeze(-1))
+    torch.testing.assert_close(o2, q2(x).squeeze(-1))
+    fresh = TwinCritic(S, Z, A, 32, 2, layer_norm)
+    assert not torch.equal(fresh.weights[0][0], fresh.weights[0][1])  # each critic its own initialisation
