@@ -44,6 +44,8 @@ class AgentConfig:
         encoder_hidden, encoder_layers: task encoder width (None: ``hidden``) and depth (official: 400, 3).
         sac_hidden, sac_layers: actor and critic width (None: ``hidden``) and depth (official: 300, 3).
         sac_layer_norm: first actor/critic layer is Linear -> LayerNorm -> tanh (official: yes).
+        critic_layer_norm: LayerNorm after every hidden layer of the critics (RLPD, Ball et al. 2023: it keeps the
+            Q-values bounded at high update-to-data ratios); off in the paper.
         decoder_hidden: width of the language and dynamics decoders (None: ``hidden``).
         batch_size: SAC and encoder mini-batch (paper: 512).
         lr: Adam learning rate for all modules (3e-4). gamma: discount (0.99). tau: Polyak rate (0.005).
@@ -70,6 +72,7 @@ class AgentConfig:
     sac_hidden: int | None = None
     sac_layers: int = 2
     sac_layer_norm: bool = False
+    critic_layer_norm: bool = False
     decoder_hidden: int | None = None
     batch_size: int = 128
     lr: float = 3e-4
@@ -167,7 +170,8 @@ class LegionAgent(nn.Module):
         self.language_decoder = LanguageDecoder(c.latent_dim, c.embed_dim, dec_h)
         self.dynamics_decoder = DynamicsDecoder(c.obs_dim, c.action_dim, c.latent_dim, dec_h)
         self.actor = Actor(c.obs_dim, c.latent_dim, c.action_dim, sac_h, c.sac_layers, c.sac_layer_norm)
-        self.critic = TwinCritic(c.obs_dim, c.latent_dim, c.action_dim, sac_h, c.sac_layers, c.sac_layer_norm)
+        self.critic = TwinCritic(c.obs_dim, c.latent_dim, c.action_dim, sac_h, c.sac_layers, c.sac_layer_norm,
+                                 c.critic_layer_norm)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.log_alpha = nn.Parameter(torch.full((c.max_tasks,), float(np.log(c.init_alpha))))
         self.target_entropy = -float(c.action_dim)

@@ -175,28 +175,31 @@ class Actor(nn.Module):
 class TwinCritic(nn.Module):
     """Twin soft Q-functions Q1, Q2(s, a, z) (clipped double Q, Fujimoto et al. 2018), computed as one batched MLP.
 
-    forward(s_n (B,S), a (B,A), z (B,Z)) -> (q1 (B,), q2 (B,)). Layer arguments as :class:`Actor`: ``n_hidden``
-    hidden layers of width ``hidden`` with ReLU, the first one Linear -> LayerNorm -> tanh with ``layer_norm``.
+    forward(s_n (B,S), a (B,A), z (B,Z)) -> (q1 (B,), q2 (B,)). ``n_hidden`` hidden layers of width ``hidden`` with
+    ReLU; ``layer_norm``: the first one is Linear -> LayerNorm -> tanh (the paper's official code, as
+    :class:`Actor`); ``layer_norm_all``: LayerNorm after every hidden layer's Linear (RLPD, Ball et al. 2023).
 
     The two critics are independent networks (own initialisation, own weights) whose layers are stored stacked,
     ``weights[k]`` (2, in, out) and ``biases[k]`` (2, 1, out), so each layer of both is one ``torch.baddbmm``: half
-    the operator calls of two ``nn.Sequential`` (``benchmarks/bench_trainer.py``). Checkpoints and states written
-    with the two ``nn.Sequential`` (``q1.0.weight``, ...) load unchanged: their tensors are stacked on load.
+    the operator calls of two ``nn.Sequential``. LayerNorm gains and offsets are ``norm_weight`` / ``norm_bias``
+    (N, 2, 1, hidden), one row per normalised layer. Checkpoints and states written with the two ``nn.Sequential``
+    (``q1.0.weight``, ...) load unchanged: their tensors are stacked on load.
     """
 
     def __init__(self, obs_dim: int, latent_dim: int, action_dim: int, hidden: int = 256, n_hidden: int = 2,
-                 layer_norm: bool = False):
+                 layer_norm: bool = False, layer_norm_all: bool = False):
         super().__init__()
         if n_hidden < 1 or hidden < 1:
             raise ValueError(f"a critic needs n_hidden >= 1 and hidden >= 1, got n_hidden={n_hidden}, hidden={hidden}")
         dims = [obs_dim + latent_dim + action_dim] + [hidden] * n_hidden + [1]
-        self.layer_norm = layer_norm
+        self.tanh_first = layer_norm
+        self.normed = list(range(n_hidden)) if layer_norm_all else ([0] if layer_norm else [])
         # nn.Linear's default initialisation (U(-1/sqrt(in), 1/sqrt(in)) for weights and biases), per critic
         self.weights = nn.ParameterList([nn.Parameter(_uniform((2, i, o), i)) for i, o in zip(dims[:-1], dims[1:])])
         self.biases = nn.ParameterList([nn.Parameter(_uniform((2, 1, o), i)) for i, o in zip(dims[:-1], dims[1:])])
-        if layer_norm:
-            self.norm_weight = nn.Parameter(torch.ones(2, 1, hidden))
-            self.norm_bias = nn.Parameter(torch.zeros(2, 1, hidden))
+        if self.normed:
+            self.norm_weight = nn.Parameter(torch.ones(len(self.normed), 2, 1, hidden))
+            self.norm_bias = nn.Parameter(torch.zeros(len(self.normed), 2, 1, hidden))
         self._register_load_state_dict_pre_hook(_stack_sequential_critics)
 
     def forward(self, s_n: torch.Tensor, a: torch.Tensor, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -205,10 +208,12 @@ class TwinCritic(nn.Module):
         last = len(self.weights) - 1
         for k, (w, b) in enumerate(zip(self.weights, self.biases)):
             h = torch.baddbmm(b, h, w)
-            if k == 0 and self.layer_norm:
-                h = torch.tanh(nn.functional.layer_norm(h, h.shape[-1:]) * self.norm_weight + self.norm_bias)
-            elif k < last:
-                h = torch.relu(h)
+            if k == last:
+                break
+            if k in self.normed:
+                n = self.normed.index(k)
+                h = nn.functional.layer_norm(h, h.shape[-1:]) * self.norm_weight[n] + self.norm_bias[n]
+            h = torch.tanh(h) if (k == 0 and self.tanh_first) else torch.relu(h)
         return h[0, :, 0], h[1, :, 0]
 
 
@@ -220,7 +225,7 @@ def _uniform(shape: tuple[int, ...], fan_in: int) -> torch.Tensor:
 def _stack_sequential_critics(state_dict, prefix, *_args) -> None:
     """Load hook: rewrite ``{prefix}q1.<i>.weight`` ... (two ``nn.Sequential`` of :func:`mlp`, the layout before the
     batched critic) as ``{prefix}weights.<k>`` (2, in, out), ``biases.<k>`` (2, 1, out) and the LayerNorm's
-    ``norm_weight`` / ``norm_bias`` (2, 1, hidden)."""
+    ``norm_weight`` / ``norm_bias`` (1, 2, 1, hidden)."""
     old = sorted({k for k in state_dict if k.startswith(prefix + "q1.") or k.startswith(prefix + "q2.")})
     if not old:
         return
@@ -230,7 +235,7 @@ def _stack_sequential_critics(state_dict, prefix, *_args) -> None:
     for k, i in enumerate(linear):
         state_dict[f"{prefix}weights.{k}"] = torch.stack([tensors[f"q{n}.{i}.weight"].T for n in (1, 2)])
         state_dict[f"{prefix}biases.{k}"] = torch.stack([tensors[f"q{n}.{i}.bias"][None] for n in (1, 2)])
-    norm = [i for i in index if i not in linear]
+    norm = [i for i in index if i not in linear]  # mlp(): only the first layer has a LayerNorm
     if norm:
-        state_dict[f"{prefix}norm_weight"] = torch.stack([tensors[f"q{n}.{norm[0]}.weight"][None] for n in (1, 2)])
-        state_dict[f"{prefix}norm_bias"] = torch.stack([tensors[f"q{n}.{norm[0]}.bias"][None] for n in (1, 2)])
+        state_dict[f"{prefix}norm_weight"] = torch.stack([tensors[f"q{n}.{norm[0]}.weight"][None] for n in (1, 2)])[None]
+        state_dict[f"{prefix}norm_bias"] = torch.stack([tensors[f"q{n}.{norm[0]}.bias"][None] for n in (1, 2)])[None]

@@ -200,7 +200,7 @@ def test_layer_sizes_follow_the_config():
     assert widths(agent.encoder) == [48, 48, 48, 2 * Z]
     assert widths(agent.actor) == [24, 2 * A] and [tuple(w.shape) for w in agent.critic.weights] == [(2, S + Z + A, 24),
                                                                                                     (2, 24, 1)]
-    assert agent.critic.layer_norm and agent.critic.norm_weight.shape == (2, 1, 24)
+    assert agent.critic.tanh_first and agent.critic.norm_weight.shape == (1, 2, 1, 24)
     assert widths(agent.language_decoder) == [16, L] and widths(agent.dynamics_decoder) == [16, 16, S]
     assert isinstance(agent.actor.net[1], torch.nn.LayerNorm) and isinstance(agent.actor.net[2], torch.nn.Tanh)
     info = agent.update_sac(make_batch())  # the LayerNorm trunk trains like the plain one
@@ -240,3 +240,24 @@ def test_twin_critic_is_two_independent_networks_and_loads_the_sequential_layout
     torch.testing.assert_close(o2, q2(x).squeeze(-1))
     fresh = TwinCritic(S, Z, A, 32, 2, layer_norm)
     assert not torch.equal(fresh.weights[0][0], fresh.weights[0][1])  # each critic its own initialisation
+
+
+def test_critic_layer_norm_normalises_every_hidden_layer():
+    """critic_layer_norm (RLPD): each hidden layer's features have zero mean and unit variance before the ReLU."""
+    from legion_policy.networks import TwinCritic
+
+    critic = TwinCritic(S, Z, A, 32, 3, layer_norm_all=True)
+    assert critic.normed == [0, 1, 2] and critic.norm_weight.shape == (3, 2, 1, 32)
+    seen = []
+    real = torch.nn.functional.layer_norm
+    torch.nn.functional.layer_norm = lambda h, shape: seen.append(real(h, shape)) or seen[-1]
+    try:
+        q1, q2 = critic(torch.randn(9, S) * 50, torch.rand(9, A), torch.randn(9, Z))
+    finally:
+        torch.nn.functional.layer_norm = real
+    assert len(seen) == 3 and q1.shape == q2.shape == (9,)
+    for h in seen:
+        torch.testing.assert_close(h.mean(-1), torch.zeros(2, 9), atol=1e-5, rtol=0)
+    agent = LegionAgent(AgentConfig(hidden=32, critic_layer_norm=True), seed=0)
+    info = agent.update_sac(make_batch())
+    assert agent.critic.normed == [0, 1] and np.isfinite(info["loss/critic"])

@@ -276,7 +276,7 @@ def test_paper_configuration_round_trips(tmp_path):
     agent = LegionAgent(config, seed=0)
     assert [m.out_features for m in agent.encoder.modules() if isinstance(m, torch.nn.Linear)] == [400, 400, 400, 20]
     assert [m.out_features for m in agent.actor.modules() if isinstance(m, torch.nn.Linear)] == [300, 300, 300, 8]
-    assert agent.critic.layer_norm and [w.shape[-1] for w in agent.critic.weights] == [300, 300, 300, 1]
+    assert agent.critic.tanh_first and [w.shape[-1] for w in agent.critic.weights] == [300, 300, 300, 1]
     agent.fit_knowledge_space(_obs(200, 0), np.repeat(_embeds(2, 0), 100, axis=0))
     save_checkpoint(tmp_path / "paper", agent, embedding_model=MODEL, embedding_dim=L,
                     task_library=load_task_library().to_dict(), provenance={})
