@@ -33,6 +33,17 @@ GRIPPER_CLOSED_RAD = m.GRIPPER_CLOSED_RAD
 #: The gripper holds an object when it is commanded closed and its knuckle stopped in this range, rad (the 2F-85's
 #: object-detected status: the fingers stopped before closing; a 4 cm puck stops them at 0.45 rad, empty 0.79).
 GRIPPER_HOLDING_RAD = (0.15, 0.70)
+#: The knuckle counts as stopped when it moved at most this in one control cycle, rad (the 2F-85 closes its 0.79 rad
+#: in 0.55 s, about 0.07 rad per 50 ms cycle; passing through GRIPPER_HOLDING_RAD while closing is not a grasp).
+GRIPPER_STOPPED_RAD = 0.005
+
+
+def gripper_holds(commanded: float, knuckle: float, knuckle_before: float | None) -> bool:
+    """The 2F-85's object-detected status from its state: commanded closed (fraction >= 0.5), the knuckle (rad)
+    inside :data:`GRIPPER_HOLDING_RAD` and stopped there (moved at most :data:`GRIPPER_STOPPED_RAD` since the last
+    cycle's ``knuckle_before``; None: unknown, not stopped)."""
+    return (commanded >= 0.5 and knuckle_before is not None and abs(knuckle - knuckle_before) <= GRIPPER_STOPPED_RAD
+            and GRIPPER_HOLDING_RAD[0] < knuckle < GRIPPER_HOLDING_RAD[1])
 
 Publish = Callable[[str, object, int], None]  # (topic key of legion_runtime.graph.TOPICS, message, stamp ns)
 #: Perceived object and goal at a stamp (s), given the measured TCP ((3,) sim frame, m) and whether the gripper holds
@@ -165,6 +176,7 @@ class ControlLoop:
             # last one sent (re-anchored on the measured TCP at the start and after a HOLD).
             last_sent = self.real2sim.kinematics.forward_kinematics(q)[0]
         gripper = 0.0  # last accepted gripper command (fraction closed); starts open
+        knuckle_before = None  # the 2F-85 knuckle at the last cycle, rad
         not_seen = outside = 0
         for step in range(max_steps):
             stamp = t0_ns + step * dt_ns
@@ -176,8 +188,9 @@ class ControlLoop:
             if objects is None:
                 seen = plant.object_position(), plant.goal_position()
             else:
-                holding = gripper >= 0.5 and GRIPPER_HOLDING_RAD[0] < plant.gripper_position() < GRIPPER_HOLDING_RAD[1]
-                seen = objects(stamp * 1e-9, tcp_sim, holding)
+                knuckle = plant.gripper_position()
+                seen = objects(stamp * 1e-9, tcp_sim, gripper_holds(gripper, knuckle, knuckle_before))
+                knuckle_before = knuckle
             if until is not None and until(tcp_sim, seen):
                 outcome.success = True
                 break

@@ -12,10 +12,13 @@ A subtask starts only when its object (and goal marker) is seen; afterwards an o
 control loop holds: a stale position is never used as a measurement.
 
 Occlusion by the hand (``max_predict_s`` > 0). While the cameras deliver frames but the object's tags are hidden:
-- held: the gripper reports an object between its fingers (closed on it and stopped short of closed, the 2F-85's
-  object-detected status) and the object was within ``hand_radius_m`` of the TCP at its last sighting: its position
-  is the measured TCP plus the TCP-to-object offset of that sighting, for as long as it is held. That is a
-  measurement (proprioception), :attr:`ObjectState.source` ``"hand"``;
+- held: the object was last seen within ``hand_radius_m`` of the TCP while the gripper reported an object between
+  its fingers (closed on it and stopped short of closed, the 2F-85's object-detected status), and the gripper has
+  reported it ever since: its position is the measured TCP plus the TCP-to-object offset of that sighting. That is
+  a measurement (proprioception), :attr:`ObjectState.source` ``"hand"``. Seen only before the fingers closed, the
+  object may have been pushed by them (a plug moved 2 cm while they closed on it, and a hand measurement from the
+  sighting before called it pulled out); released since, it may have slipped or turned. Then the hand does not
+  measure it until the cameras see it again;
 - otherwise it is predicted for up to ``max_predict_s``: carried with the hand (last sighting + the TCP's motion
   since) when it was within ``hand_radius_m`` of the TCP then (pressed or pushed), else where it was last seen
   (nothing else moves it); ``source`` ``"prediction"``, and success is never judged on a prediction.
@@ -65,6 +68,8 @@ class ObjectState:
     #: where the last :meth:`positions` came from: "camera", "hand" (held, measured by the arm) or "prediction"
     source: str = field(default="camera", init=False)
     _last: tuple | None = field(default=None, init=False, repr=False)  # (object (3,) sim, TCP (3,) sim | None, s)
+    #: the grasp since the last sighting: "held" (held then and since), "open" (not held then), "lost" (released)
+    _grasp: str = field(default="open", init=False, repr=False)
 
     def __post_init__(self):
         if unknown := set(self.detectors) - set(self.tracker.cameras):
@@ -135,18 +140,21 @@ class ObjectState:
         delivered = self.observe(sources)
         fresh, _ = self.tracker.poses(now)
         name = self.rule.object
+        if self._grasp == "held" and not holding:  # released since the sighting: it may have slipped or turned
+            self._grasp = "lost"
         if name in fresh:
             self.source = "camera"
             position, stamp = self.frame.to_sim(fresh[name][0]), fresh[name][1]
             if stamp == now:  # measured in this cycle's frames: the hand's position then is known
                 self._last = (position, None if tcp is None else np.asarray(tcp, float).copy(), now)
+                self._grasp = "held" if holding else "open"
             return position, self.goal.copy()
         self.source = "prediction"
         if not delivered or self._last is None or tcp is None:
             return None
         position, tcp_then, stamp = self._last
         at_hand = tcp_then is not None and np.linalg.norm(position - tcp_then) <= self.hand_radius_m
-        if at_hand and holding and self.max_predict_s > 0:
+        if at_hand and self._grasp == "held" and self.max_predict_s > 0:
             self.source = "hand"
         elif now - stamp > self.max_predict_s:
             return None

@@ -73,3 +73,15 @@ def test_the_in_process_runner_stops_on_a_joint_state_no_iiwa_can_be_in(corrupt,
     resumed = loop.run_subtask(faulty, "reach", embedding, max_steps=10)
     assert resumed.steps == 10 and not resumed.fault and faulty.steps == 15
     plant.close()
+
+
+def test_the_gripper_holds_only_when_closed_on_an_object_and_stopped():
+    """The 2F-85's object-detected status from its state: passing through the holding band while closing is not a
+    grasp (the fingers had not reached the plug yet, and a hand measurement from then called it pulled out)."""
+    from legion_runtime.runner import gripper_holds
+
+    assert gripper_holds(1.0, 0.45, 0.449)  # stopped on a puck
+    assert not gripper_holds(1.0, 0.172, 0.144)  # closing through the band, 0.028 rad in one cycle
+    assert not gripper_holds(1.0, 0.79, 0.79)  # closed on nothing
+    assert not gripper_holds(0.0, 0.45, 0.45)  # commanded open
+    assert not gripper_holds(1.0, 0.45, None)  # first cycle: not known to be stopped
