@@ -260,10 +260,11 @@ class TrainingRun:
         if self.local % self.cfg.num_envs:
             raise TrainConfigError(f"cannot resume at local step {self.local} with num_envs={self.cfg.num_envs}: "
                                    "use a num_envs that divides it")
-        venv = self.make_vector_env(self.visit_tasks(v), 10_000 * v + self.local)
+        self._tasks_now = self.visit_tasks(v)  # once per visit: collect() runs every env step
+        venv = self.make_vector_env(self._tasks_now, 10_000 * v + self.local)
         venv.action_space.seed(self.cfg.seed + 10_000 * v + self.local)  # the random-action phase
         obs, info = venv.reset()
-        self._task_of = np.asarray([self.visit_tasks(v)[i] for i in info["task_index"]])  # each env's episode task
+        self._task_of = np.asarray([self._tasks_now[i] for i in info["task_index"]])  # each env's episode task
         self._phrase = np.array([self.rng.choice(self.phrase_rows[k]) for k in self._task_of])
         return venv, obs, info
 
@@ -282,9 +283,8 @@ class TrainingRun:
         for i in range(self.cfg.num_envs):
             self.replay.add(obs[i], action[i], reward[i], final[i], float(terminated[i]), self._phrase[i],
                             self._task_of[i])
-        visit_tasks = self.visit_tasks(self.visit)
         for i in np.flatnonzero(terminated | truncated):  # autoreset: a new episode, maybe of another task
-            self._task_of[i] = visit_tasks[info["task_index"][i]]
+            self._task_of[i] = self._tasks_now[info["task_index"][i]]
             self._phrase[i] = self.rng.choice(self.phrase_rows[self._task_of[i]])
         self.local += self.cfg.num_envs
         self.total += self.cfg.num_envs

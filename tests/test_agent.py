@@ -242,19 +242,17 @@ def test_twin_critic_is_two_independent_networks_and_loads_the_sequential_layout
     assert not torch.equal(fresh.weights[0][0], fresh.weights[0][1])  # each critic its own initialisation
 
 
-def test_critic_layer_norm_normalises_every_hidden_layer():
+def test_critic_layer_norm_normalises_every_hidden_layer(monkeypatch):
     """critic_layer_norm (RLPD): each hidden layer's features have zero mean and unit variance before the ReLU."""
     from legion_policy.networks import TwinCritic
 
     critic = TwinCritic(S, Z, A, 32, 3, layer_norm_all=True)
     assert critic.normed == [0, 1, 2] and critic.norm_weight.shape == (3, 2, 1, 32)
-    seen = []
+    seen = []  # the real layer_norm, its outputs recorded
     real = torch.nn.functional.layer_norm
-    torch.nn.functional.layer_norm = lambda h, shape: seen.append(real(h, shape)) or seen[-1]
-    try:
-        q1, q2 = critic(torch.randn(9, S) * 50, torch.rand(9, A), torch.randn(9, Z))
-    finally:
-        torch.nn.functional.layer_norm = real
+    monkeypatch.setattr(torch.nn.functional, "layer_norm", lambda h, shape: seen.append(real(h, shape)) or seen[-1])
+    q1, q2 = critic(torch.randn(9, S) * 50, torch.rand(9, A), torch.randn(9, Z))
+    monkeypatch.undo()
     assert len(seen) == 3 and q1.shape == q2.shape == (9,)
     for h in seen:
         torch.testing.assert_close(h.mean(-1), torch.zeros(2, 9), atol=1e-5, rtol=0)
