@@ -50,13 +50,13 @@ def configs(args):
                        eval_episodes=args.eval_episodes, encoder_every=10, dpmm_first=min(10_000, args.steps),
                        dpmm_every=50_000, torch_threads=1, log_every=1000, agent=AgentConfig(hidden=256, batch_size=128))
     out = []
-    for task in args.tasks:
-        for variant in args.variants:
-            fields, agent_fields = VARIANTS[variant]
-            for seed in args.seeds:
+    for seed in args.seeds:  # seed-major: a study cut short still has every (task, variant) at the first seed
+        for task in args.tasks:
+            for variant in args.variants:
+                fields, agent_fields = VARIANTS[variant]
                 agent = replace(copy.deepcopy(base.agent), **agent_fields)
-                cfg = replace(base, tasks=[task], seed=seed, agent=agent, out=str(args.out / task / f"{variant}-s{seed}"),
-                              **fields)
+                cfg = replace(base, tasks=[task], seed=seed, agent=agent,
+                              out=str(args.out / task / f"{variant}-s{seed}"), **fields)
                 cfg.validate()
                 out.append(cfg)
     return out
