@@ -46,6 +46,10 @@ class AgentConfig:
         sac_layer_norm: first actor/critic layer is Linear -> LayerNorm -> tanh (official: yes).
         critic_layer_norm: LayerNorm after every hidden layer of the critics (RLPD, Ball et al. 2023: it keeps the
             Q-values bounded at high update-to-data ratios); off in the paper.
+        bc_weight: lambda of a behaviour-cloning term on the demonstration rows of each batch, added to the actor
+            loss: ``lambda * mean|Q| * mean_demo ||tanh(mean(s, z)) - a_demo||^2`` (TD3+BC's form, Fujimoto & Gu
+            2021, with its Q-scale normalisation, on demonstrations as Nair et al. 2018; lambda 0.4 is TD3+BC's
+            alpha 2.5). 0: off, as the paper. Needs demonstrations in the replay (``legion train --demos``).
         decoder_hidden: width of the language and dynamics decoders (None: ``hidden``).
         batch_size: SAC and encoder mini-batch (paper: 512).
         lr: Adam learning rate for all modules (3e-4). gamma: discount (0.99). tau: Polyak rate (0.005).
@@ -73,6 +77,7 @@ class AgentConfig:
     sac_layers: int = 2
     sac_layer_norm: bool = False
     critic_layer_norm: bool = False
+    bc_weight: float = 0.0
     decoder_hidden: int | None = None
     batch_size: int = 128
     lr: float = 3e-4
@@ -113,6 +118,8 @@ class AgentConfig:
         for name in ("lr", "init_alpha", "dpmm_gamma0", "dpmm_sF"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"AgentConfig.{name} must be > 0, got {getattr(self, name)!r}")
+        if not self.bc_weight >= 0:
+            raise ValueError(f"AgentConfig.bc_weight must be >= 0 (0: no behaviour cloning), got {self.bc_weight!r}")
         for name in ("zeta", "eta", "xi"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"AgentConfig.{name} (eq. 12 weight) must be >= 0, got {getattr(self, name)!r}")
@@ -313,7 +320,9 @@ class LegionAgent(nn.Module):
     def actor_alpha_loss(self, batch: dict[str, torch.Tensor], inputs=None):
         """(actor_loss, alpha_loss, info): E[alpha log pi - min Q] and the temperature loss with target -|A|.
 
-        alpha is the log-alpha entry of each sample's task; the critics are not updated by the actor loss.
+        alpha is the log-alpha entry of each sample's task; the critics are not updated by the actor loss. With
+        ``bc_weight`` > 0 the actor loss also has the behaviour-cloning term on the batch's demonstration rows
+        (``batch["demo"]``, (B,) bool; see :class:`AgentConfig`).
         """
         s_n, _, z, _ = inputs or self._sac_inputs(batch)
         alpha = self.log_alpha[batch["task"]].exp()
@@ -324,10 +333,16 @@ class LegionAgent(nn.Module):
         q1_pi, q2_pi = self.critic(s_n, a_pi, z)
         for p in critic_params:
             p.requires_grad_(True)
-        actor_loss = (alpha.detach() * logp - torch.min(q1_pi, q2_pi)).mean()
+        q_pi = torch.min(q1_pi, q2_pi)
+        actor_loss = (alpha.detach() * logp - q_pi).mean()
         alpha_loss = (-alpha * (logp.detach() + self.target_entropy)).mean()
         info = {"loss/actor": actor_loss.item(), "loss/alpha": alpha_loss.item(), "alpha": alpha.mean().item(),
                 "entropy": -logp.mean().item()}
+        if self.config.bc_weight > 0 and "demo" in batch and bool(batch["demo"].any()):
+            demo = batch["demo"]
+            bc = ((self.actor.deterministic(s_n[demo], z[demo]) - batch["action"][demo]) ** 2).sum(-1).mean()
+            actor_loss = actor_loss + self.config.bc_weight * q_pi.abs().mean().detach() * bc
+            info["loss/bc"] = bc.item()
         return actor_loss, alpha_loss, info
 
     def update_sac(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:

@@ -118,7 +118,7 @@ class ReplayBuffer:
     def batch(self, idx: np.ndarray) -> dict[str, torch.Tensor]:
         """The agent's batch dict for stored rows ``idx`` (see :mod:`legion_policy.agent`), on ``device``."""
         rows = {name: torch.from_numpy(getattr(self, name)[idx])
-                for name in ("obs", "next_obs", "action", "reward", "done", "task", "phrase")}
+                for name in ("obs", "next_obs", "action", "reward", "done", "task", "phrase", "demo")}
         if self.device.type != "cpu":
             rows = {k: v.to(self.device, non_blocking=True) for k, v in rows.items()}
         phrase = rows.pop("phrase")

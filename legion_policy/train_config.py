@@ -135,6 +135,9 @@ class TrainConfig:
         if self.demo_fraction is not None and not (self.demos and 0.0 < self.demo_fraction < 1.0):
             raise TrainConfigError(f"demo_fraction must be in (0, 1) and needs demos (a folder of `legion demos` "
                                    f"files), got {self.demo_fraction!r} with demos={self.demos!r}")
+        if self.agent.bc_weight > 0 and not self.demos:
+            raise TrainConfigError(f"agent.bc_weight={self.agent.bc_weight} clones demonstrations, and none are given: "
+                                   "set demos (--demos models/demos) or bc_weight 0")
         if self.device not in ("cpu", "cuda", "auto"):
             raise TrainConfigError(f"device must be 'cpu', 'cuda' or 'auto', got {self.device!r}")
         if self.random_steps < 0 or self.updates_per_step < 0:

@@ -56,6 +56,9 @@ def train(
     utd: Annotated[float, typer.Option(help="SAC updates per env step (0.5: one update every 2 steps; paper: 1).")] = 1.0,
     critic_layer_norm: Annotated[bool, typer.Option(
         help="LayerNorm after every hidden layer of the critics (RLPD; pairs with --utd > 1). Off in the paper.")] = False,
+    bc_weight: Annotated[float, typer.Option(
+        help="Behaviour cloning of the demonstrations in the actor loss, lambda (TD3+BC's form; 0.4 = its alpha "
+             "2.5; 0: off, as the paper). Needs --demos.")] = 0.0,
     packnet_retrain_steps: Annotated[int, typer.Option(
         help="PackNet: SAC updates on the kept weights after each pruning (-1: a tenth of --steps-per-task).")] = -1,
     num_envs: Annotated[int, typer.Option(help="Environments stepped side by side (Gymnasium vector env; same update-to-data ratio).")] = 1,
@@ -76,10 +79,11 @@ def train(
     from legion_policy.trainer import TrainConfig, TrainConfigError, train as run_training
 
     if agent_preset == "paper":
-        agent = AgentConfig.paper(dpmm_deletes=dpmm_deletes, critic_layer_norm=critic_layer_norm)  # embed_dim: the model's
+        agent = AgentConfig.paper(dpmm_deletes=dpmm_deletes, critic_layer_norm=critic_layer_norm,
+                                  bc_weight=bc_weight)  # embed_dim: the model's
     elif agent_preset == "default":
         agent = AgentConfig(batch_size=batch_size, hidden=hidden, dpmm_deletes=dpmm_deletes,
-                            critic_layer_norm=critic_layer_norm)
+                            critic_layer_norm=critic_layer_norm, bc_weight=bc_weight)
     else:
         console.print(f"[red]error:[/red] --agent-preset must be 'default' or 'paper', got {agent_preset!r}")
         raise typer.Exit(2)

@@ -259,3 +259,38 @@ def test_critic_layer_norm_normalises_every_hidden_layer(monkeypatch):
     agent = LegionAgent(AgentConfig(hidden=32, critic_layer_norm=True), seed=0)
     info = agent.update_sac(make_batch())
     assert agent.critic.normed == [0, 1] and np.isfinite(info["loss/critic"])
+
+
+def test_behaviour_cloning_pulls_the_mean_action_to_the_demonstrations_only_on_their_rows():
+    """bc_weight > 0: SAC updates move tanh(mean) toward the demonstrated actions on the demo rows; without it the
+    actor ignores them (pure SAC); with no demo rows in the batch there is no cloning term."""
+    batch = make_batch(n=32)
+    batch["demo"] = demo = torch.arange(32) < 16
+    ratio = {}
+    for weight in (0.0, 4.0):
+        agent = LegionAgent(AgentConfig(hidden=64, batch_size=32, bc_weight=weight), seed=0)
+
+        def demo_error():
+            s_n, _, z, _ = agent._sac_inputs(batch)
+            with torch.no_grad():
+                return ((agent.actor.deterministic(s_n, z) - batch["action"]) ** 2).sum(-1)[demo].mean().item()
+
+        before = demo_error()
+        for _ in range(300):
+            info = agent.update_sac(batch)
+        ratio[weight] = demo_error() / before
+        assert ("loss/bc" in info) == (weight > 0)
+    assert ratio[4.0] < 0.5 and ratio[0.0] > 0.8, ratio  # measured: 0.31 and 1.68
+    agent = LegionAgent(AgentConfig(hidden=64, batch_size=32, bc_weight=4.0), seed=0)
+    no_demo = {k: v for k, v in batch.items() if k != "demo"}
+    assert "loss/bc" not in agent.update_sac({**no_demo, "demo": torch.zeros(32, dtype=torch.bool)})
+    assert "loss/bc" not in agent.update_sac(no_demo)
+
+
+def test_behaviour_cloning_needs_demonstrations():
+    from legion_policy.train_config import TrainConfig, TrainConfigError
+
+    with pytest.raises(ValueError, match="bc_weight must be >= 0"):
+        AgentConfig(bc_weight=-1.0).validate()
+    with pytest.raises(TrainConfigError, match="clones demonstrations, and none are given"):
+        TrainConfig(tasks=["reach-v3"], agent=AgentConfig(bc_weight=0.4)).validate()
