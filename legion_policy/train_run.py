@@ -173,6 +173,12 @@ class TrainingRun:
 
         self.agent = make_agent(cfg).to(self.device)
         self.demos = load_stream_demonstrations(cfg.demos, self.tasks) if cfg.demos else {}
+        for k, demo in self.demos.items():  # their rewards must be the ones the task trains on
+            version = "v1" if self.tasks[k] in cfg.reward_v1_tasks else "v2"
+            if demo.meta.get("reward_version", "v2") != version:
+                raise TrainConfigError(f"the demonstrations of {self.tasks[k]} carry {demo.meta.get('reward_version')} "
+                                       f"rewards, and this run trains it on {version}: drop it from --reward-v1 or "
+                                       f"record demonstrations with that reward")
         self.steps_per_visit = cfg.steps_per_task * (len(self.tasks) if cfg.method == "multitask" else 1)
         regime = cfg.replay or METHODS[cfg.method][1]
         visit_demos = [sum(len(self.demos[k]) for k in self.visit_tasks(v) if k in self.demos)

@@ -72,3 +72,12 @@ def test_bad_files_and_folders_are_refused_with_the_fix(folder, tmp_path):
         load_stream_demonstrations(tmp_path, ["push-v3"])
     result = CliRunner().invoke(app, ["demos", "--tasks", "assembly-v3", "--out", str(tmp_path)])
     assert result.exit_code == 2 and "no reference controller for ['assembly-v3']" in result.output
+
+
+def test_demonstrations_with_another_reward_than_the_run_trains_on_are_refused(folder, tmp_path):
+    """The recorded rewards are v2: a run that trains the task on v1 (x0.01) would mix two reward scales."""
+    cfg = TrainConfig(tasks=["reach-v3"], steps_per_task=200, eval_every=200, eval_episodes=1, random_steps=100,
+                      out=str(tmp_path / "run"), demos=str(folder), reward_v1_tasks=["reach-v3"])
+    with pytest.raises(TrainConfigError, match="demonstrations of reach-v3 carry v2 rewards, and this run trains it "
+                                               "on v1"):
+        train(cfg)
