@@ -11,7 +11,8 @@ on ``--eval-episodes`` deterministic episodes. The variants:
 * ``ln-utd``: LayerNorm critics with two updates per env step (RLPD's critic, a higher update-to-data ratio);
 * ``combined``: both;
 * ``demos-bc``: ``demos`` plus behaviour cloning of the demonstrations in the actor loss (TD3+BC's form,
-  ``bc_weight`` 0.4 = its alpha 2.5).
+  ``bc_weight`` 0.4 = its alpha 2.5);
+* ``combined-bc``: all of them.
 
 Runs go to ``--out`` (keep it outside the clone) and resume from their ``state.pt``: start the same command again
 in a later session to continue. ``--report`` reads whatever runs exist and writes the figures (success vs env steps
@@ -40,6 +41,8 @@ VARIANTS: dict[str, tuple[dict, dict]] = {
     "ln-utd": ({"updates_per_step": 2.0}, {"critic_layer_norm": True}),
     "combined": ({"demos": str(DEMOS), "demo_fraction": 0.5, "updates_per_step": 2.0}, {"critic_layer_norm": True}),
     "demos-bc": ({"demos": str(DEMOS), "demo_fraction": 0.5}, {"bc_weight": 0.4}),
+    "combined-bc": ({"demos": str(DEMOS), "demo_fraction": 0.5, "updates_per_step": 2.0},
+                    {"critic_layer_norm": True, "bc_weight": 0.4}),
 }
 SUCCESS_GOAL = 0.9
 
