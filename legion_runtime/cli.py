@@ -205,6 +205,40 @@ def report(
             console.print(f"wrote {path}")
 
 
+@app.command("knowledge-table")
+def knowledge_table(
+    checkpoint: Annotated[Path, typer.Argument(help="checkpoint folder or run folder holding checkpoint/")],
+    states: Annotated[int, typer.Option(help="randomised start states per task")] = 20,
+    seed: Annotated[int, typer.Option(help="placement seed of the first task (task k: seed + 100 k)")] = 9000,
+    embedding_model: Annotated[Optional[Path], typer.Option(
+        help="the checkpoint's language model folder (default: the packaged all-MiniLM-L6-v2)")] = None,
+    json_out: Annotated[Optional[Path], typer.Option("--json", help="also write the rows and counts as JSON here")] = None,
+) -> None:
+    """Which knowledge-space component each phrasing of each trained task selects (docs/lifelong.md)."""
+    import json
+
+    from rich.table import Table
+
+    from legion_policy.checkpoint import CheckpointError
+    from legion_runtime.knowledge_table import phrasing_table, rows_as_dicts, summary
+
+    try:
+        rows = phrasing_table(checkpoint, states=states, seed=seed, embedding_model=embedding_model)
+    except (CheckpointError, ValueError) as exc:
+        _fail(str(exc))
+    table = Table("task", "phrasing", "component", "share of states", "as description", "own component",
+                  "description shares it with")
+    for r in rows:
+        table.add_row(r.task, r.phrasing, str(r.component), f"{r.share:.2f}", "yes" if r.as_description else "no",
+                      "yes" if r.own else "no", ", ".join(r.shared_with) or "-")
+    Console(width=max(console.width, 150), soft_wrap=True).print(table)
+    counts = summary(rows)
+    console.print(", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in counts.items()))
+    if json_out:
+        json_out.write_text(json.dumps({"checkpoint": str(checkpoint), "states": states, "seed": seed,
+                                        "summary": counts, "rows": rows_as_dicts(rows)}, indent=2))
+
+
 @app.command()
 def sweep(
     methods: Annotated[str, typer.Option(help="comma-separated methods (see `legion train --help`)")] = "legion,finetune",
