@@ -60,6 +60,8 @@ def configs(args):
         for task in args.tasks:
             for variant in args.variants:
                 fields, agent_fields = VARIANTS[variant]
+                if "demos" in fields and args.demos:
+                    fields = {**fields, "demos": str(args.demos)}
                 agent = replace(copy.deepcopy(base.agent), **agent_fields)
                 cfg = replace(base, tasks=[task], seed=seed, agent=agent,
                               out=str(args.out / task / f"{variant}-s{seed}"), **fields)
@@ -150,6 +152,7 @@ def main():
     parser.add_argument("--steps", type=int, default=30_000, help="env steps per run")
     parser.add_argument("--eval-every", type=int, default=5_000)
     parser.add_argument("--eval-episodes", type=int, default=50)
+    parser.add_argument("--demos", type=Path, help=f"demonstrations folder of the demo variants (default {DEMOS})")
     parser.add_argument("--jobs", type=int, default=2, help="runs side by side, one CPU each")
     parser.add_argument("--out", type=Path, required=True, help="run folders (outside the clone; runs resume)")
     parser.add_argument("--report", action="store_true", help="only summarise the runs under --out")
