@@ -3,6 +3,7 @@ the replay, the sample-efficiency options and the run's housekeeping, validated 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -17,6 +18,15 @@ METHODS = {"legion": ("legion", "unbounded"), "finetune": ("sac", "fifo"), "perf
            "reservoir": ("sac", "reservoir"), "agem": ("agem", "fifo"), "ewc": ("ewc", "fifo"),
            "packnet": ("packnet", "fifo"), "multitask": ("sac", "unbounded")}
 STATE = "state.pt"
+_DEMOS_200 = str(Path(__file__).resolve().parents[1] / "models" / "demos-200")
+#: ``legion train --recipe``: "paper" is pure RL on Meta-World's Sawyer as the paper; "efficient" is the combination
+#: the sample-efficiency study chose (docs/sample-efficiency.md) on the deployed KUKA's joint chain.
+RECIPES = {
+    "paper": {"robot": "sawyer", "control": "mocap", "utd": 1.0, "critic_layer_norm": False, "bc_weight": 0.0,
+              "demos": None, "demo_fraction": 0.0},
+    "efficient": {"robot": "kuka", "control": "joint", "utd": 2.0, "critic_layer_norm": True, "bc_weight": 0.4,
+                  "demos": _DEMOS_200, "demo_fraction": 0.5},
+}
 #: Settings that change how fast a run goes, not what it learns: a resume may change them.
 _RUN_ONLY = ("num_envs", "vector_env", "torch_threads", "log_every", "device")
 

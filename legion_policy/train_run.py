@@ -173,7 +173,11 @@ class TrainingRun:
 
         self.agent = make_agent(cfg).to(self.device)
         self.demos = load_stream_demonstrations(cfg.demos, self.tasks) if cfg.demos else {}
-        for k, demo in self.demos.items():  # their rewards must be the ones the task trains on
+        for k, demo in self.demos.items():  # their robot and rewards must be the ones the task trains on
+            if ("Kuka" in demo.meta.get("scene", "")) != (cfg.robot == "kuka"):
+                raise TrainConfigError(f"the demonstrations of {self.tasks[k]} were recorded on "
+                                       f"{demo.meta.get('scene')!r}, and this run trains robot {cfg.robot!r}: "
+                                       "train with --robot kuka --control joint or record demonstrations on it")
             version = "v1" if self.tasks[k] in cfg.reward_v1_tasks else "v2"
             if demo.meta.get("reward_version", "v2") != version:
                 raise TrainConfigError(f"the demonstrations of {self.tasks[k]} carry {demo.meta.get('reward_version')} "

@@ -34,8 +34,13 @@ def train(
     fifo_visits: Annotated[int, typer.Option(help="Visits a FIFO replay keeps (few-shot protocol: 3).")] = 1,
     reservoir_capacity: Annotated[int, typer.Option(help="Transitions a reservoir replay keeps (0: one visit).")] = 0,
     placement: Annotated[str, typer.Option(help="random (every episode) | fixed (one per task, as the paper's code).")] = "random",
-    robot: Annotated[str, typer.Option(help="sawyer (Meta-World's) | kuka (iiwa 14 + Robotiq 2F-85 in the same tasks).")] = "sawyer",
-    control: Annotated[str, typer.Option(help="KUKA control: mocap (Meta-World's weld, fast) | joint (Sim2Real + IK, as deployed).")] = "mocap",
+    recipe: Annotated[str, typer.Option(
+        help="paper (pure RL on Meta-World's Sawyer, as the paper) | efficient (the measured sample-efficient "
+             "recipe on the deployed KUKA: --robot kuka --control joint --demos models/demos-200 --demo-fraction 0.5 "
+             "--bc-weight 0.4 --critic-layer-norm --utd 2; docs/sample-efficiency.md). Options given explicitly "
+             "override the recipe's.")] = "paper",
+    robot: Annotated[str | None, typer.Option(help="sawyer (Meta-World's) | kuka (iiwa 14 + Robotiq 2F-85 in the same tasks). Default: the recipe's.")] = None,
+    control: Annotated[str | None, typer.Option(help="KUKA control: mocap (Meta-World's weld, fast) | joint (Sim2Real + IK, as deployed). Default: the recipe's.")] = None,
     steps_per_task: Annotated[int, typer.Option(help="Environment steps per task visit.")] = 60_000,
     eval_every: Annotated[int, typer.Option(help="Evaluate every task every N steps.")] = 10_000,
     eval_episodes: Annotated[int, typer.Option(help="Deterministic episodes per task and evaluation.")] = 10,
@@ -53,12 +58,13 @@ def train(
     batch_size: Annotated[int, typer.Option(help="SAC and encoder batch size (paper: 512).")] = 128,
     hidden: Annotated[int, typer.Option(help="Hidden-layer width of every network (paper: 300/400).")] = 256,
     dpmm_deletes: Annotated[bool, typer.Option(help="Enable the knowledge space's delete move (official code: off).")] = False,
-    utd: Annotated[float, typer.Option(help="SAC updates per env step (0.5: one update every 2 steps; paper: 1).")] = 1.0,
-    critic_layer_norm: Annotated[bool, typer.Option(
-        help="LayerNorm after every hidden layer of the critics (RLPD; pairs with --utd > 1). Off in the paper.")] = False,
-    bc_weight: Annotated[float, typer.Option(
+    utd: Annotated[float | None, typer.Option(help="SAC updates per env step (0.5: one update every 2 steps; paper: 1). Default: the recipe's.")] = None,
+    critic_layer_norm: Annotated[bool | None, typer.Option(
+        help="LayerNorm after every hidden layer of the critics (RLPD; pairs with --utd > 1). Off in the paper. "
+             "Default: the recipe's.")] = None,
+    bc_weight: Annotated[float | None, typer.Option(
         help="Behaviour cloning of the demonstrations in the actor loss, lambda (TD3+BC's form; 0.4 = its alpha "
-             "2.5; 0: off, as the paper). Needs --demos.")] = 0.0,
+             "2.5; 0: off, as the paper). Needs --demos. Default: the recipe's.")] = None,
     packnet_retrain_steps: Annotated[int, typer.Option(
         help="PackNet: SAC updates on the kept weights after each pruning (-1: a tenth of --steps-per-task).")] = -1,
     num_envs: Annotated[int, typer.Option(help="Environments stepped side by side (Gymnasium vector env; same update-to-data ratio).")] = 1,
@@ -68,15 +74,24 @@ def train(
         help="Comma-separated tasks trained on Meta-World's dense v1 reward (x0.01) instead of v2, e.g. reach-v3.")] = "",
     demos: Annotated[Path | None, typer.Option(
         help="Folder of demonstration files (`legion demos`): each visit's tasks' demonstrations go into the replay "
-             "at its start (default: none, pure RL as the paper).")] = None,
-    demo_fraction: Annotated[float, typer.Option(
+             "at its start (default: the recipe's; paper: none, pure RL).")] = None,
+    demo_fraction: Annotated[float | None, typer.Option(
         help="Share of every SAC batch drawn from the demonstrations, the rest from online data (RLPD: 0.5; "
-             "0: uniform over all stored transitions). Needs --demos.")] = 0.0,
+             "0: uniform over all stored transitions). Needs --demos. Default: the recipe's.")] = None,
     device: Annotated[str, typer.Option(help="cpu | cuda | auto (CUDA when present) for the networks.")] = "cpu",
 ) -> None:
     """Train LEGION (or a baseline) on a stream of Meta-World v3 tasks, one after another."""
     from legion_policy.agent import AgentConfig
+    from legion_policy.train_config import RECIPES
     from legion_policy.trainer import TrainConfig, TrainConfigError, train as run_training
+
+    if recipe not in RECIPES:
+        console.print(f"[red]error:[/red] --recipe must be one of {', '.join(RECIPES)}, got {recipe!r}")
+        raise typer.Exit(2)
+    given = {"robot": robot, "control": control, "utd": utd, "critic_layer_norm": critic_layer_norm,
+             "bc_weight": bc_weight, "demos": demos, "demo_fraction": demo_fraction}
+    chosen = {k: RECIPES[recipe][k] if v is None else v for k, v in given.items()}
+    robot, control, utd, critic_layer_norm, bc_weight, demos, demo_fraction = chosen.values()
 
     if agent_preset == "paper":
         agent = AgentConfig.paper(dpmm_deletes=dpmm_deletes, critic_layer_norm=critic_layer_norm,

@@ -4,6 +4,7 @@ import os
 os.environ.setdefault("MUJOCO_GL", "egl")
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -42,6 +43,7 @@ def test_the_trainer_reads_them_into_its_replay(folder, tmp_path):
     assert sorted(found) == list(range(10))
     cfg = TrainConfig(tasks=["reach-v3"], steps_per_task=200, eval_every=200, eval_episodes=1, random_steps=100,
                       dpmm_first=150, dpmm_samples=100, out=str(tmp_path / "run"), demos=str(folder),
+                      robot="kuka", control="joint",  # the robot and chain they were recorded on
                       demo_fraction=0.5)  # RLPD's symmetric sampling (the replay's share: test_replay)
     metrics = train(cfg)
     n = len(read_demonstrations(path_for(folder, "reach-v3")))
@@ -77,7 +79,33 @@ def test_bad_files_and_folders_are_refused_with_the_fix(folder, tmp_path):
 def test_demonstrations_with_another_reward_than_the_run_trains_on_are_refused(folder, tmp_path):
     """The recorded rewards are v2: a run that trains the task on v1 (x0.01) would mix two reward scales."""
     cfg = TrainConfig(tasks=["reach-v3"], steps_per_task=200, eval_every=200, eval_episodes=1, random_steps=100,
-                      out=str(tmp_path / "run"), demos=str(folder), reward_v1_tasks=["reach-v3"])
+                      out=str(tmp_path / "run"), demos=str(folder), reward_v1_tasks=["reach-v3"], robot="kuka",
+                      control="joint")
     with pytest.raises(TrainConfigError, match="demonstrations of reach-v3 carry v2 rewards, and this run trains it "
                                                "on v1"):
         train(cfg)
+    # recorded on the KUKA chain: a Sawyer run would clone another robot's actions
+    with pytest.raises(TrainConfigError, match="recorded on .*KukaPlant.*and this run trains robot 'sawyer'"):
+        train(replace(cfg, reward_v1_tasks=[], robot="sawyer", control="mocap"))
+
+
+def test_the_efficient_recipe_sets_the_measured_options_and_explicit_ones_win(tmp_path):
+    """`legion train --recipe efficient`: KUKA joint chain, models/demos-200, RLPD sampling, cloning, LayerNorm
+    critics, UTD 2 (docs/sample-efficiency.md); an option given explicitly overrides the recipe's."""
+    out = tmp_path / "run"
+    result = CliRunner().invoke(app, ["train", "--recipe", "efficient", "--utd", "1", "--tasks", "reach-v3",
+                                      "--steps-per-task", "200", "--random-steps", "100", "--eval-every", "200",
+                                      "--eval-episodes", "1", "--dpmm-first", "150", "--hidden", "32",
+                                      "--batch-size", "32", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    from legion_policy.checkpoint import load_checkpoint
+
+    metrics = json.loads((out / "metrics.json").read_text())
+    config = load_checkpoint(out).manifest["provenance"]["train_config"]
+    assert (config["robot"], config["control"], config["demo_fraction"], config["updates_per_step"]) == \
+        ("kuka", "joint", 0.5, 1.0)
+    assert config["demos"].endswith("models/demos-200")
+    assert config["agent"]["bc_weight"] == 0.4 and config["agent"]["critic_layer_norm"] is True
+    assert metrics["demonstrations"] == {"reach-v3": len(read_demonstrations(path_for(config["demos"], "reach-v3")))}
+    bad = CliRunner().invoke(app, ["train", "--recipe", "fast", "--out", str(tmp_path / "x")])
+    assert bad.exit_code == 2 and "--recipe must be one of paper, efficient" in bad.output
