@@ -19,8 +19,9 @@ METHODS = {"legion": ("legion", "unbounded"), "finetune": ("sac", "fifo"), "perf
            "packnet": ("packnet", "fifo"), "multitask": ("sac", "unbounded")}
 STATE = "state.pt"
 _DEMOS_200 = str(Path(__file__).resolve().parents[1] / "models" / "demos-200")
-#: ``legion train --recipe``: "paper" is pure RL on Meta-World's Sawyer as the paper; "efficient" is the combination
-#: the sample-efficiency study chose (docs/sample-efficiency.md) on the deployed KUKA's joint chain.
+#: ``legion train --recipe`` / ``legion sweep --recipe`` (option names of ``legion train``): "paper" is pure RL on
+#: Meta-World's Sawyer as the paper (and the defaults of :class:`TrainConfig`); "efficient", the commands' default, is
+#: the combination the sample-efficiency study chose (docs/sample-efficiency.md) on the deployed KUKA's joint chain.
 RECIPES = {
     "paper": {"robot": "sawyer", "control": "mocap", "utd": 1.0, "critic_layer_norm": False, "bc_weight": 0.0,
               "demos": None, "demo_fraction": 0.0},
@@ -195,3 +196,20 @@ def few_shot_protocol(**overrides) -> TrainConfig:
     """The paper's few-shot recall protocol: :data:`FEW_SHOT_STREAM` in 3 loops, a FIFO replay of 3 visits."""
     return TrainConfig(**{"tasks": list(FEW_SHOT_STREAM), "loops": 3, "replay": "fifo", "fifo_visits": 3,
                           **overrides})
+
+
+def with_recipe(cfg: "TrainConfig", recipe: str) -> "TrainConfig":
+    """``cfg`` with the settings of :data:`RECIPES` ``[recipe]`` (robot, control, update-to-data ratio, demonstrations,
+    demonstration share, LayerNorm critics, cloning weight).
+
+    Raises:
+        TrainConfigError: unknown recipe.
+    """
+    from dataclasses import replace
+
+    if recipe not in RECIPES:
+        raise TrainConfigError(f"recipe must be one of {', '.join(RECIPES)}, got {recipe!r}")
+    r = RECIPES[recipe]
+    agent = replace(cfg.agent, critic_layer_norm=r["critic_layer_norm"], bc_weight=r["bc_weight"])
+    return replace(cfg, robot=r["robot"], control=r["control"], updates_per_step=r["utd"], demos=r["demos"],
+                   demo_fraction=r["demo_fraction"] or None, agent=agent)

@@ -255,11 +255,15 @@ def sweep(
     backend: Annotated[str, typer.Option(help="local (process pool, no network) or ray")] = "local",
     address: Annotated[Optional[str], typer.Option(help="Ray cluster address, e.g. ray://head:10001 (ray backend)")] = None,
     num_cpus: Annotated[Optional[int], typer.Option(help="parallel runs (default: all CPUs)")] = None,
+    recipe: Annotated[str, typer.Option(
+        help="efficient (the sample-efficient recipe on the deployed KUKA, as `legion train`'s default) | paper "
+             "(pure RL on Meta-World's Sawyer)")] = "efficient",
 ) -> None:
     """Run every (method, order, seed) of a lifelong experiment in parallel (process pool or Ray), then report."""
     from legion_policy.agent import AgentConfig
     from legion_policy.sweep import run_sweep, sweep_configs
     from legion_policy.tasks import PAPER_STREAM
+    from legion_policy.train_config import with_recipe
     from legion_policy.trainer import TrainConfig, TrainConfigError
     from legion_runtime.report import load_run, print_report
     from legion_runtime.train_command import split_list as split
@@ -268,6 +272,7 @@ def sweep(
                        eval_episodes=eval_episodes, random_steps=random_steps,
                        agent=AgentConfig(hidden=hidden, batch_size=batch_size))
     try:
+        base = with_recipe(base, recipe)
         configs = sweep_configs(base, split(methods), split(orders), [int(s) for s in split(seeds)], out)
     except (TrainConfigError, ValueError) as exc:
         _fail(str(exc))

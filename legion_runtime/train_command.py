@@ -35,10 +35,11 @@ def train(
     reservoir_capacity: Annotated[int, typer.Option(help="Transitions a reservoir replay keeps (0: one visit).")] = 0,
     placement: Annotated[str, typer.Option(help="random (every episode) | fixed (one per task, as the paper's code).")] = "random",
     recipe: Annotated[str, typer.Option(
-        help="paper (pure RL on Meta-World's Sawyer, as the paper) | efficient (the measured sample-efficient "
+        help="efficient (the default: the measured sample-efficient "
              "recipe on the deployed KUKA: --robot kuka --control joint --demos models/demos-200 --demo-fraction 0.5 "
-             "--bc-weight 0.4 --critic-layer-norm --utd 2; docs/sample-efficiency.md). Options given explicitly "
-             "override the recipe's.")] = "paper",
+             "--bc-weight 0.4 --critic-layer-norm --utd 2; docs/sample-efficiency.md) | paper (pure RL on "
+             "Meta-World's Sawyer, as the paper). Options given explicitly "
+             "override the recipe's.")] = "efficient",
     robot: Annotated[str | None, typer.Option(help="sawyer (Meta-World's) | kuka (iiwa 14 + Robotiq 2F-85 in the same tasks). Default: the recipe's.")] = None,
     control: Annotated[str | None, typer.Option(help="KUKA control: mocap (Meta-World's weld, fast) | joint (Sim2Real + IK, as deployed). Default: the recipe's.")] = None,
     steps_per_task: Annotated[int, typer.Option(help="Environment steps per task visit.")] = 60_000,

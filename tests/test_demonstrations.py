@@ -109,3 +109,16 @@ def test_the_efficient_recipe_sets_the_measured_options_and_explicit_ones_win(tm
     assert metrics["demonstrations"] == {"reach-v3": len(read_demonstrations(path_for(config["demos"], "reach-v3")))}
     bad = CliRunner().invoke(app, ["train", "--recipe", "fast", "--out", str(tmp_path / "x")])
     assert bad.exit_code == 2 and "--recipe must be one of paper, efficient" in bad.output
+
+
+def test_with_recipe_sets_the_sweeps_settings():
+    from legion_policy.train_config import RECIPES, with_recipe
+
+    cfg = with_recipe(TrainConfig(tasks=["push-v3"]), "efficient")
+    assert (cfg.robot, cfg.control, cfg.updates_per_step, cfg.demo_fraction) == ("kuka", "joint", 2.0, 0.5)
+    assert cfg.demos == RECIPES["efficient"]["demos"] and cfg.agent.bc_weight == 0.4 and cfg.agent.critic_layer_norm
+    cfg.validate()
+    paper = with_recipe(cfg, "paper")
+    assert (paper.robot, paper.demos, paper.demo_fraction, paper.agent.bc_weight) == ("sawyer", None, None, 0.0)
+    with pytest.raises(TrainConfigError, match="recipe must be one of paper, efficient"):
+        with_recipe(cfg, "fast")

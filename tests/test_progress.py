@@ -88,7 +88,7 @@ def test_plain_lines_every_minute_or_five_percent():
 def test_training_to_a_log_file_prints_progress_lines(tmp_path):
     """A real `legion train` with stdout to a file (not a terminal): periodic lines with a rate and a moving ETA."""
     log = tmp_path / "train.log"
-    args = [sys.executable, "-m", "legion_runtime.cli", "train", "--tasks", "reach-v3", "--method", "finetune",
+    args = [sys.executable, "-m", "legion_runtime.cli", "train", "--recipe", "paper", "--tasks", "reach-v3", "--method", "finetune",
             "--steps-per-task", "1000", "--random-steps", "100", "--eval-every", "1000", "--eval-episodes", "1",
             "--hidden", "32", "--batch-size", "32", "--seed", "3", "--out", str(tmp_path / "run")]
     with open(log, "w") as f:

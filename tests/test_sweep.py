@@ -8,7 +8,8 @@ from legion_runtime.cli import app
 
 def test_sweep_runs_every_combination_in_parallel(tmp_path):
     result = CliRunner().invoke(app, [
-        "sweep", "--methods", "finetune", "--orders", "given,reverse", "--seeds", "0", "--tasks", "reach-v3,push-v3",
+        "sweep", "--recipe", "paper", "--methods", "finetune", "--orders", "given,reverse", "--seeds", "0",
+        "--tasks", "reach-v3,push-v3",
         "--steps-per-task", "150", "--eval-every", "150", "--eval-episodes", "1", "--random-steps", "100",
         "--hidden", "16", "--batch-size", "16", "--num-cpus", "2", "--out", str(tmp_path)])
     assert result.exit_code == 0, repr(result.exception)
@@ -51,7 +52,7 @@ def test_sweep_on_a_local_ray_cluster(tmp_path):
     if reason:
         pytest.skip(reason)
     legion = str(Path(sys.executable).with_name("legion"))
-    cmd = [legion, "sweep", "--backend", "ray", "--num-cpus", "2", "--methods", "finetune", "--orders", "given",
+    cmd = [legion, "sweep", "--recipe", "paper", "--backend", "ray", "--num-cpus", "2", "--methods", "finetune", "--orders", "given",
            "--seeds", "0,1", "--tasks", "reach-v3", "--steps-per-task", "150", "--eval-every", "150",
            "--eval-episodes", "1", "--random-steps", "100", "--hidden", "16", "--batch-size", "16", "--out", str(tmp_path)]
     script = "ip link set lo up && exec " + " ".join(cmd)

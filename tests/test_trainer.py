@@ -173,8 +173,8 @@ def test_cli_paper_preset_trains_the_official_networks(tmp_path):
     runner = CliRunner()
     bad = runner.invoke(app, ["train", "--agent-preset", "huge", "--out", str(tmp_path / "x")])
     assert bad.exit_code == 2 and "--agent-preset must be 'default' or 'paper'" in bad.output
-    result = runner.invoke(app, ["train", "--tasks", "reach-v3", "--agent-preset", "paper", "--dpmm-deletes",
-                                 "--steps-per-task", "160", "--random-steps", "150", "--eval-every", "1000",
+    result = runner.invoke(app, ["train", "--recipe", "paper", "--tasks", "reach-v3", "--agent-preset", "paper",
+                                 "--dpmm-deletes", "--steps-per-task", "160", "--random-steps", "150", "--eval-every", "1000",
                                  "--eval-episodes", "1", "--dpmm-first", "100", "--out", str(tmp_path / "run")])
     assert result.exit_code == 0, result.output
     config = load_checkpoint(tmp_path / "run").manifest["agent_config"]
@@ -190,7 +190,7 @@ def test_sigkilled_run_resumes_from_its_last_evaluation(tmp_path):
     import time
 
     out = tmp_path / "run"
-    args = [sys.executable, "-m", "legion_runtime.cli", "train", "--tasks", "reach-v3,push-v3", "--method", "finetune",
+    args = [sys.executable, "-m", "legion_runtime.cli", "train", "--recipe", "paper", "--tasks", "reach-v3,push-v3", "--method", "finetune",
             "--steps-per-task", "600", "--eval-every", "200", "--eval-episodes", "1", "--random-steps", "100",
             "--hidden", "32", "--batch-size", "32", "--seed", "2", "--out", str(out)]
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
