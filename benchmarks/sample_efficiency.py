@@ -127,9 +127,9 @@ def _figure(task: str, variants: dict, path: Path) -> None:
             n = min(len(r[2]) for r in runs)  # the mean over seeds where all have evaluated
             x = np.mean([r[which][:n] for r in runs], axis=0) / (1000 if which == 0 else 60)
             ax.plot(x, np.mean([r[2][:n] for r in runs], axis=0), color=colour, lw=2,
-                    label=f"{variant} ({len(runs)} seeds)" if which == 0 else None)
+                    label=f"{variant} ({len(runs)} seed{'s' * (len(runs) > 1)})" if which == 0 else None)
     axes[0].set_xlabel("env steps (thousands)")
-    axes[1].set_xlabel("wall time on this machine (min)")
+    axes[1].set_xlabel("wall time on this machine, shared with other runs (min)")
     axes[0].set_ylabel("success (deterministic episodes)")
     for ax in axes:
         ax.axhline(SUCCESS_GOAL, color="grey", ls=":", lw=1)
