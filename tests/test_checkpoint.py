@@ -68,7 +68,7 @@ def test_manifest_records_what_deployment_needs(trained):
     ks = m["knowledge_space"]
     assert ks["K"] >= 1 and len(ks["weights"]) == ks["K"]
     assert np.array(ks["means"]).shape == np.array(ks["variances"]).shape == (ks["K"], 10)
-    assert (ks["gamma0"], ks["sF"], ks["latent_dim"], ks["deletes"]) == (5.0, 0.1, 10, False)
+    assert (ks["gamma0"], ks["sF"], ks["latent_dim"], ks["deletes"]) == (5.0, 1e-4, 10, False)
     assert {"date", "git_commit", "tasks", "seed"} <= set(m["provenance"])
     assert m["software"]["torch"].startswith("2.") and m["software"]["python"].startswith("3.")
     assert set(m["files"]) == {WEIGHTS, KNOWLEDGE_SPACE}
