@@ -1,4 +1,6 @@
 """Knowledge space (DPMM, memoized VB with birth/merge) on synthetic latents with known clusters."""
+from pathlib import Path
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -220,3 +222,22 @@ def test_merge_scoring_of_the_stick_terms_matches_recomputation(N, gamma0):
         for k in range(j + 1, len(N)):
             merged = np.delete(N + np.eye(len(N))[j] * N[k], k)
             assert gains[j, k] == pytest.approx(ks._alloc(merged) - ks._alloc(N), abs=1e-8 * (1 + N.sum()))
+
+
+@pytest.mark.parametrize("run, visit, tasks", [("stream10/legion", 9, 10), ("legion-table-kuka", 6, 7),
+                                              ("legion-table-kuka", 1, 2)])
+def test_legions_prior_finds_one_component_per_task_in_trained_latents(run, visit, tasks):
+    """AgentConfig's sF (1e-4) on encoder means recorded by real training runs: one component per task (ARI 1.0);
+    the unit-scale prior (0.1) lumps tasks together (docs/agent.md#knowledge-space-prior)."""
+    from legion_policy.agent import AgentConfig
+
+    d = np.load(Path(__file__).resolve().parents[1] / "models" / run / "latents" / f"visit_{visit:02d}.npz")
+    z, task = d["z"].astype(np.float64), d["task"]
+    assert len(np.unique(task)) == tasks
+    ks = KnowledgeSpace(10, sF=AgentConfig().dpmm_sF)
+    ks.fit(z)
+    assert ks.K == tasks and adjusted_rand_score(task, ks.predict(z)) == 1.0
+    if tasks > 2:
+        unit = KnowledgeSpace(10, sF=0.1)
+        unit.fit(z)
+        assert unit.K < tasks
