@@ -212,6 +212,8 @@ def knowledge_table(
     seed: Annotated[int, typer.Option(help="placement seed of the first task (task k: seed + 100 k)")] = 9000,
     embedding_model: Annotated[Optional[Path], typer.Option(
         help="the checkpoint's language model folder (default: the packaged all-MiniLM-L6-v2)")] = None,
+    refit_sf: Annotated[Optional[float], typer.Option(
+        "--refit-sF", help="refit the DPMM with this prior variance on the run's last recorded latents (analysis)")] = None,
     json_out: Annotated[Optional[Path], typer.Option("--json", help="also write the rows and counts as JSON here")] = None,
 ) -> None:
     """Which knowledge-space component each phrasing of each trained task selects (docs/lifelong.md)."""
@@ -223,7 +225,8 @@ def knowledge_table(
     from legion_runtime.knowledge_table import phrasing_table, rows_as_dicts, summary
 
     try:
-        rows = phrasing_table(checkpoint, states=states, seed=seed, embedding_model=embedding_model)
+        rows = phrasing_table(checkpoint, states=states, seed=seed, embedding_model=embedding_model,
+                              refit_sF=refit_sf)
     except (CheckpointError, ValueError) as exc:
         _fail(str(exc))
     table = Table("task", "phrasing", "component", "share of states", "as description", "own component",
@@ -236,7 +239,8 @@ def knowledge_table(
     console.print(", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in counts.items()))
     if json_out:
         json_out.write_text(json.dumps({"checkpoint": str(checkpoint), "states": states, "seed": seed,
-                                        "summary": counts, "rows": rows_as_dicts(rows)}, indent=2))
+                                        "refit_sF": refit_sf, "summary": counts, "rows": rows_as_dicts(rows)},
+                                       indent=2))
 
 
 @app.command()

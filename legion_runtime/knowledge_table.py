@@ -47,13 +47,15 @@ def start_states(env_id: str, n: int, seed: int, robot: str = "sawyer", control:
 
 
 def phrasing_table(checkpoint: str | Path, states: int = 20, seed: int = 9000,
-                   embedding_model: str | Path | None = None) -> list[PhrasingRow]:
+                   embedding_model: str | Path | None = None, refit_sF: float | None = None) -> list[PhrasingRow]:
     """The table for every trained task of ``checkpoint`` (a checkpoint or run folder) that its library names.
 
     Args:
         checkpoint: checkpoint or run folder. states: start states per task. seed: placement seed of the first
             task (task k: ``seed + 100 k``). embedding_model: the language model folder the checkpoint was trained
-            with (None: the packaged all-MiniLM-L6-v2).
+            with (None: the packaged all-MiniLM-L6-v2). refit_sF: None (the checkpoint's knowledge space), or refit
+            the DPMM with this prior variance on the run's last recorded latents (``<run>/latents/visit_*.npz``) and
+            use that one: an analysis of the trained encoder, not the deployed model.
 
     Raises:
         legion_policy.checkpoint.CheckpointError: the checkpoint does not load.
@@ -67,6 +69,8 @@ def phrasing_table(checkpoint: str | Path, states: int = 20, seed: int = 9000,
     if states < 1:
         raise ValueError(f"states must be >= 1, got {states}")
     agent, manifest = load_agent(checkpoint)
+    if refit_sF is not None:
+        agent.knowledge_space = refit_on_latents(checkpoint, agent, refit_sF)
     library = library_from_dict(manifest["task_library"])
     prov = manifest["provenance"]
     config = prov.get("train_config", {})
@@ -92,6 +96,26 @@ def phrasing_table(checkpoint: str | Path, states: int = 20, seed: int = 9000,
                         own=c == own[task] and [t for t in own if own[t] == c] == [task],
                         shared_with=sorted(t for t in own if own[t] == c and t != task))
             for task, rows in found.items() for phrasing, c, share in rows]
+
+
+def refit_on_latents(checkpoint: str | Path, agent, sF: float):
+    """A fresh knowledge space (the agent's settings, prior variance ``sF``) fitted on the encoder means of the run's
+    last ``latents/visit_*.npz``.
+
+    Raises:
+        ValueError: the run folder holds no latents.
+    """
+    from legion_policy.knowledge_space import KnowledgeSpace
+
+    run = Path(checkpoint)
+    run = run.parent if run.name == "checkpoint" else run
+    files = sorted((run / "latents").glob("visit_*.npz"))
+    if not files:
+        raise ValueError(f"no latents/visit_*.npz in {run}: refitting needs a run folder written by `legion train`")
+    c = agent.config
+    ks = KnowledgeSpace(c.latent_dim, gamma0=c.dpmm_gamma0, sF=sF, n_batches=c.dpmm_n_batches, n_laps=c.dpmm_n_laps)
+    ks.fit(np.load(files[-1])["z"].astype(np.float64))
+    return ks
 
 
 def summary(rows: list[PhrasingRow]) -> dict:

@@ -57,3 +57,13 @@ def test_the_command_prints_the_table_and_writes_json(tmp_path):
     bad = CliRunner().invoke(app, ["knowledge-table", str(tmp_path), "--states", "2"])
     assert bad.exit_code != 0 and "checkpoint" in bad.output.lower()
     assert np.isfinite(data["rows"][0]["share"])
+
+
+def test_a_refit_with_legions_prior_gives_every_task_its_own_component():
+    """--refit-sF 1e-4 on the run's last latents: each task's phrasings all select one component of its own."""
+    rows = phrasing_table(STREAM, states=2, refit_sF=1e-4)
+    counts = summary(rows)
+    assert counts["distinct_task_components"] == counts["tasks"] == 10
+    assert counts["phrasings_on_own_component"] == counts["phrasings"] == 30
+    with pytest.raises(ValueError, match="no latents"):
+        phrasing_table(ROOT / "models" / "legion-reach-drawer", states=1, refit_sF=1e-4)
