@@ -95,6 +95,24 @@ def load_stream_demonstrations(folder: str | Path, tasks: list[str]) -> dict[int
     return found
 
 
+def check_demonstrations(demos: dict[int, Demonstrations], tasks: list[str], cfg: TrainConfig) -> None:
+    """Refuse demonstrations recorded on another robot, or with another reward, than the run trains the task on.
+
+    Raises:
+        TrainConfigError: naming the task, what the file holds and what the run trains.
+    """
+    for k, demo in demos.items():
+        if ("Kuka" in demo.meta.get("scene", "")) != (cfg.robot == "kuka"):
+            raise TrainConfigError(f"the demonstrations of {tasks[k]} were recorded on {demo.meta.get('scene')!r}, and "
+                                   f"this run trains robot {cfg.robot!r}: train with --robot kuka --control joint or "
+                                   "record demonstrations on it")
+        version = "v1" if tasks[k] in cfg.reward_v1_tasks else "v2"
+        if demo.meta.get("reward_version", "v2") != version:
+            raise TrainConfigError(f"the demonstrations of {tasks[k]} carry {demo.meta.get('reward_version')} rewards, "
+                                   f"and this run trains it on {version}: drop it from --reward-v1 or record "
+                                   "demonstrations with that reward")
+
+
 def add_demonstrations(replay: ReplayBuffer, demo: Demonstrations, task: int, phrases: list[int],
                        rng: np.random.Generator) -> None:
     """Add every transition of ``demo`` to ``replay`` as stream task ``task``, marked as demonstrations, each with a
@@ -173,16 +191,7 @@ class TrainingRun:
 
         self.agent = make_agent(cfg).to(self.device)
         self.demos = load_stream_demonstrations(cfg.demos, self.tasks) if cfg.demos else {}
-        for k, demo in self.demos.items():  # their robot and rewards must be the ones the task trains on
-            if ("Kuka" in demo.meta.get("scene", "")) != (cfg.robot == "kuka"):
-                raise TrainConfigError(f"the demonstrations of {self.tasks[k]} were recorded on "
-                                       f"{demo.meta.get('scene')!r}, and this run trains robot {cfg.robot!r}: "
-                                       "train with --robot kuka --control joint or record demonstrations on it")
-            version = "v1" if self.tasks[k] in cfg.reward_v1_tasks else "v2"
-            if demo.meta.get("reward_version", "v2") != version:
-                raise TrainConfigError(f"the demonstrations of {self.tasks[k]} carry {demo.meta.get('reward_version')} "
-                                       f"rewards, and this run trains it on {version}: drop it from --reward-v1 or "
-                                       f"record demonstrations with that reward")
+        check_demonstrations(self.demos, self.tasks, cfg)
         self.steps_per_visit = cfg.steps_per_task * (len(self.tasks) if cfg.method == "multitask" else 1)
         regime = cfg.replay or METHODS[cfg.method][1]
         visit_demos = [sum(len(self.demos[k]) for k in self.visit_tasks(v) if k in self.demos)

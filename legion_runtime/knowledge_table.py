@@ -121,7 +121,7 @@ def refit_on_latents(checkpoint: str | Path, agent, sF: float):
 def summary(rows: list[PhrasingRow]) -> dict:
     """Counts: phrasings, those on their description's component, those on their task's own (unshared) component,
     tasks whose every phrasing is, and the number of distinct components the descriptions select."""
-    tasks = sorted({r.task for r in rows}, key=[r.task for r in rows].index)
+    tasks = list(dict.fromkeys(r.task for r in rows))
     return {"tasks": len(tasks), "phrasings": len(rows),
             "phrasings_as_description": sum(r.as_description for r in rows),
             "phrasings_on_own_component": sum(r.own for r in rows),
