@@ -40,6 +40,9 @@ from sim2real.transforms import tcp_from_ee
 SAFE_HEIGHT_M = 0.25
 #: A waypoint of the move between subtasks is reached when the ee point is this close, m.
 WAYPOINT_TOLERANCE_M = 0.015
+#: A Cartesian move to a subtask's start (where IK finds no start posture) ends this close to it, m: a start 1 cm off
+#: the training start can stall a skill (LEGION's drawer-close on the table stalled 0.8 cm high).
+START_TOLERANCE_M = 0.002
 #: Control steps allowed per waypoint of the move between subtasks.
 WAYPOINT_STEPS = 80
 #: Where the arm looks from when the start pose does not show a subtask's object (ee point, sim frame, m): over the
@@ -137,27 +140,50 @@ class TrialResult:
 
 
 def _transfer(loop: ControlLoop, plant, start: np.ndarray, on_step, t0_ns: int, result: TrialResult) -> int:
-    """Up to :data:`SAFE_HEIGHT_M`, across, down to ``start`` (ee point, sim frame), from stamp ``t0_ns``; returns
-    the steps used and adds their safety record to ``result`` under ``"transfer"``."""
+    """Up to :data:`SAFE_HEIGHT_M`, across to above ``start`` (ee point, sim frame; each within
+    :data:`WAYPOINT_TOLERANCE_M`), then down into the posture training starts a skill at ``start`` in
+    (:func:`start_posture`) by a joint move; where IK finds no such posture, down by a Cartesian move to within
+    :data:`START_TOLERANCE_M`. From stamp ``t0_ns``; returns the steps used and adds their safety record to
+    ``result`` under ``"transfer"``."""
     policy, steps = loop.policy, 0
     ee = loop.real2sim.ee_position(plant.joint_state()[0])  # measured, as on the robot
     height = max(SAFE_HEIGHT_M, ee[2], start[2])
-    for waypoint in (np.r_[ee[:2], height], np.r_[start[:2], height], start):
+    q_start = start_posture(loop.sim2real, start)
+    legs = [(np.r_[ee[:2], height], WAYPOINT_TOLERANCE_M), (np.r_[start[:2], height], WAYPOINT_TOLERANCE_M)]
+    if q_start is None:
+        legs.append((start, START_TOLERANCE_M))
+    for waypoint, tolerance in legs:
         loop.policy = MoveTo(waypoint)
         outcome = loop.run_subtask(plant, "transfer", np.zeros(1, np.float32), WAYPOINT_STEPS, on_step=on_step,
                                    t0_ns=t0_ns + int(round(steps * plant.dt * 1e9)),
-                                   until=lambda tcp, seen, w=tcp_from_ee(waypoint): bool(
-                                       np.linalg.norm(tcp - w) < WAYPOINT_TOLERANCE_M))
+                                   until=lambda tcp, seen, w=tcp_from_ee(waypoint), tol=tolerance: bool(
+                                       np.linalg.norm(tcp - w) < tol))
         steps += outcome.steps
         result.add_safety("transfer", outcome)
     loop.policy = policy
+    if q_start is not None:
+        outcome = loop.move_joints(plant, "transfer", q_start, WAYPOINT_STEPS, on_step=on_step,
+                                   t0_ns=t0_ns + int(round(steps * plant.dt * 1e9)))
+        steps += outcome.steps
+        result.add_safety("transfer", outcome)
     return steps
+
+
+def start_posture(sim2real, start: np.ndarray) -> np.ndarray | None:
+    """(7,) joints, rad, that put the ee point at ``start`` (sim frame, m) top-down, solved from the nominal posture
+    as the KUKA training envs solve their reset pose (:func:`legion_sim.kuka_metaworld.start_pose`); None where IK
+    does not converge."""
+    from legion_sim.plant import Q_NOMINAL
+
+    ik = sim2real.kinematics.solve_ik(sim2real.frame.to_base(tcp_from_ee(start)), Q_NOMINAL, sim2real.target_rot_base,
+                                      max_iterations=300)
+    return ik.q if ik.converged else None
 
 
 def run_trial(command: str, *, plant, loop: ControlLoop, library: TaskLibrary, controller, embed: Callable[[str], np.ndarray],
               order: str = "library", rng: random.Random | None = None, hidden: frozenset[str] = frozenset(),
               known_env_ids: set[str] | None = None, max_steps: int = 150, retries: int = 1,
-              start: np.ndarray | None = None, on_step: Callable[[int], None] | None = None,
+              starts: dict[str, np.ndarray] | None = None, on_step: Callable[[int], None] | None = None,
               log: Callable[[str], None] = lambda _line: None, t0_ns: int = 0,
               workspace_offsets: dict[str, np.ndarray] | None = None, perception=None) -> TrialResult:
     """Run one long-horizon (or single, or compound) command on a reset table scene.
@@ -181,7 +207,9 @@ def run_trial(command: str, *, plant, loop: ControlLoop, library: TaskLibrary, c
         workspace_offsets: per subtask env id, (3,) sim frame, m: where its object set stands minus where its skill
             was trained; the controller's observations are shifted by it (:class:`ControlLoop`). None: no shift.
         max_steps, retries: per attempt (paper: 150) and extra attempts of a failed subtask.
-        start: ee start pose before each subtask (default: the table's hand start).
+        starts: per subtask env id, (3,) ee point, sim frame, m: where the arm goes before the subtask
+            (:meth:`TablePlant.skill_starts`: where its skill started in training, moved with its set). None or a
+            missing env id: the table's hand start :data:`legion_sim.table_scene.HAND_INIT_POS`.
         on_step: called after every plant step (video frames).
         log: one line per event.
         t0_ns: stamp of the first cycle, ns; the plant's clock advances by ``plant.dt`` per step (the messages the
@@ -205,13 +233,13 @@ def run_trial(command: str, *, plant, loop: ControlLoop, library: TaskLibrary, c
     # Goals come from the scene as seen when the command is given: a drawer or window nudged by an earlier
     # subtask keeps its true closed position (a goal derived from its handle later would lie beyond it).
     initial = perception.seen(stamp() * 1e-9)
-    start = HAND_INIT_POS if start is None else np.asarray(start)
     while (subtask := sequencer.current_subtask()) is not None:
         if known_env_ids is not None and subtask.env_id not in known_env_ids:
             sequencer.skip(f"the policy has not learned {subtask.env_id} ({subtask.description!r})")
             log(f"{subtask.name}: skipped, not learned")
             continue
         plant.select(subtask.env_id)
+        start = np.asarray((starts or {}).get(subtask.env_id, HAND_INIT_POS), dtype=np.float64)
         # The subtask starts from the start pose, or, where the object is not seen from there, from the first look
         # pose that shows it; nowhere seen: skipped (the arm only looked)
         objects = None
@@ -317,8 +345,10 @@ def run_trials(command: str, *, trials: int, controller: str = "reference", chec
         checkpoint: checkpoint folder for ``"legion"``.
         video: write the first trial as an MP4 here (640 x 480, 10 frames/s), or None.
         workspace_offset: shift each subtask's observations by where its object set stands on the table minus
-            where Meta-World places it (:meth:`TablePlant.workspace_offsets`), so a skill sees the scene as in
-            training (LEGION's faucet-open on the table: 0/20 without, 16/20 with, in "clean the table").
+            where Meta-World places it (:meth:`TablePlant.workspace_offsets`), and start it where its skill started
+            in training, moved likewise (:meth:`TablePlant.skill_starts`), so a skill sees the scene as in
+            training (LEGION's faucet-open on the table: 0/20 without, 16/20 with, in "clean the table"). False:
+            no shift, every subtask from :data:`legion_sim.table_scene.HAND_INIT_POS`.
         perception: ``"camera"``: the table's two RealSenses through the tag detector and their calibrations
             (:class:`legion_runtime.sim_perception.TableCameraPerception`); ``"simulator"``: object points read from
             the simulator (:class:`TablePerception`).
@@ -368,10 +398,11 @@ def run_trials(command: str, *, trials: int, controller: str = "reference", chec
         plant.reset(seed + i)
         loop = ControlLoop(agent, *make_chain())
         on_step = frame_recorder(plant, frames, 640, 480) if video is not None and i == 0 else None
-        offsets = plant.workspace_offsets() if workspace_offset else None
+        offsets, starts = (plant.workspace_offsets(), plant.skill_starts()) if workspace_offset else (None, None)
         result = run_trial(command, plant=plant, loop=loop, library=library, controller=agent, embed=embed,
                            order=order, rng=random.Random(seed + i), hidden=hidden, known_env_ids=known,
                            max_steps=max_steps, retries=retries, on_step=on_step, workspace_offsets=offsets,
+                           starts=starts,
                            perception=None if camera is None else TableCameraPerception(plant, hidden, camera))
         results.append(result)
         rep = result.report

@@ -281,7 +281,8 @@ def _run_on_table(plan: Plan, library, loop: ControlLoop, embedder, seed: int, m
                        embed=embedder.embed, order="spoken" if plan.order == "spoken" else "random",
                        rng=random.Random(seed), max_steps=max_steps, on_step=on_step,
                        log=lambda line: console.print(f"  {line}"), t0_ns=t0_ns,
-                       workspace_offsets=plant.workspace_offsets(),  # each skill in its training frame
+                       workspace_offsets=plant.workspace_offsets(),  # each skill in its training frame,
+                       starts=plant.skill_starts(),  # from its training start
                        perception=perception)
     plant.close()
     steps = {}

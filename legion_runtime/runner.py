@@ -54,6 +54,10 @@ Objects = Callable[[float, np.ndarray, bool], "tuple[np.ndarray, np.ndarray] | N
 Until = Callable[[np.ndarray, "tuple[np.ndarray, np.ndarray] | None"], bool]
 
 
+#: :meth:`ControlLoop.move_joints` has reached its posture when every joint is this close, rad (0.3 deg).
+JOINT_GOAL_TOLERANCE_RAD = 0.005
+
+
 class Plant(Protocol):
     """What the loop needs of a plant (``legion_sim.plant.KukaPlant``; a real driver adapter later)."""
 
@@ -253,6 +257,73 @@ class ControlLoop:
                 "legion: safety", level, message,
                 {**outcome.interventions, "cycles": outcome.steps}, (t0_ns + outcome.steps * dt_ns) * 1e-9),
                 t0_ns + outcome.steps * dt_ns)
+        return outcome
+
+    def move_joints(self, plant: Plant, name: str, q_goal: np.ndarray, max_steps: int, t0_ns: int = 0,
+                    on_step: Callable[[int], None] | None = None, tolerance_rad: float = JOINT_GOAL_TOLERANCE_RAD,
+                    speed_fraction: float = 0.5) -> SubtaskOutcome:
+        """Move the arm to the posture ``q_goal`` in joint space, gripper open: each cycle a step towards it at
+        ``speed_fraction`` of the joints' velocity limits, judged by the safety filter's joint checks (a rejected
+        step is a HOLD at the measured posture), with the same sensor monitoring and messages as :meth:`run_subtask`.
+
+        What the move between subtasks ends with: a Cartesian path from another posture can end on another IK
+        branch, short of a start the arm reaches from the posture the skill was trained in (the table's button
+        start: 3 cm short, however long the Cartesian move).
+
+        Args:
+            plant: the plant.
+            name: for the outcome.
+            q_goal: (7,) joint positions A1..A7, rad, inside the safety filter's band.
+            max_steps: control-cycle limit.
+            t0_ns, on_step: as :meth:`run_subtask`.
+            tolerance_rad: reached when every joint is this close.
+            speed_fraction: of the joints' velocity limits, in (0, 1].
+
+        Returns:
+            :class:`SubtaskOutcome`; ``success``: reached within ``tolerance_rad``.
+
+        Raises:
+            ValueError: ``q_goal`` is not 7 finite numbers or ``speed_fraction`` is outside (0, 1].
+        """
+        q_goal = np.asarray(q_goal, dtype=np.float64)
+        if q_goal.shape != (7,) or not np.all(np.isfinite(q_goal)):
+            raise ValueError(f"q_goal must be 7 finite joint positions in rad, got {q_goal!r}")
+        if not 0.0 < speed_fraction <= 1.0:
+            raise ValueError(f"speed_fraction must be in (0, 1], got {speed_fraction}")
+        outcome = SubtaskOutcome(subtask=name, success=False, steps=0)
+        if self.fault is not None:
+            outcome.fault, outcome.skipped = self.fault, f"joint-state sensor fault latched, arm to release: {self.fault}"
+            return outcome
+        before = dict(self.safety.counters)
+        monitor = JointStateMonitor(self.safety.limits)
+        dt_ns = int(round(plant.dt * 1e9))
+        max_delta = speed_fraction * self.safety.limits.joint_velocity_max * plant.dt
+        for step in range(max_steps):
+            stamp = t0_ns + step * dt_ns
+            q, qd = plant.joint_state()
+            if self._faulty(monitor, q, stamp, outcome):
+                break
+            if np.all(np.abs(q_goal - q) <= tolerance_rad):
+                outcome.success = True
+                break
+            verdict = self.safety.filter_joints(q + np.clip(q_goal - q, -max_delta, max_delta), q, plant.dt)
+            if verdict.accepted:
+                q_cmd = verdict.q
+            else:
+                outcome.holds += 1
+                q_cmd = self.safety.hold_target(q, plant.dt)
+            if self.publish is not None:
+                nan = np.full(4, np.nan)
+                self._publish(stamp, plant, q, qd, np.full(12, np.nan), nan, -1,
+                              self.real2sim.kinematics.forward_kinematics(q_cmd)[0], q_cmd, 0.0)
+            plant.step(q_cmd, 0.0)
+            outcome.steps = step + 1
+            if on_step is not None:
+                on_step(step)
+        outcome.interventions = {k: v - before.get(k, 0) for k, v in self.safety.counters.items()
+                                 if v - before.get(k, 0)}
+        if outcome.fault:
+            outcome.interventions["joint_state_fault"] = 1
         return outcome
 
     def _faulty(self, monitor: JointStateMonitor, q: np.ndarray, stamp_ns: int, outcome: SubtaskOutcome) -> bool:

@@ -29,6 +29,7 @@ import mujoco
 import numpy as np
 
 from legion_sim.camera import D435_COLOR_1280x720, VirtualRealSense, add_perception_rig, add_realsense
+from legion_sim.kuka_metaworld import start_pose
 from legion_sim.kuka_scene import CAMERA_NAME, GRIPPER_PREFIX, SceneConfig, build_kuka_scene
 from legion_sim.plant import KukaPlant, _metaworld_env
 from sim2real.transforms import METAWORLD_EE_OFFSET_M
@@ -39,6 +40,10 @@ HAND_INIT_POS = np.array([0.0, 0.6, 0.2])
 JITTER_M = 0.025
 #: Sim2Real's clip box for the hand (Meta-World's hand bounds, z capped), sim frame, m: (low, high).
 HAND_BOX = (np.array([-0.525, 0.348, -np.inf]), np.array([0.525, 1.025, 0.3]))
+#: A subtask's start stays this far inside :data:`HAND_BOX` (the box's edge is where Sim2Real clips), m.
+START_MARGIN_M = 0.01
+#: A start moved into the box hovers this far above its set's highest point, m (:meth:`TablePlant.skill_starts`).
+START_CLEARANCE_M = 0.01
 #: Meta-World's minimum distance in the table plane between a puck and its goal (push/pick-place reset_model), m.
 MIN_GOAL_DISTANCE_M = 0.15
 
@@ -276,6 +281,10 @@ class _PlacedTask:
     def object_position(self, data: mujoco.MjData) -> np.ndarray:
         return self.task.point.resolve(self.read(data))
 
+    def boxes(self, data: mujoco.MjData) -> tuple[np.ndarray, np.ndarray]:
+        """The set's colliding geoms' bounding boxes now: ((N, 3) low, (N, 3) high corners), sim frame, m."""
+        return _boxes(self.model, data, lambda name: name.startswith(self.task.prefix))
+
     def success(self, data: mujoco.MjData, tcp: np.ndarray) -> bool:
         return self.task.success(tcp, self.object_position(data), self.goal)
 
@@ -288,6 +297,21 @@ class _PlacedTask:
         quat = np.zeros(4)
         mujoco.mju_mat2Quat(quat, data.geom_xmat[self.model.geom(self.task.prefix + name).id])
         return np.r_[quat[1:], quat[0]]
+
+
+def _boxes(model: mujoco.MjModel, data: mujoco.MjData, body_named: Callable[[str], bool]) -> tuple[np.ndarray, np.ndarray]:
+    """Bounding boxes ((N, 3) low, (N, 3) high corners, sim frame, m) of the colliding geoms of the bodies
+    ``body_named`` accepts, each from the geom's own box (``geom_aabb``) in its current pose."""
+    low, high = [], []
+    for g in range(model.ngeom):
+        if not (model.geom_contype[g] or model.geom_conaffinity[g]) or not body_named(model.body(model.geom_bodyid[g]).name):
+            continue
+        rot = data.geom_xmat[g].reshape(3, 3)
+        centre = data.geom_xpos[g] + rot @ model.geom_aabb[g][:3]
+        half = np.abs(rot) @ model.geom_aabb[g][3:]
+        low.append(centre - half)
+        high.append(centre + half)
+    return np.array(low), np.array(high)
 
 
 def _set_free(model: mujoco.MjModel, data: mujoco.MjData, body: int, pos: np.ndarray) -> None:
@@ -343,6 +367,10 @@ class TablePlant(KukaPlant):
         for task in self._tasks.values():
             task.record_goal(self.data)
         self.rest_at(HAND_INIT_POS)
+        mujoco.mj_forward(self.model, self.data)
+        # the open top-down gripper's colliding parts around the ee point: the same wherever the ee point is
+        low, high = _boxes(self.model, self.data, lambda name: name.startswith(GRIPPER_PREFIX))
+        self._gripper_bounds = (low.min(0) - self.ee_position(), high.max(0) - self.ee_position())
 
     def select(self, env_id: str) -> None:
         """Make ``env_id`` the active subtask (object, goal, success and observation refer to it).
@@ -396,6 +424,40 @@ class TablePlant(KukaPlant):
         it (the centre of its reset box, :meth:`TableTask.metaworld_default`): the shift under which each skill sees
         the table as it saw Meta-World's scene in training (``ControlLoop.run_subtask(workspace_offset=...)``)."""
         return {env_id: t.placement - t.task.metaworld_default() for env_id, t in self._tasks.items()}
+
+    def skill_starts(self) -> dict[str, np.ndarray]:
+        """Per subtask env id, (3,) ee point, sim frame, m: where the subtask starts so that its skill starts as it
+        did in training.
+
+        That is the skill's training start (the KUKA env's hand start: Meta-World's ``hand_init_pos`` or the nearest
+        reachable point ahead of it, :func:`legion_sim.kuka_metaworld.start_pose`) plus the set's
+        :meth:`workspace_offsets`. Where that point lies outside :data:`HAND_BOX` less :data:`START_MARGIN_M`, it is
+        moved into the box and raised to :data:`START_CLEARANCE_M` above the set's highest point: further along the
+        skill's way to its object, over the set as the skill is when it arrives (the button set stands 0.37 m nearer
+        the robot than Meta-World's, so its start would lie 0.17 m behind the box's near edge; moved, LEGION's skill
+        pressed it 10/10 from 0.29 or 0.31 m high, 0/5 from 0.24 m). Where the open gripper there would stand on
+        another set (window-close's start over the peg set, faucet-open's over the button set), the start rises
+        until the gripper clears it by :data:`START_CLEARANCE_M`. Every start stays below the box's top, and one
+        that is not reachable top-down moves along +y until it is, as ``start_pose`` does.
+        """
+        low, high = HAND_BOX[0] + START_MARGIN_M, HAND_BOX[1] - START_MARGIN_M
+        gripper_low, gripper_high = self._gripper_bounds
+        starts = {}
+        for env_id, offset in self.workspace_offsets().items():
+            hand = _metaworld_env(env_id).hand_init_pos
+            start = start_pose(tuple(np.round(hand, 6)), self.config)[0] + offset
+            inside = np.clip(start, low, high)
+            if not np.allclose(inside, start):
+                inside[2] = max(inside[2], self._tasks[env_id].boxes(self.data)[1][:, 2].max() + START_CLEARANCE_M)
+            for other, task in self._tasks.items():  # the open gripper clears every other set's parts below it
+                lows, highs = task.boxes(self.data)
+                below = np.all(inside[:2] + gripper_high[:2] > lows[:, :2], axis=1) \
+                    & np.all(inside[:2] + gripper_low[:2] < highs[:, :2], axis=1)
+                if other != env_id and below.any():
+                    inside[2] = max(inside[2], highs[below, 2].max() - gripper_low[2] + START_CLEARANCE_M)
+            inside[2] = min(inside[2], high[2])
+            starts[env_id] = start_pose(tuple(np.round(inside, 6)), self.config)[0]
+        return starts
 
     def placements(self) -> dict[str, np.ndarray]:
         """Every set's root position at the last reset (anchor + jitter), by env id: (3,), sim frame, m."""

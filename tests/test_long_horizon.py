@@ -7,7 +7,7 @@ from typer.testing import CliRunner
 
 from legion_policy.tasks import UnknownCommandError, load_task_library
 from legion_runtime.cli import EXIT_UNKNOWN_COMMAND, app
-from legion_runtime.long_horizon import LOOK_POSES, run_trial, summarise
+from legion_runtime.long_horizon import LOOK_POSES, run_trial, start_posture, summarise
 from legion_runtime.main_job import make_chain
 from legion_runtime.runner import ControlLoop
 from legion_sim.reference import ReferenceController
@@ -106,11 +106,36 @@ def test_workspace_offsets_shift_what_the_controller_sees_and_it_still_succeeds(
     spy = Spy()
     result = run_trial("open the faucet", plant=table, loop=ControlLoop(spy, *make_chain()),
                        library=load_task_library(), controller=spy, embed=lambda _t: np.zeros(1, np.float32),
-                       rng=random.Random(5), workspace_offsets=offsets)
+                       rng=random.Random(5), workspace_offsets=offsets, starts=table.skill_starts())
     assert result.report["success"], result.report
     handle = table.objects()["faucet_handle"]  # where it is now, in the scene's own frame
     np.testing.assert_allclose(seen[-1][3:6], handle - offsets["faucet-open-v3"], atol=0.03)
     assert np.linalg.norm(offsets["faucet-open-v3"]) > 0.25  # the table's faucet stands 0.3 m from Meta-World's
+
+
+def test_every_subtask_starts_where_its_skill_starts_in_the_posture_training_starts_it_in(table):
+    # the move between subtasks ends with a joint move into the start posture the KUKA training env resets to
+    library = load_task_library()
+    for env_id in table.placements():
+        table.reset(7)
+        starts, offsets = table.skill_starts(), table.workspace_offsets()
+        seen = []
+
+        class Spy(ReferenceController):
+            def act(self, obs, embedding=None):
+                seen.append(np.asarray(obs).copy())
+                return super().act(obs, embedding)
+
+        spy = Spy()
+        command = next(s.phrasings[0] for s in library.subtasks.values() if s.env_id == env_id)
+        result = run_trial(command, plant=table, loop=ControlLoop(spy, *make_chain()), library=library, controller=spy,
+                           embed=lambda _t: np.zeros(1, np.float32), rng=random.Random(7), workspace_offsets=offsets,
+                           starts=starts)
+        assert result.report["success"], (env_id, result.report)
+        np.testing.assert_allclose(seen[0][:3] + offsets[env_id], starts[env_id], atol=0.003, err_msg=env_id)
+        assert not result.safety["transfer"]["holds"], (env_id, result.safety)
+        expected = start_posture(make_chain()[1], starts[env_id])
+        assert expected is not None, env_id
 
 
 def test_the_table_cameras_drive_a_subtask_and_judge_it_as_the_simulator_does(table):

@@ -14,7 +14,7 @@ from legion_runtime.main_job import make_chain
 from legion_runtime.runner import ControlLoop
 from legion_sim.plant import Q_NOMINAL
 from legion_sim.reference import ReferenceController
-from legion_sim.table_scene import HAND_BOX, TABLE_TASKS, TASKS_BY_ID, TablePlant
+from legion_sim.table_scene import HAND_BOX, START_MARGIN_M, TABLE_TASKS, TASKS_BY_ID, TablePlant
 from sim2real.kinematics import TOP_DOWN_ROT
 from tests.test_kuka_plant import metaworld_env
 
@@ -97,6 +97,36 @@ def test_object_points_in_bounds_and_reachable_top_down(plant, env_id):
             if not ik.converged:
                 failures.append((seed, dz, p.round(3)))
     assert not failures, failures
+
+
+NEAR_STARTS = ("button-press-topdown-v3", "window-close-v3", "faucet-open-v3")
+
+
+def test_skill_starts_are_the_training_starts_moved_with_the_sets_inside_the_hand_box(plant):
+    rot = plant.frame.rotation_to_base(TOP_DOWN_ROT)
+    for seed in range(5):
+        plant.reset(seed=seed)
+        starts, offsets = plant.skill_starts(), plant.workspace_offsets()
+        for env_id, start in starts.items():
+            assert np.all(start >= HAND_BOX[0] + START_MARGIN_M - 1e-9), (env_id, start)
+            assert np.all(start <= HAND_BOX[1] - START_MARGIN_M + 1e-9), (env_id, start)
+            ik = plant._kinematics.solve_ik(plant.frame.to_base(start), Q_NOMINAL, rot, max_iterations=300)
+            assert ik.converged, (env_id, seed, start)
+            # the KUKA env's hand start in training: Meta-World's hand_init_pos, the y = 0.4 m ones moved to 0.55 m
+            trained = np.array([0.0, 0.55 if env_id in NEAR_STARTS else 0.6, 0.2])
+            x, y, z = start - offsets[env_id] - trained  # where it starts in the skill's frame, from the training start
+            assert abs(x) < 1e-5, (env_id, seed, x)
+            if env_id == "button-press-topdown-v3":
+                # the set stands 0.37 m nearer the robot than Meta-World's: the start moves ahead into the box and
+                # up to the box's top, 9 cm higher than in training
+                assert y > 0.1 and start[2] == pytest.approx(HAND_BOX[1][2] - START_MARGIN_M, abs=1e-5), (seed, y, z)
+            elif env_id == "peg-unplug-side-v3":  # ahead until IK reaches it, just clear of its own box
+                assert -1e-5 <= y <= 0.16 and -1e-5 <= z <= 0.01, (seed, y, z)
+            elif env_id in ("window-close-v3", "faucet-open-v3"):
+                # the open gripper would stand on the peg set (window) or the button box (faucet): raised clear
+                assert abs(y) < 1e-5 and 0.05 < z < 0.07, (env_id, seed, y, z)
+            else:  # the training start, or at most 5 cm ahead where IK needs it (and 3 cm up over the plug: pick-place)
+                assert -1e-5 <= y <= 0.05 and -1e-5 <= z <= 0.035, (env_id, seed, y, z)
 
 
 @pytest.mark.parametrize("env_id", [t.env_id for t in TABLE_TASKS])
