@@ -306,6 +306,12 @@ class LegionPolicy:
         self.embedding_dim = int(manifest["embedding"]["dim"])
         self.task_library = manifest["task_library"]
 
+    @property
+    def layout(self) -> str:
+        """Where the policy's skills were trained: ``"metaworld"`` (Meta-World's placements; checkpoints from before
+        layouts) or ``"table"`` (the long-horizon table's, ``legion train --layout table``)."""
+        return str(self.manifest["provenance"].get("train_config", {}).get("layout", "metaworld"))
+
     @classmethod
     def load(cls, path: str | Path) -> "LegionPolicy":
         """Load a checkpoint folder (or a run folder holding ``checkpoint/``). Raises :class:`CheckpointError`."""

@@ -11,6 +11,7 @@ from legion_policy.agent import AgentConfig
 from legion_policy.replay import REGIMES
 from legion_policy.tasks import FEW_SHOT_STREAM, PAPER_STREAM
 from legion_sim.metaworld_env import EPISODE_STEPS
+from legion_sim.table_scene import TASKS_BY_ID as _TABLE_TASKS
 
 ORDERS = ("paper", "given", "reverse", "random")
 #: method -> (agent kind, default replay regime)
@@ -52,6 +53,8 @@ class TrainConfig:
         placement: ``"random"`` (every episode) or ``"fixed"`` (one per task, the paper's code).
         robot: ``"sawyer"`` (Meta-World's) or ``"kuka"`` (iiwa 14 + 2F-85, :mod:`legion_sim.kuka_metaworld`).
         control: KUKA control mode: ``"mocap"`` (Meta-World's weld, training speed) or ``"joint"`` (Sim2Real + IK).
+        layout: where the objects and the hand start stand: ``"metaworld"`` (Meta-World's placements) or ``"table"``
+            (KUKA, the long-horizon table's tasks: where the table puts them, :class:`legion_sim.metaworld_env.MetaWorldTaskEnv`).
         steps_per_task: environment steps per visit (paper: 1M). For multitask: per task, in total.
         eval_every: evaluate all tasks every this many steps (paper: 10k).
         eval_episodes: episodes per task and evaluation (paper: 10).
@@ -99,6 +102,7 @@ class TrainConfig:
     placement: str = "random"
     robot: str = "sawyer"
     control: str = "mocap"
+    layout: str = "metaworld"
     steps_per_task: int = 60_000
     eval_every: int = 10_000
     eval_episodes: int = 10
@@ -161,8 +165,11 @@ class TrainConfig:
             raise TrainConfigError(f"tasks must be distinct (use loops to revisit them), got {self.tasks}")
         if self.robot == "sawyer" and self.control != "mocap":
             raise TrainConfigError("control 'joint' needs robot 'kuka' (the Sawyer is driven by Meta-World's mocap only)")
+        if self.layout == "table" and (self.robot != "kuka" or not set(self.tasks) <= set(_TABLE_TASKS)):
+            raise TrainConfigError(f"layout 'table' needs robot 'kuka' and tasks of the table ({', '.join(_TABLE_TASKS)}); "
+                                   f"got robot {self.robot!r}, tasks {sorted(set(self.tasks) - set(_TABLE_TASKS)) or self.tasks}")
         choices = {"order": ORDERS, "method": tuple(METHODS), "placement": ("random", "fixed"),
-                   "robot": ("sawyer", "kuka"), "control": ("mocap", "joint"),
+                   "robot": ("sawyer", "kuka"), "control": ("mocap", "joint"), "layout": ("metaworld", "table"),
                    "replay": (None, *REGIMES)}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:

@@ -96,7 +96,8 @@ def load_stream_demonstrations(folder: str | Path, tasks: list[str]) -> dict[int
 
 
 def check_demonstrations(demos: dict[int, Demonstrations], tasks: list[str], cfg: TrainConfig) -> None:
-    """Refuse demonstrations recorded on another robot, or with another reward, than the run trains the task on.
+    """Refuse demonstrations recorded on another robot, at another layout or with another reward than the run trains
+    the task on.
 
     Raises:
         TrainConfigError: naming the task, what the file holds and what the run trains.
@@ -106,6 +107,11 @@ def check_demonstrations(demos: dict[int, Demonstrations], tasks: list[str], cfg
             raise TrainConfigError(f"the demonstrations of {tasks[k]} were recorded on {demo.meta.get('scene')!r}, and "
                                    f"this run trains robot {cfg.robot!r}: train with --robot kuka --control joint or "
                                    "record demonstrations on it")
+        layout = demo.meta.get("layout", "metaworld")  # files from before layouts were Meta-World's
+        if layout != cfg.layout:
+            raise TrainConfigError(f"the demonstrations of {tasks[k]} were recorded at layout {layout!r}, and this run "
+                                   f"trains at layout {cfg.layout!r}: record them with `legion demos --layout "
+                                   f"{cfg.layout}` (objects and hand start stand elsewhere)")
         version = "v1" if tasks[k] in cfg.reward_v1_tasks else "v2"
         if demo.meta.get("reward_version", "v2") != version:
             raise TrainConfigError(f"the demonstrations of {tasks[k]} carry {demo.meta.get('reward_version')} rewards, "
@@ -140,10 +146,10 @@ def make_agent(cfg: TrainConfig) -> LegionAgent:
 
 
 def task_cycle_env(specs: list[tuple[str, int, str]], episode_steps: int, placement: str, start: int,
-                   robot: str = "sawyer", control: str = "mocap") -> TaskCycleEnv:
+                   robot: str = "sawyer", control: str = "mocap", layout: str = "metaworld") -> TaskCycleEnv:
     """A :class:`TaskCycleEnv` over (env_id, seed, reward_version) specs (module level: picklable for workers)."""
     return TaskCycleEnv([MetaWorldTaskEnv(t, seed=seed, max_episode_steps=episode_steps, reward_version=version,
-                                          placement=placement, robot=robot, control=control)
+                                          placement=placement, robot=robot, control=control, layout=layout)
                          for t, seed, version in specs], start=start)
 
 
@@ -222,7 +228,7 @@ class TrainingRun:
         version = "v1" if (t in cfg.reward_v1_tasks and not eval_env) else "v2"
         return MetaWorldTaskEnv(t, seed=cfg.seed + 1000 * self.tasks.index(t) + offset,
                                 max_episode_steps=cfg.episode_steps, reward_version=version,
-                                placement=cfg.placement, robot=cfg.robot, control=cfg.control)
+                                placement=cfg.placement, robot=cfg.robot, control=cfg.control, layout=cfg.layout)
 
     def make_vector_env(self, visit_tasks: list[int], offset: int) -> gym.vector.VectorEnv:
         """``num_envs`` copies of the visit's task(s) (multitask: each cycles through all, starting apart)."""
@@ -231,7 +237,7 @@ class TrainingRun:
             specs = [(self.tasks[k], cfg.seed + 1000 * k + offset + 7919 * i,
                       "v1" if self.tasks[k] in cfg.reward_v1_tasks else "v2") for k in visit_tasks]
             fns.append(partial(task_cycle_env, specs, cfg.episode_steps, cfg.placement, start=i,
-                               robot=cfg.robot, control=cfg.control))
+                               robot=cfg.robot, control=cfg.control, layout=cfg.layout))
         mode = gym.vector.AutoresetMode.SAME_STEP
         if cfg.vector_env == "async":
             return gym.vector.AsyncVectorEnv(fns, context="forkserver", autoreset_mode=mode)

@@ -93,11 +93,14 @@ def evaluate(
 
 @app.command()
 def demos(
-    tasks: Annotated[str, typer.Option(help="comma-separated Meta-World v3 tasks (default: the paper's ten)")] = "",
+    tasks: Annotated[str, typer.Option(help="comma-separated Meta-World v3 tasks (default: the paper's ten; "
+                                           "--layout table: the table's seven)")] = "",
     episodes: Annotated[int, typer.Option(help="randomised episodes per task")] = 50,
     out: Annotated[Path, typer.Option(help="folder of the demonstration files (<task>.npz)")] = Path("demos"),
     seed: Annotated[int, typer.Option(help="placement seed of the first episode; episode i uses seed + i")] = 0,
     max_steps: Annotated[int, typer.Option(help="step limit per episode (20 Hz)")] = 150,
+    layout: Annotated[str, typer.Option(help="metaworld (Meta-World's placements) | table (the long-horizon table's, "
+                                             "for `legion train --layout table`)")] = "metaworld",
 ) -> None:
     """Write demonstrations of the reference controllers through the deployed chain (docs/reference-controllers.md)."""
     from legion_runtime.demos import record_task
@@ -105,14 +108,19 @@ def demos(
     from legion_sim.metaworld_env import PAPER_TASKS
     from legion_sim.reference import PLANS
 
-    names = [t.strip() for t in tasks.split(",") if t.strip()] or list(PAPER_TASKS)
+    from legion_sim.table_scene import LAYOUTS, TASKS_BY_ID
+
+    names = [t.strip() for t in tasks.split(",") if t.strip()] or list(TASKS_BY_ID if layout == "table" else PAPER_TASKS)
     unknown = [t for t in names if t not in PLANS]
     if unknown:
         _fail(f"no reference controller for {unknown}; there is one for {', '.join(PLANS)}")
     if episodes < 1 or max_steps < 1:
         _fail(f"--episodes and --max-steps must be >= 1, got {episodes} and {max_steps}")
+    if layout not in LAYOUTS or (layout == "table" and set(names) - set(TASKS_BY_ID)):
+        _fail(f"--layout must be one of {LAYOUTS}; 'table' takes the table's tasks ({', '.join(TASKS_BY_ID)}), got "
+              f"{layout!r} with {names}")
     for task in names:
-        demo = record_task(task, episodes, seed, max_steps)
+        demo = record_task(task, episodes, seed, max_steps, layout)
         path = write_demonstrations(path_for(out, task), demo)
         console.print(f"{task}: {demo.meta['successes']}/{episodes} episodes succeeded, {len(demo)} transitions "
                       f"-> {path}")

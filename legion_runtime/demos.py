@@ -27,8 +27,10 @@ class _Recorder:
         return action, component
 
 
-def record_task(task: str, episodes: int, seed: int = 0, max_steps: int = 150) -> Demonstrations:
-    """Record ``episodes`` demonstrations of ``task``'s reference controller (module docstring).
+def record_task(task: str, episodes: int, seed: int = 0, max_steps: int = 150,
+                layout: str = "metaworld") -> Demonstrations:
+    """Record ``episodes`` demonstrations of ``task``'s reference controller (module docstring) at ``layout``
+    (:class:`legion_sim.metaworld_env.MetaWorldTaskEnv`'s: Meta-World's placements or the table's).
 
     Raises:
         ValueError: a task the plant or the reference controllers do not know.
@@ -38,7 +40,7 @@ def record_task(task: str, episodes: int, seed: int = 0, max_steps: int = 150) -
     from legion_sim.plant import KukaPlant
     from legion_sim.reference import ReferenceController
 
-    plant, controller = KukaPlant(task, seed=seed), ReferenceController(task)
+    plant, controller = KukaPlant(task, seed=seed, layout=layout), ReferenceController(task)
     recorder = _Recorder(controller)
     loop = ControlLoop(recorder, *make_chain())
     rows: dict[str, list] = {k: [] for k in ("obs", "action", "reward", "next_obs", "success", "episode", "step")}
@@ -72,9 +74,10 @@ def record_task(task: str, episodes: int, seed: int = 0, max_steps: int = 150) -
     truncated[[e for e in ends if e >= 0]] = True
     success = np.asarray(rows["success"], bool)
     episode = np.asarray(rows["episode"], np.int32)
-    meta = {"task": task, "scene": f"legion_sim.plant.KukaPlant (Meta-World v3 placements, KUKA iiwa 14 + 2F-85 "
+    where = "Meta-World v3 placements" if layout == "metaworld" else "the long-horizon table's placements"
+    meta = {"task": task, "scene": f"legion_sim.plant.KukaPlant ({where}, KUKA iiwa 14 + 2F-85 "
                                     f"model {plant.config.gripper!r}) through ControlLoop: Real2Sim, Sim2Real, "
-                                    "safety filter, IK",
+                                    "safety filter, IK", "layout": layout,
             "controller": f"legion_sim.reference.ReferenceController({task!r})", "control_dt_s": plant.dt,
             "reward_version": "v2", "episodes": episodes, "max_steps": max_steps,
             "successes": int(len(np.unique(episode[success]))), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}

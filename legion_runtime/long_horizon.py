@@ -288,6 +288,24 @@ def run_trial(command: str, *, plant, loop: ControlLoop, library: TaskLibrary, c
     return result
 
 
+def table_frames(plant, layout: str) -> dict:
+    """``workspace_offsets`` and ``starts`` of :func:`run_trial` for skills trained at ``layout``: Meta-World's
+    (``"metaworld"``: each set mapped into the frame its skill was trained in, and the start moved with it,
+    :meth:`TablePlant.workspace_offsets`, :meth:`TablePlant.skill_starts`) or the table's (``"table"``: no mapping,
+    each subtask from the start it was trained from, :func:`legion_sim.table_scene.layout_start`).
+
+    Raises:
+        ValueError: an unknown layout.
+    """
+    from legion_sim.table_scene import layout_start
+
+    if layout == "metaworld":
+        return {"workspace_offsets": plant.workspace_offsets(), "starts": plant.skill_starts()}
+    if layout == "table":
+        return {"workspace_offsets": None, "starts": {env_id: layout_start(env_id) for env_id in plant.placements()}}
+    raise ValueError(f"layout must be 'metaworld' or 'table', got {layout!r}")
+
+
 def summarise(trials: list[TrialResult]) -> dict:
     """Per-subtask and whole-task success rates over trials of one command.
 
@@ -344,11 +362,11 @@ def run_trials(command: str, *, trials: int, controller: str = "reference", chec
             checkpoint's policy; subtasks it has not learned are skipped).
         checkpoint: checkpoint folder for ``"legion"``.
         video: write the first trial as an MP4 here (640 x 480, 10 frames/s), or None.
-        workspace_offset: shift each subtask's observations by where its object set stands on the table minus
-            where Meta-World places it (:meth:`TablePlant.workspace_offsets`), and start it where its skill started
-            in training, moved likewise (:meth:`TablePlant.skill_starts`), so a skill sees the scene as in
-            training (LEGION's faucet-open on the table: 0/20 without, 16/20 with, in "clean the table"). False:
-            no shift, every subtask from :data:`legion_sim.table_scene.HAND_INIT_POS`.
+        workspace_offset: run each subtask as its skill was trained (:func:`table_frames` of the checkpoint's
+            layout): for Meta-World's layout, its observations shifted by where its object set stands on the table
+            minus where Meta-World places it and its start moved likewise (LEGION's faucet-open on the table: 0/20
+            without, 16/20 with, in "clean the table"); for the table's, from the start it was trained from.
+            False: no shift, every subtask from :data:`legion_sim.table_scene.HAND_INIT_POS`.
         perception: ``"camera"``: the table's two RealSenses through the tag detector and their calibrations
             (:class:`legion_runtime.sim_perception.TableCameraPerception`); ``"simulator"``: object points read from
             the simulator (:class:`TablePerception`).
@@ -387,6 +405,7 @@ def run_trials(command: str, *, trials: int, controller: str = "reference", chec
         library = full
     else:
         library, policy, embed = load_task_library(), None, (lambda _text: np.zeros(1, np.float32))
+    layout = policy.layout if policy is not None else "metaworld"  # the reference controllers act on displacements
     library.plan(command)  # UnknownCommandError before anything is built
     if video is not None or perception == "camera":
         require_rendering()  # BadInput: one line, before the scene is built
@@ -398,11 +417,10 @@ def run_trials(command: str, *, trials: int, controller: str = "reference", chec
         plant.reset(seed + i)
         loop = ControlLoop(agent, *make_chain())
         on_step = frame_recorder(plant, frames, 640, 480) if video is not None and i == 0 else None
-        offsets, starts = (plant.workspace_offsets(), plant.skill_starts()) if workspace_offset else (None, None)
+        how = table_frames(plant, layout) if workspace_offset else {}
         result = run_trial(command, plant=plant, loop=loop, library=library, controller=agent, embed=embed,
                            order=order, rng=random.Random(seed + i), hidden=hidden, known_env_ids=known,
-                           max_steps=max_steps, retries=retries, on_step=on_step, workspace_offsets=offsets,
-                           starts=starts,
+                           max_steps=max_steps, retries=retries, on_step=on_step, **how,
                            perception=None if camera is None else TableCameraPerception(plant, hidden, camera))
         results.append(result)
         rep = result.report

@@ -193,7 +193,7 @@ def run_main_job(*, wav: Path | None, text: str | None, checkpoint: Path, speech
             embedding = embedder.embed(subtask.description)
             publish("subtask", m.command_to_msg(subtask.description), t_ns)
             publish("embedding", m.embedding_to_msg(embedding), t_ns)
-            plant = KukaPlant(subtask.env_id, seed=seed + i, render=video)
+            plant = KukaPlant(subtask.env_id, seed=seed + i, render=video, layout=policy.layout)
             plant.reset(seed + i)
             on_step = frame_recorder(plant, frames) if video else None
             objects = None
@@ -269,7 +269,7 @@ def _run_on_table(plan: Plan, library, loop: ControlLoop, embedder, seed: int, m
     """
     import random
 
-    from legion_runtime.long_horizon import run_trial
+    from legion_runtime.long_horizon import run_trial, table_frames
     from legion_runtime.runner import SubtaskOutcome
     from legion_runtime.sim_perception import TableCameraPerception
     from legion_sim.table_scene import TablePlant
@@ -281,8 +281,7 @@ def _run_on_table(plan: Plan, library, loop: ControlLoop, embedder, seed: int, m
                        embed=embedder.embed, order="spoken" if plan.order == "spoken" else "random",
                        rng=random.Random(seed), max_steps=max_steps, on_step=on_step,
                        log=lambda line: console.print(f"  {line}"), t0_ns=t0_ns,
-                       workspace_offsets=plant.workspace_offsets(),  # each skill in its training frame,
-                       starts=plant.skill_starts(),  # from its training start
+                       **table_frames(plant, loop.policy.layout),  # each skill in its training frame and start
                        perception=perception)
     plant.close()
     steps = {}
@@ -361,7 +360,7 @@ def evaluate_policy(*, task: str, episodes: int, checkpoint: Path, seed: int = 1
         from legion_sim.metaworld_env import MetaWorldTaskEnv
 
         try:
-            env = MetaWorldTaskEnv(task, seed=seed, robot=robot, control=control)
+            env = MetaWorldTaskEnv(task, seed=seed, robot=robot, control=control, layout=policy.layout)
         except ValueError as exc:
             raise BadInput(str(exc)) from exc
         return evaluate(policy.agent, env, embedding[None], episodes), episodes
@@ -377,7 +376,7 @@ def evaluate_policy(*, task: str, episodes: int, checkpoint: Path, seed: int = 1
 
     loop = ControlLoop(policy, *make_chain())
     try:
-        kuka = KukaPlant(task, seed=seed)
+        kuka = KukaPlant(task, seed=seed, layout=policy.layout)
     except ValueError as exc:  # a library task the plant does not run: one line
         raise BadInput(str(exc)) from exc
     successes = 0

@@ -42,6 +42,7 @@ def train(
              "override the recipe's.")] = "efficient",
     robot: Annotated[str | None, typer.Option(help="sawyer (Meta-World's) | kuka (iiwa 14 + Robotiq 2F-85 in the same tasks). Default: the recipe's.")] = None,
     control: Annotated[str | None, typer.Option(help="KUKA control: mocap (Meta-World's weld, fast) | joint (Sim2Real + IK, as deployed). Default: the recipe's.")] = None,
+    layout: Annotated[str, typer.Option(help="metaworld (Meta-World's placements and hand starts) | table (KUKA, the long-horizon table's tasks where the table puts them; demonstrations recorded with `legion demos --layout table`).")] = "metaworld",
     steps_per_task: Annotated[int, typer.Option(help="Environment steps per task visit.")] = 60_000,
     eval_every: Annotated[int, typer.Option(help="Evaluate every task every N steps.")] = 10_000,
     eval_episodes: Annotated[int, typer.Option(help="Deterministic episodes per task and evaluation.")] = 10,
@@ -105,7 +106,7 @@ def train(
         raise typer.Exit(2)
     cfg = TrainConfig(tasks=split_list(tasks), order=order, loops=loops, method=method, replay=replay or None,
                       fifo_visits=fifo_visits, reservoir_capacity=reservoir_capacity or None, placement=placement,
-                      robot=robot, control=control,
+                      robot=robot, control=control, layout=layout,
                       steps_per_task=steps_per_task, eval_every=eval_every, eval_episodes=eval_episodes, seed=seed,
                       out=str(out), embedding_model=str(embedding_model) if embedding_model else None,
                       random_steps=random_steps, dpmm_first=dpmm_first, dpmm_every=dpmm_every,

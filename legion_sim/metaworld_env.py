@@ -58,20 +58,28 @@ class MetaWorldTaskEnv(gym.Env):
             to joint position servos, 50 ms steps, as deployed).
         kuka_options: KUKA only: more keyword arguments of :func:`legion_sim.kuka_metaworld.kuka_env_class`'s
             classes (``scene_config``, ``control_dt``, ``perception_rig``).
+        layout: ``"metaworld"`` (default): Meta-World's placements and hand start; ``"table"`` (KUKA, the seven
+            tasks of the long-horizon table): the object set where the table scene puts it (its anchor +-2.5 cm,
+            :func:`legion_sim.table_scene.layout_reset_space`) and the hand where the table starts the subtask
+            (:func:`legion_sim.table_scene.layout_start`), so a skill learns where it is used.
 
     Observation: Box(-inf, inf, (12,), float32), layout :data:`sim2real.observation.OBS_LAYOUT`.
     Action: Box(-1, 1, (4,), float32).
 
     Raises:
-        ValueError: ``env_id`` is not a Meta-World v3 environment (the message lists them).
+        ValueError: ``env_id`` is not a Meta-World v3 environment (the message lists them), or an option is not one
+            of its values (the message says which are).
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 80}
 
     def __init__(self, env_id: str, seed: int = 0, max_episode_steps: int = EPISODE_STEPS,
                  render_mode: str | None = None, reward_version: str = "v2", placement: str = "random",
-                 robot: str = "sawyer", control: str = "mocap", kuka_options: dict[str, Any] | None = None):
+                 robot: str = "sawyer", control: str = "mocap", kuka_options: dict[str, Any] | None = None,
+                 layout: str = "metaworld"):
         import metaworld
+
+        from legion_sim.table_scene import LAYOUTS, TASKS_BY_ID
 
         if env_id not in metaworld.MT1.ENV_NAMES:
             raise ValueError(f"unknown Meta-World task {env_id!r}; use a v3 name such as 'reach-v3'. "
@@ -87,8 +95,13 @@ class MetaWorldTaskEnv(gym.Env):
         if robot == "sawyer" and (control != "mocap" or kuka_options):
             raise ValueError("the Sawyer is driven by Meta-World's mocap only; control='joint' needs robot='kuka' "
                              "(as do kuka_options)")
+        if layout not in LAYOUTS:
+            raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
+        if layout == "table" and (robot != "kuka" or env_id not in TASKS_BY_ID):
+            raise ValueError(f"layout 'table' needs robot 'kuka' and a task of the table ({', '.join(TASKS_BY_ID)}); "
+                             f"got robot {robot!r}, task {env_id!r}")
         self.env_id = env_id
-        self.robot, self.control = robot, control
+        self.robot, self.control, self.layout = robot, control, layout
         self.reward_version = reward_version
         self._reward_scale = V1_REWARD_SCALE if reward_version == "v1" else 1.0
         self.max_episode_steps = int(max_episode_steps)
@@ -102,6 +115,14 @@ class MetaWorldTaskEnv(gym.Env):
         self._env = env_class(render_mode=render_mode, reward_function_version=reward_version, **extra)
         # MT1 tasks carry partially_observable=False: set_task makes the goal visible properly.
         self._env.set_task(benchmark.train_tasks[0])
+        if layout == "table":
+            from legion_sim.table_scene import layout_reset_space, layout_start
+
+            space = self._env._random_reset_space
+            low, high = layout_reset_space(env_id, space.low, space.high)
+            self._env._random_reset_space = gym.spaces.Box(low, high, dtype=np.float64)
+            self._env._last_rand_vec = np.random.default_rng(seed).uniform(low, high)  # "fixed": one of the table's
+            self._env.hand_init_pos = layout_start(env_id)
         self.placement = placement
         # Then draw a fresh placement at every reset from the env's own seeded generator, or keep the
         # task's one placement (the paper code's setting) with the random vector frozen.

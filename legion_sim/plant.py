@@ -104,15 +104,17 @@ class KukaPlant:
     """
 
     def __init__(self, task: str = "reach-v3", seed: int | None = None, render: bool = False,
-                 config: SceneConfig | None = None, ee_offset_m: float = METAWORLD_EE_OFFSET_M):
+                 config: SceneConfig | None = None, ee_offset_m: float = METAWORLD_EE_OFFSET_M,
+                 layout: str = "metaworld"):
         if task not in TASKS:
             raise ValueError(f"unknown task {task!r}; the KUKA plant runs the paper's ten tasks: {', '.join(TASKS)}")
         self.task = task
         config = config or SceneConfig()
         # Meta-World's env class of the task with the KUKA and the perception rig: its model is this plant's
         # scene, its task code places the objects and tests success; its step() is never called.
-        self._gym = MetaWorldTaskEnv(task, robot="kuka", control="joint",
+        self._gym = MetaWorldTaskEnv(task, robot="kuka", control="joint", layout=layout,
                                      kuka_options={"scene_config": config, "perception_rig": task})
+        self.layout = layout
         env = self._gym.unwrapped_metaworld
         self._bind(env.model, env.data, config, ee_offset_m, seed)
         self._task = _MetaWorldTask(env)

@@ -23,6 +23,7 @@ Meta-World's own env (the test does, to 1e-6 m).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Callable
 
 import mujoco
@@ -253,9 +254,10 @@ class _PlacedTask:
         return lambda kind, name: data.xpos[self.model.body(p + name).id] if kind == "body" \
             else data.site_xpos[self.model.site(p + name).id]
 
-    def place(self, data: mujoco.MjData, rng: np.random.Generator) -> None:
-        """Put the set at its anchor + jitter in its Meta-World initial state (goal: :meth:`record_goal`)."""
-        jitter = np.r_[rng.uniform(-JITTER_M, JITTER_M, 2), 0.0]
+    def place(self, data: mujoco.MjData, rng: np.random.Generator, jitter_m: float = JITTER_M) -> None:
+        """Put the set at its anchor + a jitter of up to ``jitter_m`` (m) in its Meta-World initial state (goal:
+        :meth:`record_goal`)."""
+        jitter = np.r_[rng.uniform(-jitter_m, jitter_m, 2), 0.0]
         self.placement = np.asarray(self.task.anchor, dtype=np.float64) + jitter
         if self.root_free:
             _set_free(self.model, data, self.root, self.placement)
@@ -268,7 +270,7 @@ class _PlacedTask:
         marker = self.task.marker
         if marker is not None:
             while True:
-                xy = self.placement[:2] + marker.offset + rng.uniform(-JITTER_M, JITTER_M, 2)
+                xy = self.placement[:2] + marker.offset + rng.uniform(-jitter_m, jitter_m, 2)
                 if np.linalg.norm(xy - self.placement[:2]) >= MIN_GOAL_DISTANCE_M:
                     break
             z = self.placement[2] if marker.z_range is None else rng.uniform(*marker.z_range)
@@ -336,14 +338,17 @@ class TablePlant(KukaPlant):
         render: create the renderer now (fails fast without a GL backend).
         config: robot placement and servo gains.
         ee_offset_m: the policy's ee point behind the TCP along the approach axis, m.
+        jitter_m: each set's placement offset per reset, uniform in +-jitter_m along x and y, m.
 
     Raises:
         ValueError: unknown ``active`` task.
     """
 
     def __init__(self, seed: int | None = None, active: str = "drawer-close-v3", render: bool = False,
-                 config: SceneConfig | None = None, ee_offset_m: float = METAWORLD_EE_OFFSET_M):
+                 config: SceneConfig | None = None, ee_offset_m: float = METAWORLD_EE_OFFSET_M,
+                 jitter_m: float = JITTER_M):
         config = config or SceneConfig()
+        self.jitter_m = float(jitter_m)
         model = build_table_scene(config).compile()
         self._bind(model, mujoco.MjData(model), config, ee_offset_m, seed)
         self._tasks = {t.env_id: _PlacedTask(t, self.model) for t in TABLE_TASKS}
@@ -362,7 +367,7 @@ class TablePlant(KukaPlant):
             self._rng = np.random.default_rng(seed)
         mujoco.mj_resetData(self.model, self.data)
         for task in self._tasks.values():
-            task.place(self.data, self._rng)
+            task.place(self.data, self._rng, self.jitter_m)
         mujoco.mj_forward(self.model, self.data)
         for task in self._tasks.values():
             task.record_goal(self.data)
@@ -465,3 +470,60 @@ class TablePlant(KukaPlant):
 
     def __enter__(self) -> "TablePlant":
         return self
+
+
+#: Where a skill is trained (``legion train --layout``): ``"metaworld"``, Meta-World's placements and hand starts (the
+#: table then maps each set into that frame, :meth:`TablePlant.workspace_offsets`), or ``"table"``, the table's own.
+LAYOUTS = ("metaworld", "table")
+
+
+@lru_cache(maxsize=None)
+def _anchor_starts() -> dict[str, tuple[float, float, float]]:
+    plant = TablePlant(seed=0, jitter_m=0.0)
+    starts = {env_id: tuple(float(v) for v in start) for env_id, start in plant.skill_starts().items()}
+    plant.close()
+    return starts
+
+
+def layout_start(env_id: str) -> np.ndarray:
+    """(3,) hand start of ``env_id`` at the table's layout, sim frame, m: its subtask start
+    (:meth:`TablePlant.skill_starts`) with every set at its anchor. A skill trained with layout ``"table"`` starts
+    every training episode here, and the table starts its subtask here.
+
+    Raises:
+        ValueError: ``env_id`` has no set on the table.
+    """
+    if env_id not in TASKS_BY_ID:
+        raise ValueError(f"{env_id!r} has no object set on the table; the table layout has {sorted(TASKS_BY_ID)}")
+    return np.array(_anchor_starts()[env_id])
+
+
+def layout_reset_space(env_id: str, low: np.ndarray, high: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Meta-World's random-reset box of ``env_id`` (``_random_reset_space``: object root position, then the goal's
+    where the task draws one) moved to the table: the root uniform in its anchor +-:data:`JITTER_M` (x, y) at the
+    anchor's height, as :meth:`TablePlant.reset` places it; a drawn goal keeps its offset from the root's box centre
+    and spreads +-2 :data:`JITTER_M` (the table's marker: root jitter plus its own), its height range unchanged.
+
+    Args:
+        env_id: a task of :data:`TABLE_TASKS`.
+        low, high: (3,) or (6,) the box's corners, sim frame, m.
+
+    Returns:
+        (low, high) of the same shape.
+
+    Raises:
+        ValueError: ``env_id`` has no set on the table, or the box is not 3 or 6 long.
+    """
+    if env_id not in TASKS_BY_ID:
+        raise ValueError(f"{env_id!r} has no object set on the table; the table layout has {sorted(TASKS_BY_ID)}")
+    low, high = np.asarray(low, dtype=np.float64).copy(), np.asarray(high, dtype=np.float64).copy()
+    if low.shape not in ((3,), (6,)) or high.shape != low.shape:
+        raise ValueError(f"reset box corners must be 3 (object) or 6 (object, goal) long, got {low.shape}, {high.shape}")
+    anchor = np.asarray(TASKS_BY_ID[env_id].anchor, dtype=np.float64)
+    shift = anchor[:2] - 0.5 * (low[:2] + high[:2])
+    spread = np.array([JITTER_M, JITTER_M])
+    low[:3], high[:3] = np.r_[anchor[:2] - spread, anchor[2]], np.r_[anchor[:2] + spread, anchor[2]]
+    if low.size == 6:
+        centre = 0.5 * (low[3:5] + high[3:5]) + shift
+        low[3:5], high[3:5] = centre - 2 * spread, centre + 2 * spread
+    return low, high
