@@ -21,6 +21,18 @@ def table():
     plant.close()
 
 
+class SeeingController(ReferenceController):
+    """The reference controller, keeping every observation it is given in ``seen``."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen = []
+
+    def act(self, obs, embedding=None):
+        self.seen.append(np.asarray(obs).copy())
+        return super().act(obs, embedding)
+
+
 def trial(table, command, seed=0, **kwargs):
     table.reset(seed)
     expert = ReferenceController()
@@ -96,14 +108,8 @@ def test_workspace_offsets_shift_what_the_controller_sees_and_it_still_succeeds(
     # Meta-World placement changes nothing it does; the observation it gets is the shifted one
     table.reset(5)
     offsets = table.workspace_offsets()
-    seen = []
-
-    class Spy(ReferenceController):
-        def act(self, obs, embedding=None):
-            seen.append(np.asarray(obs).copy())
-            return super().act(obs, embedding)
-
-    spy = Spy()
+    spy = SeeingController()
+    seen = spy.seen
     result = run_trial("open the faucet", plant=table, loop=ControlLoop(spy, *make_chain()),
                        library=load_task_library(), controller=spy, embed=lambda _t: np.zeros(1, np.float32),
                        rng=random.Random(5), workspace_offsets=offsets, starts=table.skill_starts())
@@ -119,14 +125,8 @@ def test_every_subtask_starts_where_its_skill_starts_in_the_posture_training_sta
     for env_id in table.placements():
         table.reset(7)
         starts, offsets = table.skill_starts(), table.workspace_offsets()
-        seen = []
-
-        class Spy(ReferenceController):
-            def act(self, obs, embedding=None):
-                seen.append(np.asarray(obs).copy())
-                return super().act(obs, embedding)
-
-        spy = Spy()
+        spy = SeeingController()
+        seen = spy.seen
         command = next(s.phrasings[0] for s in library.subtasks.values() if s.env_id == env_id)
         result = run_trial(command, plant=table, loop=ControlLoop(spy, *make_chain()), library=library, controller=spy,
                            embed=lambda _t: np.zeros(1, np.float32), rng=random.Random(7), workspace_offsets=offsets,

@@ -20,8 +20,8 @@ from legion_runtime.long_horizon import run_trial, table_frames
 from legion_runtime.main_job import make_chain
 from legion_runtime.runner import ControlLoop
 from legion_sim.metaworld_env import MetaWorldTaskEnv
-from legion_sim.reference import ReferenceController
 from legion_sim.table_scene import JITTER_M, TASKS_BY_ID, TablePlant, layout_start
+from tests.test_long_horizon import SeeingController
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -83,14 +83,8 @@ def test_the_table_runs_table_trained_skills_from_their_training_start_without_m
     plant.reset(4)
     how = table_frames(plant, "table")
     assert how["workspace_offsets"] is None
-    seen = []
-
-    class Spy(ReferenceController):
-        def act(self, obs, embedding=None):
-            seen.append(np.asarray(obs).copy())
-            return super().act(obs, embedding)
-
-    spy = Spy()
+    spy = SeeingController()
+    seen = spy.seen
     handle = plant.objects()["window_handle"]
     result = run_trial("close the window", plant=plant, loop=ControlLoop(spy, *make_chain()),
                        library=load_task_library(), controller=spy, embed=lambda _t: np.zeros(1, np.float32),
