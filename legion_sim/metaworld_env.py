@@ -60,7 +60,7 @@ class MetaWorldTaskEnv(gym.Env):
             classes (``scene_config``, ``control_dt``, ``perception_rig``).
         layout: ``"metaworld"`` (default): Meta-World's placements and hand start; ``"table"`` (KUKA, the seven
             tasks of the long-horizon table): the object set where the table scene puts it (its anchor +-2.5 cm,
-            :func:`legion_sim.table_scene.layout_reset_space`) and the hand where the table starts the subtask
+            :func:`legion_sim.table_scene.layout_spaces`) and the hand where the table starts the subtask
             (:func:`legion_sim.table_scene.layout_start`), so a skill learns where it is used.
 
     Observation: Box(-inf, inf, (12,), float32), layout :data:`sim2real.observation.OBS_LAYOUT`.
@@ -116,11 +116,14 @@ class MetaWorldTaskEnv(gym.Env):
         # MT1 tasks carry partially_observable=False: set_task makes the goal visible properly.
         self._env.set_task(benchmark.train_tasks[0])
         if layout == "table":
-            from legion_sim.table_scene import layout_reset_space, layout_start
+            from legion_sim.table_scene import layout_spaces, layout_start
 
-            space = self._env._random_reset_space
-            low, high = layout_reset_space(env_id, space.low, space.high)
+            reset, goal = self._env._random_reset_space, self._env.goal_space
+            low, high, goal_low, goal_high = layout_spaces(env_id, reset.low, reset.high, goal.low, goal.high)
             self._env._random_reset_space = gym.spaces.Box(low, high, dtype=np.float64)
+            # the goal box bounds the observed goal (Meta-World clips the observation to it, and rewards the clipped one)
+            self._env.goal_space = gym.spaces.Box(goal_low, goal_high, dtype=np.float64)
+            self._env.__dict__.pop("sawyer_observation_space", None)  # a cached_property: recomputed from goal_space
             self._env._last_rand_vec = np.random.default_rng(seed).uniform(low, high)  # "fixed": one of the table's
             self._env.hand_init_pos = layout_start(env_id)
         self.placement = placement

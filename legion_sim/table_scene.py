@@ -41,7 +41,7 @@ HAND_INIT_POS = np.array([0.0, 0.6, 0.2])
 JITTER_M = 0.025
 #: Sim2Real's clip box for the hand (Meta-World's hand bounds, z capped), sim frame, m: (low, high).
 HAND_BOX = (np.array([-0.525, 0.348, -np.inf]), np.array([0.525, 1.025, 0.3]))
-#: A subtask's start stays this far inside :data:`HAND_BOX` (the box's edge is where Sim2Real clips), m.
+#: A subtask's start stays this far inside :data:`HAND_BOX`, m.
 START_MARGIN_M = 0.01
 #: A start moved into the box hovers this far above its set's highest point, m (:meth:`TablePlant.skill_starts`).
 START_CLEARANCE_M = 0.01
@@ -498,32 +498,37 @@ def layout_start(env_id: str) -> np.ndarray:
     return np.array(_anchor_starts()[env_id])
 
 
-def layout_reset_space(env_id: str, low: np.ndarray, high: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def layout_spaces(env_id: str, reset_low, reset_high, goal_low, goal_high) -> tuple[np.ndarray, ...]:
     """Meta-World's random-reset box of ``env_id`` (``_random_reset_space``: object root position, then the goal's
-    where the task draws one) moved to the table: the root uniform in its anchor +-:data:`JITTER_M` (x, y) at the
-    anchor's height, as :meth:`TablePlant.reset` places it; a drawn goal keeps its offset from the root's box centre
-    and spreads +-2 :data:`JITTER_M` (the table's marker: root jitter plus its own), its height range unchanged.
+    where the task draws one) and its goal box (``goal_space``, which also bounds the goal in the observation and
+    the reward) moved to the table. The root is uniform in its anchor +-:data:`JITTER_M` (x, y) at the anchor's
+    height, as :meth:`TablePlant.reset` places it; a drawn goal keeps its offset from the root's box centre and spreads
+    +-2 :data:`JITTER_M` (the table's marker: the root's jitter plus its own); the goal box moves with the root and
+    widens by 2 :data:`JITTER_M`; heights unchanged.
 
     Args:
         env_id: a task of :data:`TABLE_TASKS`.
-        low, high: (3,) or (6,) the box's corners, sim frame, m.
+        reset_low, reset_high: (3,) or (6,) the reset box's corners, sim frame, m.
+        goal_low, goal_high: (3,) the goal box's corners, sim frame, m.
 
     Returns:
-        (low, high) of the same shape.
+        (reset_low, reset_high, goal_low, goal_high), each of its argument's shape.
 
     Raises:
-        ValueError: ``env_id`` has no set on the table, or the box is not 3 or 6 long.
+        ValueError: ``env_id`` has no set on the table, or a box has another length.
     """
     if env_id not in TASKS_BY_ID:
         raise ValueError(f"{env_id!r} has no object set on the table; the table layout has {sorted(TASKS_BY_ID)}")
-    low, high = np.asarray(low, dtype=np.float64).copy(), np.asarray(high, dtype=np.float64).copy()
-    if low.shape not in ((3,), (6,)) or high.shape != low.shape:
-        raise ValueError(f"reset box corners must be 3 (object) or 6 (object, goal) long, got {low.shape}, {high.shape}")
+    low, high = np.asarray(reset_low, dtype=np.float64).copy(), np.asarray(reset_high, dtype=np.float64).copy()
+    goal_low, goal_high = np.asarray(goal_low, dtype=np.float64), np.asarray(goal_high, dtype=np.float64)
+    if low.shape not in ((3,), (6,)) or high.shape != low.shape or goal_low.shape != (3,) or goal_high.shape != (3,):
+        raise ValueError(f"reset box corners must be 3 (object) or 6 (object, goal) long and goal box corners 3, got "
+                         f"{low.shape}, {high.shape}, {goal_low.shape}, {goal_high.shape}")
     anchor = np.asarray(TASKS_BY_ID[env_id].anchor, dtype=np.float64)
-    shift = anchor[:2] - 0.5 * (low[:2] + high[:2])
-    spread = np.array([JITTER_M, JITTER_M])
-    low[:3], high[:3] = np.r_[anchor[:2] - spread, anchor[2]], np.r_[anchor[:2] + spread, anchor[2]]
+    shift = np.r_[anchor[:2] - 0.5 * (low[:2] + high[:2]), 0.0]
+    spread = np.array([JITTER_M, JITTER_M, 0.0])
+    low[:3], high[:3] = np.r_[anchor[:2], anchor[2]] - spread, np.r_[anchor[:2], anchor[2]] + spread
     if low.size == 6:
-        centre = 0.5 * (low[3:5] + high[3:5]) + shift
-        low[3:5], high[3:5] = centre - 2 * spread, centre + 2 * spread
-    return low, high
+        centre = 0.5 * (low[3:] + high[3:]) + shift
+        low[3:5], high[3:5] = centre[:2] - 2 * spread[:2], centre[:2] + 2 * spread[:2]
+    return low, high, goal_low + shift - 2 * spread, goal_high + shift + 2 * spread

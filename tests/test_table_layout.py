@@ -44,6 +44,17 @@ def test_the_table_layout_puts_the_set_where_the_table_does_and_the_hand_at_the_
     table.close()
 
 
+@pytest.mark.parametrize("env_id", list(TASKS_BY_ID))
+def test_the_observed_goal_is_the_tasks_goal_at_the_table_layout(env_id):
+    # Meta-World clips the observation to its goal box: left at Meta-World's placements it moved the table's push goal
+    # 11 cm (and rewarded the clipped one)
+    env = MetaWorldTaskEnv(env_id, seed=1, robot="kuka", control="joint", layout="table")
+    for _ in range(4):
+        env.reset()
+        obs, *_ = env.step(np.zeros(4, np.float32))
+        np.testing.assert_allclose(obs[9:12], env.unwrapped_metaworld._target_pos, atol=1e-6, err_msg=env_id)
+
+
 def test_the_table_layout_is_refused_for_the_sawyer_and_for_tasks_off_the_table():
     with pytest.raises(ValueError, match="layout 'table' needs robot 'kuka'"):
         MetaWorldTaskEnv("push-v3", robot="sawyer", layout="table")
