@@ -259,8 +259,9 @@ class TaskLibrary:
 
         return {
             "format_version": FORMAT_VERSION,
-            "subtasks": {n: {"env_id": s.env_id, "phrasings": list(s.phrasings), "object": s.object,
-                             "goal": goal(s.goal_rule), "success": success(s.success)}
+            "subtasks": {n: {"env_id": s.env_id, "phrasings": list(s.phrasings), "object": s.object}
+                         | ({} if s.goal_rule.rest_z_m is None else {"object_rest_z_m": s.goal_rule.rest_z_m})
+                         | {"goal": goal(s.goal_rule), "success": success(s.success)}
                          for n, s in self.subtasks.items()},
             "long_horizon": {n: {"order": t.order, "subtasks": list(t.subtasks), "phrasings": list(t.phrasings)}
                              for n, t in self.long_horizon.items()},
@@ -345,7 +346,13 @@ def _subtask(name: str, spec, legacy: TaskLibrary | None) -> Subtask:
     goal_object = goal.get("goal_object")
     if goal_object is not None and (not isinstance(goal_object, str) or not goal_object):
         raise TaskLibraryError(f"subtask {name!r}: goal.goal_object must be an object name, got {goal_object!r}")
-    rule = GoalRule(obj, goal_object, _vector(goal["offset_m"], name, "goal.offset_m"))
+    rest_z = spec.get("object_rest_z_m")
+    if rest_z is not None and (isinstance(rest_z, bool) or not isinstance(rest_z, (int, float))
+                               or not 0.0 < rest_z < 0.5):
+        raise TaskLibraryError(f"subtask {name!r}: object_rest_z_m must be the object point's height on the table, "
+                               f"0 < z < 0.5 m, got {rest_z!r}")
+    rule = GoalRule(obj, goal_object, _vector(goal["offset_m"], name, "goal.offset_m"),
+                    None if rest_z is None else float(rest_z))
     if not isinstance(success, dict) or set(success) - {"measure", "threshold_m", "object_offset_m"}:
         raise TaskLibraryError(f"subtask {name!r}: success must be {{measure: M, threshold_m: T"
                                f"[, object_offset_m: [x, y, z]]}}, got {success!r}")

@@ -28,11 +28,15 @@ class GoalRule:
         object: tag-map object the subtask acts on (observation[3:6]).
         goal_object: tag-map object whose initial position is the goal; None: the goal is derived from ``object``.
         offset_m: (3,) added to that initial position, sim frame, m.
+        rest_z_m: sim-frame z of the object point while the object rests on the table (the sim frame's table top is
+            z = 0), m, for objects that lie loose on it (the pucks); None: the object is not loose. Perception holds
+            a measured height near it at it (:func:`sim2real.object_state.on_table`).
     """
 
     object: str
     goal_object: str | None = None
     offset_m: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    rest_z_m: float | None = None
 
     def goal(self, initial: dict[str, np.ndarray]) -> np.ndarray:
         """(3,) goal in the sim frame from the initial positions ``{object: (3,) sim frame, m}``.

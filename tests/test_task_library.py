@@ -67,6 +67,22 @@ def test_goal_rule_and_success_test_reproduce_metaworld(env_id, library):
     assert agree / total >= 0.99, f"{env_id}: library success test agrees at {agree}/{total} steps"
 
 
+@pytest.mark.parametrize("env_id", ["push-v3", "pick-place-v3"])
+def test_a_loose_objects_resting_height_is_where_metaworld_settles_it(env_id, library):
+    """``object_rest_z_m`` (perception holds a puck read near it on the table) is the height Meta-World's puck rests
+    at: after its reset drop, over 20 idle steps, at 5 placements."""
+    rest = library.by_env_id(env_id).goal_rule.rest_z_m
+    env = MetaWorldTaskEnv(env_id, seed=0)
+    mw = env.unwrapped_metaworld
+    for seed in SEEDS:
+        env.reset(seed=seed)
+        for _ in range(20):
+            env.step(np.zeros(4, np.float32))
+            assert abs(mw._get_pos_objects()[2] - rest) < 5e-4, (seed, mw._get_pos_objects())
+    assert all(s.goal_rule.rest_z_m is None for s in library.subtasks.values()
+               if s.env_id not in ("push-v3", "pick-place-v3")), "only the pucks lie loose on the table"
+
+
 def _shipped() -> dict:
     return yaml.safe_load(DEFAULT_LIBRARY_PATH.read_text())
 
@@ -82,6 +98,7 @@ def _shipped() -> dict:
     (lambda d: d["subtasks"]["button-press-topdown"]["success"].update(threshold_m=-1), ["'button-press-topdown'",
                                                                                          "threshold_m"]),
     (lambda d: d["long_horizon"]["make the coffee"].update(order="sometimes"), ["'make the coffee'", "order"]),
+    (lambda d: d["subtasks"]["push"].update(object_rest_z_m=-0.02), ["'push'", "object_rest_z_m"]),
 ])
 def test_bad_or_missing_fields_name_the_subtask_and_field(edit, words):
     data = _shipped()

@@ -7,7 +7,9 @@ subtask starts (``subtask`` topic), its goal is derived from the first fresh pos
 the paper. An object pose older than ``max_object_age_s`` is stale: no observation is published and the reason
 is logged, never a stale pose silently reused. One exception, for deriving a goal only: a goal marker (the rule's
 ``goal_object``) last seen up to ``max_goal_age_s`` ago counts, because after one reach the gripper stands on the
-marker and hides it, and "reach the goal" again must still find the goal where it was seen.
+marker and hides it, and "reach the goal" again must still find the goal where it was seen. A loose object's
+measured height near its resting height is taken as lying on the table (:func:`sim2real.object_state.on_table`; this
+node does not read the gripper, so as when it holds nothing).
 """
 from legion_nodes._ros import LegionNode, run
 from legion_policy.tasks import load_task_library
@@ -15,6 +17,7 @@ from legion_runtime import messages as m
 from legion_runtime.main_job import make_chain
 from sim2real.drivers import driver
 from sim2real.goals import ObjectNotSeenError
+from sim2real.object_state import on_table
 
 
 class Real2SimNode(LegionNode):
@@ -69,7 +72,8 @@ class Real2SimNode(LegionNode):
             self.get_logger().warning(f"no observation: {self.rule.object!r} not seen (stale {stale})")
             return
         q = self.real2sim.joint_positions(state.names, state.position)
-        obs = self.real2sim.observation(q, fresh[self.rule.object], self.goal)
+        position = on_table(fresh[self.rule.object], self.rule.rest_z_m, holding=False)
+        obs = self.real2sim.observation(q, position, self.goal)
         self.publish("observation", m.observation_to_msg(obs))
 
 
