@@ -215,8 +215,13 @@ def tsne_figure(files: list[Path], run: dict, plt, log: Callable[[str], None] = 
             xy = TSNE(n_components=2, perplexity=min(30, len(d["z"]) - 1), max_iter=TSNE_ITERATIONS,
                       random_state=0).fit_transform(d["z"])
         log(f"  done in {time.perf_counter() - t0:.1f} s")
-        for row, key in enumerate(("task", "component")):
-            axes[row, j].scatter(xy[:, 0], xy[:, 1], c=d[key], cmap=cmap, s=3, vmin=0, vmax=9)
+        # Components by their rank among those present, 20 colours (K reaches 40 in a stream): vmax 9 painted
+        # every component past the ninth one colour
+        present, rank = np.unique(d["component"], return_inverse=True)
+        axes[0, j].scatter(xy[:, 0], xy[:, 1], c=d["task"], cmap=cmap, s=3, vmin=0, vmax=9)
+        axes[1, j].scatter(xy[:, 0], xy[:, 1], c=rank % 20, cmap=plt.get_cmap("tab20"), s=3, vmin=0, vmax=19)
+        axes[1, j].set_title(f"{len(present)} component{'s' if len(present) != 1 else ''}", fontsize=8)
+        for row in (0, 1):
             axes[row, j].set_xticks([])
             axes[row, j].set_yticks([])
         axes[0, j].set_title(f"after {run['visits'][visit].replace('-v3', '')}", fontsize=9)
