@@ -327,20 +327,8 @@ class LegionPolicy:
                 f"but the embedder in use is {name!r} ({dim}-d); load the same model (see the checkpoint "
                 f"manifest's 'embedding') or retrain with `legion train --embedding-model`")
 
-    @torch.no_grad()
-    def act(self, obs: np.ndarray, embedding: np.ndarray) -> tuple[np.ndarray, int]:
-        """Deterministic action and knowledge-space component for one observation.
-
-        Args:
-            obs: (12,) float32 sim-frame observation (:data:`sim2real.observation.OBS_LAYOUT`), m.
-            embedding: (embedding_dim,) float32 unit-norm language embedding of the subtask phrase.
-
-        Returns:
-            (action (4,) float32 in [-1, 1], index of the DPMM component most responsible for z = mu(s, l)).
-
-        Raises:
-            ValueError: wrong shapes or non-finite values (the message names the expected model/dim).
-        """
+    def _inputs(self, obs: np.ndarray, embedding: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """(obs (1, 12), embedding (1, D)) float32 tensors; ValueError on wrong shapes or non-finite values."""
         obs = np.asarray(obs, dtype=np.float32).reshape(-1)
         embedding = np.asarray(embedding, dtype=np.float32).reshape(-1)
         if obs.shape != (OBS_DIM,):
@@ -350,8 +338,49 @@ class LegionPolicy:
                              f"{self.embedding_model!r}, got {embedding.shape}")
         if not (np.all(np.isfinite(obs)) and np.all(np.isfinite(embedding))):
             raise ValueError("obs and embedding must be finite (got NaN or inf)")
-        o, e = torch.from_numpy(obs)[None], torch.from_numpy(embedding)[None]
+        return torch.from_numpy(obs)[None], torch.from_numpy(embedding)[None]
+
+    @torch.no_grad()
+    def act(self, obs: np.ndarray, embedding: np.ndarray) -> tuple[np.ndarray, int]:
+        """Deterministic action and knowledge-space component for one observation.
+
+        Args:
+            obs: (12,) float32 sim-frame observation (:data:`sim2real.observation.OBS_LAYOUT`), m.
+            embedding: (embedding_dim,) float32 unit-norm language embedding of the subtask phrase.
+
+        Returns:
+            (action (4,) float32 in [-1, 1]: tanh of the actor's mean, index of the DPMM component most responsible
+            for z = mu(s, l)).
+
+        Raises:
+            ValueError: wrong shapes or non-finite values (the message names the expected model/dim).
+        """
+        o, e = self._inputs(obs, embedding)
         z = self.agent.latent(o, e)
         action = self.agent.actor.deterministic(self.agent.normalizer.obs(o), z)[0].numpy().astype(np.float32)
         component = int(self.agent.knowledge_space.predict(z.double().numpy())[0])
         return action, component
+
+    @torch.no_grad()
+    def sample(self, obs: np.ndarray, embedding: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, int]:
+        """An action drawn from the policy, a = tanh(u), u ~ N(mean, std) (SAC's squashed Gaussian pi(a | s, z), the
+        distribution it was trained with), and the component, as :meth:`act`. What a retry of a failed subtask runs
+        (:class:`legion_runtime.runner.Exploring`): from the same start the mean action repeats the same failure.
+
+        Args:
+            obs, embedding: as :meth:`act`.
+            rng: the source of the Gaussian draw (a seeded generator repeats the same actions).
+
+        Returns:
+            (action (4,) float32 in (-1, 1), component index).
+
+        Raises:
+            ValueError: as :meth:`act`.
+        """
+        o, e = self._inputs(obs, embedding)
+        z = self.agent.latent(o, e)
+        mean, log_std = self.agent.actor(self.agent.normalizer.obs(o), z)
+        eps = rng.standard_normal(mean.shape[-1])
+        u = mean[0].double().numpy() + eps * log_std[0].double().exp().numpy()
+        component = int(self.agent.knowledge_space.predict(z.double().numpy())[0])
+        return np.tanh(u).astype(np.float32), component

@@ -449,6 +449,9 @@ def long_horizon(
     perception: Annotated[str, typer.Option(
         help="camera (the table's two RealSenses through the AprilTag detector and their calibrations) or "
              "simulator (object points read from the simulator)")] = "camera",
+    explore_retries: Annotated[bool, typer.Option(
+        help="a retry draws its actions from the policy instead of repeating its mean actions "
+             "(docs/long-horizon.md: measured)")] = True,
 ) -> None:
     """Run a long-horizon command on the table scene N times: per-subtask and whole-task success rates."""
     import json
@@ -462,7 +465,8 @@ def long_horizon(
     try:
         summary = run_trials(command, trials=trials, controller=controller, checkpoint=checkpoint, order=order,
                              seed=seed, hidden=frozenset(h for h in hide.split(",") if h), video=video,
-                             workspace_offset=workspace_offset, perception=perception, log=console.print)
+                             workspace_offset=workspace_offset, perception=perception,
+                             explore_retries=explore_retries, log=console.print)
     except UnknownCommandError as exc:
         _fail(str(exc), EXIT_UNKNOWN_COMMAND)
     except (BadInput, ValueError) as exc:

@@ -32,7 +32,7 @@ import numpy as np
 
 from legion_policy.sequencer import TaskSequencer
 from legion_policy.tasks import Subtask, TaskLibrary
-from legion_runtime.runner import ControlLoop, SubtaskOutcome
+from legion_runtime.runner import ControlLoop, Exploring, SubtaskOutcome
 from sim2real.goals import ObjectNotSeenError
 from sim2real.transforms import tcp_from_ee
 
@@ -185,7 +185,8 @@ def run_trial(command: str, *, plant, loop: ControlLoop, library: TaskLibrary, c
               known_env_ids: set[str] | None = None, max_steps: int = 150, retries: int = 1,
               starts: dict[str, np.ndarray] | None = None, on_step: Callable[[int], None] | None = None,
               log: Callable[[str], None] = lambda _line: None, t0_ns: int = 0,
-              workspace_offsets: dict[str, np.ndarray] | None = None, perception=None) -> TrialResult:
+              workspace_offsets: dict[str, np.ndarray] | None = None, perception=None,
+              explore_retries: bool = True) -> TrialResult:
     """Run one long-horizon (or single, or compound) command on a reset table scene.
 
     Args:
@@ -207,6 +208,8 @@ def run_trial(command: str, *, plant, loop: ControlLoop, library: TaskLibrary, c
         workspace_offsets: per subtask env id, (3,) sim frame, m: where its object set stands minus where its skill
             was trained; the controller's observations are shifted by it (:class:`ControlLoop`). None: no shift.
         max_steps, retries: per attempt (paper: 150) and extra attempts of a failed subtask.
+        explore_retries: a retry draws its actions from the policy (:class:`legion_runtime.runner.Exploring`, for
+            a controller with ``sample``; seeded from ``rng``) instead of repeating the mean actions that failed.
         starts: per subtask env id, (3,) ee point, sim frame, m: where the arm goes before the subtask
             (:meth:`TablePlant.skill_starts`: where its skill started in training, moved with its set). None or a
             missing env id: the table's hand start :data:`legion_sim.table_scene.HAND_INIT_POS`.
@@ -229,6 +232,7 @@ def run_trial(command: str, *, plant, loop: ControlLoop, library: TaskLibrary, c
     sequencer = TaskSequencer(library, max_steps=max_steps, retries=retries, order=order, rng=rng,
                               confirm_steps=perception.confirm_steps)
     sequencer.command(command)
+    explore_rng = np.random.default_rng(rng.getrandbits(64) if rng is not None else 0)  # after the order's draws
     result = TrialResult(report={})
     # Goals come from the scene as seen when the command is given: a drawer or window nudged by an earlier
     # subtask keeps its true closed position (a goal derived from its handle later would lie beyond it).
@@ -259,8 +263,9 @@ def run_trial(command: str, *, plant, loop: ControlLoop, library: TaskLibrary, c
             continue
         if hasattr(controller, "select"):
             controller.select(subtask.env_id)
-        loop.policy = controller
         attempt = sequencer.attempts[-1]
+        explore = explore_retries and attempt.attempt > 1 and hasattr(controller, "sample")
+        loop.policy = Exploring(controller, explore_rng) if explore else controller
 
         def until(tcp, seen):
             obj, goal = seen if seen is not None else (None, objects.goal)
@@ -281,8 +286,8 @@ def run_trial(command: str, *, plant, loop: ControlLoop, library: TaskLibrary, c
         result.interventions.append(outcome.interventions)
         result.add_safety(subtask.name, outcome)
         result.truth.append(plant.success())
-        log(f"{subtask.name} attempt {attempt.attempt}: {'success' if attempt.success else 'failed'} in "
-            f"{attempt.steps} steps, holds {outcome.holds}")
+        log(f"{subtask.name} attempt {attempt.attempt}{' (actions drawn from the policy)' if explore else ''}: "
+            f"{'success' if attempt.success else 'failed'} in {attempt.steps} steps, holds {outcome.holds}")
     result.report = sequencer.report()
     result.wall_s = time.perf_counter() - t0
     return result
@@ -353,7 +358,7 @@ def table_camera_perception():
 def run_trials(command: str, *, trials: int, controller: str = "reference", checkpoint=None, order: str = "random",
                seed: int = 0, hidden: frozenset[str] = frozenset(), video=None, max_steps: int = 150,
                retries: int = 1, workspace_offset: bool = True, perception: str = "camera",
-               log: Callable[[str], None] = print) -> dict:
+               explore_retries: bool = True, log: Callable[[str], None] = print) -> dict:
     """``trials`` randomised trials of one command on the table scene (placements and random orders seeded by
     ``seed + i``); what ``legion long-horizon`` runs.
 
@@ -370,6 +375,7 @@ def run_trials(command: str, *, trials: int, controller: str = "reference", chec
         perception: ``"camera"``: the table's two RealSenses through the tag detector and their calibrations
             (:class:`legion_runtime.sim_perception.TableCameraPerception`); ``"simulator"``: object points read from
             the simulator (:class:`TablePerception`).
+        explore_retries: a retry draws its actions from the policy (:func:`run_trial`).
 
     Returns:
         :func:`summarise` of the trials plus ``command``, ``controller``, ``order``, ``seed``, ``hidden`` and the
@@ -421,6 +427,7 @@ def run_trials(command: str, *, trials: int, controller: str = "reference", chec
         result = run_trial(command, plant=plant, loop=loop, library=library, controller=agent, embed=embed,
                            order=order, rng=random.Random(seed + i), hidden=hidden, known_env_ids=known,
                            max_steps=max_steps, retries=retries, on_step=on_step, **how,
+                           explore_retries=explore_retries,
                            perception=None if camera is None else TableCameraPerception(plant, hidden, camera))
         results.append(result)
         rep = result.report
@@ -436,6 +443,7 @@ def run_trials(command: str, *, trials: int, controller: str = "reference", chec
     summary = summarise(results)
     summary.update(command=command, controller=controller, checkpoint=str(checkpoint) if checkpoint else None,
                    perception=perception, order=order, seed=seed, hidden=sorted(hidden), workspace_offset=workspace_offset,
+                   explore_retries=explore_retries,
                    reports=[{**r.report, "holds": r.holds, "interventions": r.interventions, "steps": r.steps,
                              "simulator_success": r.truth} for r in results])
     return summary

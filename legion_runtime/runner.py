@@ -77,6 +77,26 @@ class Policy(Protocol):
 
 
 @dataclass
+class Exploring:
+    """The controller of a retry: actions drawn from the policy's distribution (``policy.sample(obs, embedding, rng)``,
+    :meth:`legion_policy.checkpoint.LegionPolicy.sample`) instead of its mean. A failed attempt of a deterministic
+    policy, retried from the same start, repeats itself (drawer-close on the table, 20 trials: 1 of 8 failed first
+    attempts recovered on the retry; with drawn actions 8 of 8, docs/long-horizon.md).
+
+    Args:
+        policy: has ``sample(obs (12,), embedding (D,), rng) -> (action (4,), component)``.
+        rng: the draws' source (seeded: the same actions again).
+    """
+
+    policy: object
+    rng: np.random.Generator
+
+    def act(self, obs: np.ndarray, embedding: np.ndarray) -> tuple[np.ndarray, int]:
+        """(action (4,) float32 in (-1, 1), component) drawn from the policy."""
+        return self.policy.sample(obs, embedding, self.rng)
+
+
+@dataclass
 class SubtaskOutcome:
     """Result of one subtask.
 

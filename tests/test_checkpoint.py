@@ -192,6 +192,31 @@ def test_act_rejects_bad_inputs_with_clear_messages(trained):
         policy.act(bad, emb)
 
 
+def test_sample_draws_from_the_actors_squashed_gaussian_and_a_seeded_rng_repeats_it(trained):
+    """``sample``: tanh(mean + std * eps), eps from the generator: the same seed the same action; the draws spread
+    around ``act``'s tanh(mean) with the actor's std (checked against the actor run directly), and bad inputs are
+    refused as by ``act``."""
+    policy = LegionPolicy.load(trained[1])
+    obs, emb = _obs(1, 0)[0], _embeds(1, 0)[0]
+    a1, c1 = policy.sample(obs, emb, np.random.default_rng(3))
+    a2, c2 = policy.sample(obs, emb, np.random.default_rng(3))
+    np.testing.assert_array_equal(a1, a2)
+    mean_action, component = policy.act(obs, emb)
+    assert c1 == c2 == component and a1.dtype == np.float32 and np.all(np.abs(a1) < 1)
+    rng = np.random.default_rng(4)
+    draws = np.stack([policy.sample(obs, emb, rng)[0] for _ in range(2000)])
+    agent = policy.agent
+    with torch.no_grad():
+        o, e = torch.from_numpy(obs)[None], torch.from_numpy(emb)[None]
+        mean, log_std = agent.actor(agent.normalizer.obs(o), agent.latent(o, e))
+    u = np.arctanh(np.clip(draws.astype(np.float64), -1 + 1e-6, 1 - 1e-6))
+    np.testing.assert_allclose(np.tanh(mean[0].numpy()), mean_action, atol=1e-6)
+    np.testing.assert_allclose(u.mean(0), mean[0].numpy(), atol=float(5 * log_std[0].exp().max() / np.sqrt(2000)) + 1e-3)
+    np.testing.assert_allclose(u.std(0), log_std[0].exp().numpy(), rtol=0.1)
+    with pytest.raises(ValueError, match=r"obs must have shape \(12,\)"):
+        policy.sample(obs[:9], emb, rng)
+
+
 def test_check_embedder(trained):
     policy = LegionPolicy.load(trained[1])
     policy.check_embedder(MODEL, L)

@@ -170,3 +170,26 @@ def test_an_object_the_start_pose_hides_is_worked_on_from_the_look_pose_that_sho
     result = trial(table, "pick and place the puck", seed=104, perception=perception, log=lines.append)
     assert result.report["success"] and result.truth == [True], result.report
     assert f"starts from look pose {np.asarray(LOOK_POSES[0])}" in lines[0], lines
+
+
+def test_a_retry_draws_its_actions_from_the_policy_and_recovers_what_the_mean_action_repeats(table):
+    """LEGION's drawer-close (the stream checkpoint) on the table: at these placements its first attempt stops in front
+    of the handle, at a fixed point of its mean action. Retried from the same start with the mean action it stops there
+    again; with actions drawn from the policy (the default) the retries succeed (20 trials: docs/long-horizon.md)."""
+    from legion_policy.embedding import TextEmbedder
+    from legion_runtime.long_horizon import table_frames
+    from legion_runtime.main_job import load_policy
+
+    policy = load_policy("models/stream-efficient/legion/checkpoint")
+    embed = TextEmbedder().embed
+    retried = {True: [], False: []}
+    for seed in (201, 203, 204):
+        for explore in (False, True):
+            table.reset(seed)
+            result = run_trial("close the drawer", plant=table, loop=ControlLoop(policy, *make_chain()),
+                               library=load_task_library(), controller=policy, embed=embed, rng=random.Random(seed),
+                               explore_retries=explore, **table_frames(table, policy.layout))
+            first, *retries = result.report["attempts"]
+            assert not first["success"] and len(retries) == 1
+            retried[explore].append(retries[0]["success"])
+    assert retried == {False: [False] * 3, True: [True] * 3}

@@ -10,7 +10,9 @@ an empty one (idle) stops acting. Nothing is published until both an observation
 arrived. Periods with no observation newer than ``max_observation_age_s`` (real2sim stopped: object not seen,
 joint states stale), in which the driver holds its last target, are counted when the next observation arrives
 and logged by a 1 Hz watchdog while they last (a 20 Hz timer woke the node once more every period, in the middle of
-the control chain). A non-finite action is logged and not published.
+the control chain). A non-finite action is logged and not published. A retry (the same subtask description again)
+draws its actions from the policy (``explore_retries``; :class:`legion_runtime.runner.Exploring`): its mean actions
+from the same start repeat the failure.
 """
 import numpy as np
 
@@ -30,6 +32,7 @@ class PolicyNode(LegionNode):
         self.next_due = -float("inf")  # ROS time, s, of the next scheduled step
         self.stale_cycles = self.bad_actions = 0
         self.active, self.steps, self.subtask, self.subtask_seen = False, 0, "", False
+        self.retry, self.rng = False, np.random.default_rng()
         self.subscribe("observation", self.on_observation)
         self.subscribe("embedding", self.on_embedding)
         self.subscribe("subtask", self.on_subtask)
@@ -52,6 +55,7 @@ class PolicyNode(LegionNode):
         # latched embedding may reach it before the latched subtask, and it is that subtask's
         if self.subtask_seen and text != self.subtask:
             self.embedding = None
+        self.retry = self.subtask_seen and bool(text) and text == self.subtask
         self.subtask, self.active, self.steps, self.subtask_seen = text, bool(text), 0, True
         self.obs, self.next_due = None, -float("inf")  # act on this subtask's observations only
 
@@ -63,7 +67,10 @@ class PolicyNode(LegionNode):
             return
         # the schedule advances by whole periods (no drift at 20 Hz in), never into the past (no burst after a pause)
         self.next_due = max(self.next_due + self.period, now)
-        action, component = self.policy.act(self.obs, self.embedding)
+        if self.retry and self.param("explore_retries"):
+            action, component = self.policy.sample(self.obs, self.embedding, self.rng)
+        else:
+            action, component = self.policy.act(self.obs, self.embedding)
         self.steps += 1
         if not np.all(np.isfinite(action)):  # publish nothing: sim2real gets no action and the arm holds
             self.bad_actions += 1
