@@ -244,8 +244,10 @@ def run_trial(command: str, *, plant, loop: ControlLoop, library: TaskLibrary, c
             continue
         plant.select(subtask.env_id)
         start = np.asarray((starts or {}).get(subtask.env_id, HAND_INIT_POS), dtype=np.float64)
-        # The subtask starts from the start pose, or, where the object is not seen from there, from the first look
-        # pose that shows it; nowhere seen: skipped (the arm only looked)
+        # The subtask starts from the start pose. Where the object is not seen from there (the arm hides it), the
+        # arm looks from each look pose in turn; seen from one, it goes back to the start (the skill's own, through
+        # free space: nothing is touched), where the object stands as seen until the cameras see it again. Nowhere
+        # seen: skipped (the arm only looked)
         objects = None
         for k, pose in enumerate((start, *map(np.asarray, LOOK_POSES))):
             result.steps += _transfer(loop, plant, pose, on_step, stamp(), result)
@@ -255,7 +257,11 @@ def run_trial(command: str, *, plant, loop: ControlLoop, library: TaskLibrary, c
                 why = exc
                 continue
             if k:
-                log(f"{subtask.name}: {subtask.object!r} not seen from the start pose; starts from look pose {pose}")
+                log(f"{subtask.name}: {subtask.object!r} not seen from the start pose; seen from look pose {pose}, "
+                    "back to the start")
+                result.steps += _transfer(loop, plant, start, on_step, stamp(), result)
+                if hasattr(objects, "reaffirm"):
+                    objects.reaffirm(stamp() * 1e-9)
             break
         if objects is None:
             sequencer.skip(str(why))

@@ -161,6 +161,10 @@ class SubtaskPerception:
         """(3,) sim frame, m: the goal :meth:`start` derived (None before)."""
         return self.state.goal
 
+    def reaffirm(self, stamp_s: float) -> None:
+        """The last sighting stands as of ``stamp_s`` (:meth:`sim2real.object_state.ObjectState.reaffirm`)."""
+        self.state.reaffirm(stamp_s)
+
     @property
     def predicted(self) -> bool:
         """Whether the last call's object position was predicted (its tags not seen, not held), not measured."""

@@ -147,7 +147,18 @@ class ObjectState:
             raise ObjectNotSeenError(f"{self.rule.object!r} is not seen by the camera (seen: {sorted(seen)}); "
                                      "check the tag, the lighting and the camera view")
         self.goal = self.rule.goal({**seen, **(initial or {})})
+        self._last = (seen[self.rule.object].copy(), None, now)  # a sighting (the hand's position then unknown)
+        self._grasp = "open"
         return self.goal
+
+    def reaffirm(self, now: float) -> None:
+        """Let the last sighting stand as a sighting at ``now`` (s): the caller moved the arm since only through free
+        space above the objects (the long-horizon runner's way back from a look pose to the skill's start), so
+        nothing touched the object. Until the cameras see it again it is then predicted where it was seen, for up
+        to ``max_predict_s`` from ``now``, as after any sighting. Nothing to do before a first sighting."""
+        if self._last is not None:
+            position, _, _ = self._last
+            self._last = (position, None, now)
 
     @property
     def predicted(self) -> bool:

@@ -169,7 +169,7 @@ def test_an_object_the_start_pose_hides_is_worked_on_from_the_look_pose_that_sho
     lines = []
     result = trial(table, "pick and place the puck", seed=104, perception=perception, log=lines.append)
     assert result.report["success"] and result.truth == [True], result.report
-    assert f"starts from look pose {np.asarray(LOOK_POSES[0])}" in lines[0], lines
+    assert f"seen from look pose {np.asarray(LOOK_POSES[0])}, back to the start" in lines[0], lines
 
 
 def test_a_retry_draws_its_actions_from_the_policy_and_recovers_what_the_mean_action_repeats(table):
