@@ -452,6 +452,7 @@ def long_horizon(
     explore_retries: Annotated[bool, typer.Option(
         help="a retry draws its actions from the policy instead of repeating its mean actions "
              "(docs/long-horizon.md: measured)")] = True,
+    retries: Annotated[int, typer.Option(help="extra attempts of a failed subtask")] = 2,
 ) -> None:
     """Run a long-horizon command on the table scene N times: per-subtask and whole-task success rates."""
     import json
@@ -462,11 +463,13 @@ def long_horizon(
 
     if trials < 1:
         _fail(f"--trials must be >= 1, got {trials}")
+    if retries < 0:
+        _fail(f"--retries must be >= 0, got {retries}")
     try:
         summary = run_trials(command, trials=trials, controller=controller, checkpoint=checkpoint, order=order,
                              seed=seed, hidden=frozenset(h for h in hide.split(",") if h), video=video,
                              workspace_offset=workspace_offset, perception=perception,
-                             explore_retries=explore_retries, log=console.print)
+                             explore_retries=explore_retries, retries=retries, log=console.print)
     except UnknownCommandError as exc:
         _fail(str(exc), EXIT_UNKNOWN_COMMAND)
     except (BadInput, ValueError) as exc:

@@ -138,7 +138,7 @@ NODES: dict[str, Node] = {n.name: n for n in (
          {"backend": "pocketsphinx", "vosk_model_path": "", "use_grammar": True, "audio_source": "microphone",
           "sample_rate_hz": 16000, "utterance_s": 3.0}),
     Node("task_sequencer", "task_sequencer_node", ("command_text", "observation"), ("subtask", "task_status"),
-         {"task_library": "", "max_steps_per_subtask": 150, "order": "spoken", "retries": 1, "control_rate_hz": 20.0,
+         {"task_library": "", "max_steps_per_subtask": 150, "order": "spoken", "retries": 2, "control_rate_hz": 20.0,
           "attempt_time_margin_s": 1.0}),
     Node("embedding", "embedding_node", ("subtask",), ("embedding",), {"model_path": ""}),
     Node("perception", "perception_node", ("image", "camera_info"), ("object_poses",),

@@ -188,7 +188,7 @@ def test_a_retry_draws_its_actions_from_the_policy_and_recovers_what_the_mean_ac
             table.reset(seed)
             result = run_trial("close the drawer", plant=table, loop=ControlLoop(policy, *make_chain()),
                                library=load_task_library(), controller=policy, embed=embed, rng=random.Random(seed),
-                               explore_retries=explore, **table_frames(table, policy.layout))
+                               retries=1, explore_retries=explore, **table_frames(table, policy.layout))
             first, *retries = result.report["attempts"]
             assert not first["success"] and len(retries) == 1
             retried[explore].append(retries[0]["success"])
