@@ -164,7 +164,7 @@ def test_a_long_horizon_command_runs_on_the_table_scene_and_records_the_graph(tm
 
     outcomes = json.loads((run_dir / "summary.json").read_text())["outcomes"]
     assert [o["subtask"] for o in outcomes] == ["drawer-close", "button-press-topdown"]  # the spoken order
-    assert all(0 < o["steps"] <= 300 for o in outcomes)  # at most 150 steps per attempt, one retry
+    assert all(0 < o["steps"] <= 450 for o in outcomes)  # at most 150 steps per attempt, two retries
     records = list(read_bag(run_dir / "bag"))
     topics = {topic for topic, *_ in records}
     assert {"/legion/command_text", "/legion/subtask", "/legion/embedding", "/lbr/joint_states", "/legion/action"} <= topics
