@@ -17,7 +17,8 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=N
 app.command("train")(train)
 console = Console(soft_wrap=True)  # long paths and messages stay on one line (greppable)
 
-DEFAULT_CHECKPOINT = Path("models/legion-reach-drawer")
+#: The stream checkpoint of the efficient recipe: all ten skills ("clean the table", "make the coffee": docs/long-horizon.md)
+DEFAULT_CHECKPOINT = Path("models/stream-efficient/legion")
 
 # Exit statuses of `legion run` (documented in the README).
 EXIT_FAILED_SUBTASK, EXIT_BAD_INPUT, EXIT_UNKNOWN_COMMAND = 1, 2, 3
@@ -437,7 +438,7 @@ def long_horizon(
     controller: Annotated[str, typer.Option(
         help="reference (the scripted reference controllers of legion_sim/reference.py) or legion (the checkpoint's "
              "policy)")] = "legion",
-    checkpoint: Annotated[Path, typer.Option(help="checkpoint folder for --controller legion")] = Path("models/legion-table-kuka/checkpoint"),
+    checkpoint: Annotated[Path, typer.Option(help="checkpoint folder for --controller legion")] = DEFAULT_CHECKPOINT,
     order: Annotated[str, typer.Option(help="random | library | spoken (random shuffles set tasks only)")] = "random",
     seed: Annotated[int, typer.Option(help="seed of the first trial")] = 0,
     hide: Annotated[str, typer.Option(help="comma-separated objects the camera does not see (their subtasks are skipped)")] = "",

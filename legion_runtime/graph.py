@@ -150,7 +150,7 @@ NODES: dict[str, Node] = {n.name: n for n in (
          {"driver": "lbr_fri_ros2_stack", "base_frame": "base", "max_object_age_s": 0.15, "max_goal_age_s": 30.0,
           "task_library": ""}),
     Node("policy", "policy_node", ("observation", "embedding", "subtask"), ("action", "component"),
-         {"checkpoint": "models/legion-reach-drawer", "rate_hz": 20.0, "max_steps_per_subtask": 150,
+         {"checkpoint": "models/stream-efficient/legion", "rate_hz": 20.0, "max_steps_per_subtask": 150,
           "max_observation_age_s": 0.1, "explore_retries": True}),
     Node("sim2real", "sim2real_node", ("action", "joint_states", "subtask"),
          ("cartesian_target", "joint_command", "gripper_request"),

@@ -266,7 +266,7 @@ def test_lbr_gazebo_with_object_poses_from_a_topic(drivers_prefix, show_args, tm
         nodes, "lbr_fri_ros2_stack", joint_states=f"/{conf['robot_name']}/joint_states",
         joint_targets=f"/{conf['robot_name']}/{conf['ctrl']}/joint_trajectory", use_sim_time=True)
     assert params["real2sim"]["topics.object_poses"] == "/gazebo/object_poses"
-    assert params["policy"]["checkpoint"] == "models/legion-reach-drawer"
+    assert params["policy"]["checkpoint"] == "models/stream-efficient/legion"
     assert params["speech"]["backend"] == "pocketsphinx"
 
 
