@@ -32,7 +32,7 @@ def arguments() -> list:
     return [
         DeclareLaunchArgument("driver", default_value=DRIVERS[0], choices=list(DRIVERS),
                               description="arm driver: lbr_fri_ros2_stack (lbr_bringup) or iiwa_ros2 (iiwa_bringup)"),
-        DeclareLaunchArgument("checkpoint", default_value="models/legion-reach-drawer",
+        DeclareLaunchArgument("checkpoint", default_value=NODES["policy"].parameters["checkpoint"],
                               description="LEGION checkpoint folder the policy node loads"),
         DeclareLaunchArgument("speech_backend", default_value="pocketsphinx", choices=["pocketsphinx", "vosk"],
                               description="speech recogniser; vosk needs vosk_model_path"),

@@ -1,6 +1,6 @@
 """MuJoCo-in-the-loop: the LEGION nodes driving the MuJoCo KUKA plant instead of the robot.
 
-    ros2 launch legion_bringup mujoco_plant.launch.py [task:=reach-v3] [checkpoint:=models/legion-reach-drawer]
+    ros2 launch legion_bringup mujoco_plant.launch.py [task:=reach-v3] [checkpoint:=models/stream-efficient/legion]
         [camera:=true|false] [audio_source:=topic|microphone] [seed:=0]
 
 The mujoco_plant node takes the arm driver's, the gripper's and the RealSense's place with their topics and
