@@ -212,11 +212,12 @@ class ObjectTracker:
     """Object positions in the base frame from tag observations of one or more calibrated cameras (see the module
     docstring).
 
-    Per object and image batch: every tag that passes the gates gives a candidate object point; an ambiguous tag
-    (its two planar pose solutions fit nearly equally and put the object point more than ``max_ambiguous_shift_m``
-    apart) gives two, and the one nearer the object's other evidence is kept: the unambiguous candidates of the same
-    batch (another tag, another camera), else the object's fresh estimate, else the closest pair of solutions of two
-    ambiguous tags (each camera sees the flip differently); with none of these it is rejected. The kept candidates are
+    Per object and image batch: every tag that passes the gates gives a candidate object point; a tag whose two
+    planar pose solutions put the object point more than ``max_ambiguous_shift_m`` apart and fit the corners
+    comparably (ambiguity above ``check_ambiguity``) gives two, and the one nearer the object's other evidence is
+    kept: the unique candidates of the same batch (another tag, another camera), else the object's fresh estimate,
+    else the closest pair of solutions of two such tags (each camera sees the flip differently). Without any of these
+    evidence, a tag up to ``max_ambiguity`` keeps its best solution and one above is rejected. The kept candidates are
     averaged, then smoothed with the previous estimate.
 
     Args:
@@ -229,6 +230,9 @@ class ObjectTracker:
             ``max_ambiguity`` (in rendered frames unique poses measured <= 0.17 and a 14 deg flip 0.38) and its two
             solutions put the object point more than ``max_ambiguous_shift_m`` apart (the flip matters through the
             tag-to-object offset).
+        check_ambiguity: a tag above this (and whose flip moves the object point) is checked against the other
+            evidence even when below ``max_ambiguity``: the table's peg plug tag, 3 cm seen obliquely past the
+            gripper, had its flipped solution best at ambiguity 0.24, 7 cm off (the pull failed 3 of 3 attempts).
         smoothing: EMA weight of a new observation in (0, 1] (1: no smoothing).
         max_age_s: an object not seen for longer is stale.
 
@@ -241,6 +245,7 @@ class ObjectTracker:
     min_decision_margin: float = 30.0
     max_reprojection_px: float = 2.0
     max_ambiguity: float = 0.3
+    check_ambiguity: float = 0.1
     max_ambiguous_shift_m: float = 0.005
     smoothing: float = 0.5
     max_age_s: float = 0.5
@@ -277,7 +282,7 @@ class ObjectTracker:
             PerceptionError: a camera the tracker has no extrinsics for.
         """
         sure: dict[str, list[np.ndarray]] = {}
-        ambiguous: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
+        ambiguous: dict[str, list[tuple[np.ndarray, np.ndarray, bool]]] = {}  # (best, other, best kept alone)
         for camera, observations in views.items():
             if camera not in self._extrinsics:
                 raise PerceptionError(f"no extrinsics for camera {camera!r}; calibrated: {self.cameras}")
@@ -292,10 +297,10 @@ class ObjectTracker:
                     continue
                 offset = np.asarray(spec.offset_m)
                 p = T[:3, :3] @ (o.rotation @ offset + o.translation) + T[:3, 3]
-                if o.ambiguity > self.max_ambiguity and o.alternative is not None:
+                if o.ambiguity > self.check_ambiguity and o.alternative is not None:
                     p_alt = T[:3, :3] @ (o.alternative[0] @ offset + o.alternative[1]) + T[:3, 3]
                     if np.linalg.norm(p - p_alt) > self.max_ambiguous_shift_m:
-                        ambiguous.setdefault(spec.object, []).append((p, p_alt))
+                        ambiguous.setdefault(spec.object, []).append((p, p_alt, o.ambiguity <= self.max_ambiguity))
                         continue
                 sure.setdefault(spec.object, []).append(p)
         for name in set(sure) | set(ambiguous):
@@ -309,9 +314,9 @@ class ObjectTracker:
                 p_base = self.smoothing * p_base + (1 - self.smoothing) * previous[0]
             self._objects[name] = (p_base, stamp)
 
-    def _resolve(self, pairs: list[tuple[np.ndarray, np.ndarray]], sure: list[np.ndarray], name: str,
+    def _resolve(self, pairs: list[tuple[np.ndarray, np.ndarray, bool]], sure: list[np.ndarray], name: str,
                  stamp: float) -> list[np.ndarray]:
-        """The solution of each ambiguous tag nearer the other evidence (class docstring); rejects the rest."""
+        """The solution of each checked tag nearer the other evidence (class docstring); rejects the rest."""
         if not pairs:
             return []
         previous = self._objects.get(name)
@@ -319,14 +324,16 @@ class ObjectTracker:
             reference = np.mean(sure, axis=0)
         elif previous is not None and stamp - previous[1] <= self.max_age_s:
             reference = previous[0]
-        elif len(pairs) >= 2:  # two ambiguous tags: the solutions that agree (a flip moves each its own way)
+        elif len(pairs) >= 2:  # two checked tags: the solutions that agree (a flip moves each its own way)
             reference = min((float(np.linalg.norm(a - b)), 0.5 * (a + b)) for i, pa in enumerate(pairs)
-                            for pb in pairs[i + 1:] for a in pa for b in pb)[1]
-        else:
-            self._reject("ambiguity", len(pairs))
-            return []
+                            for pb in pairs[i + 1:] for a in pa[:2] for b in pb[:2])[1]
+        else:  # no evidence: a tag below max_ambiguity keeps its best solution
+            p, _, alone = pairs[0]
+            if not alone:
+                self._reject("ambiguity")
+            return [p] if alone else []
         kept = []
-        for p, p_alt in pairs:
+        for p, p_alt, _ in pairs:
             near, far = sorted((p, p_alt), key=lambda q: float(np.linalg.norm(q - reference)))
             if np.linalg.norm(near - reference) < 0.5 * np.linalg.norm(near - far):
                 kept.append(near)
