@@ -21,7 +21,7 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 
 import numpy as np
 
-from legion_policy.embedding import TextEmbedder
+from legion_language.embedding import TextEmbedder
 from legion_runtime.main_job import load_policy, make_chain
 from legion_runtime.runner import ControlLoop
 from legion_sim.plant import KukaPlant

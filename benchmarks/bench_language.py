@@ -5,7 +5,7 @@ Usage::
 
     python benchmarks/bench_language.py [--repeats 20] [--threads 1]
 
-Prints, per WAV in ``legion_policy/data/commands/``, the median wall-clock time of
+Prints, per WAV in ``legion_language/data/commands/``, the median wall-clock time of
 ``PocketSphinxRecognizer.transcribe`` with the phone-loop confidence pass (the default) and without
 it (grammar only), and the median and p99 time of ``TextEmbedder.embed`` for one sentence
 (all-MiniLM-L6-v2 on CPU), over every phrasing of the task library.
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-COMMANDS_DIR = Path(__file__).resolve().parents[1] / "legion_policy" / "data" / "commands"
+COMMANDS_DIR = Path(__file__).resolve().parents[1] / "legion_language" / "data" / "commands"
 
 
 def main() -> None:
@@ -29,9 +29,9 @@ def main() -> None:
 
     import torch
 
-    from legion_policy.embedding import TextEmbedder
-    from legion_policy.speech import PocketSphinxRecognizer, read_wav
-    from legion_policy.tasks import load_task_library
+    from legion_language.embedding import TextEmbedder
+    from legion_language.speech import PocketSphinxRecognizer, read_wav
+    from legion_language.tasks import load_task_library
 
     torch.set_num_threads(args.threads)
     phrases = load_task_library().phrasings()

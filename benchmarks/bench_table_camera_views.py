@@ -34,7 +34,7 @@ from pathlib import Path
 import mujoco
 import numpy as np
 
-from legion_policy.tasks import load_task_library
+from legion_language.tasks import load_task_library
 from legion_runtime.long_horizon import run_trial
 from legion_runtime.main_job import make_chain
 from legion_runtime.runner import ControlLoop

@@ -27,7 +27,7 @@ import mujoco
 import numpy as np
 from bench_table_camera_views import record
 
-from legion_policy.tasks import load_task_library
+from legion_language.tasks import load_task_library
 from legion_sim.camera import sim_tag_map_path
 from legion_sim.table_scene import TablePlant
 from sim2real.perception import ObjectTracker, TagDetector, load_tag_map

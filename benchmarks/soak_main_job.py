@@ -29,7 +29,7 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from legion_policy.embedding import TextEmbedder  # noqa: E402
+from legion_language.embedding import TextEmbedder  # noqa: E402
 from legion_runtime.main_job import load_policy, make_chain  # noqa: E402
 from legion_runtime.runner import ControlLoop  # noqa: E402
 from legion_sim.plant import KukaPlant  # noqa: E402

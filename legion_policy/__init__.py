@@ -1,4 +1,4 @@
-"""LEGION agent, knowledge space, trainer, checkpoints, and the language front end (speech, embedding).
+"""LEGION agent, knowledge space, trainer and checkpoints (the language front end is :mod:`legion_language`).
 
 No ROS and no robot here.
 """

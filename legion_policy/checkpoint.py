@@ -106,7 +106,7 @@ def save_checkpoint(path: str | Path, agent: LegionAgent, *, embedding_model: st
         ValueError: the knowledge space is not fitted, the embedding size disagrees with the agent, or
             ``task_library`` is not a valid task library. Nothing is written then.
     """
-    from legion_policy.tasks import TaskLibraryError, library_from_dict
+    from legion_language.tasks import TaskLibraryError, library_from_dict
 
     path = Path(path)
     ks = agent.knowledge_space
@@ -189,7 +189,7 @@ def _check_contents(path: Path, manifest: dict, tensors: dict, ks_state: dict) -
     Raises:
         CheckpointError: naming the field and both values.
     """
-    from legion_policy.tasks import TaskLibraryError, library_from_dict
+    from legion_language.tasks import TaskLibraryError, library_from_dict
 
     mpath = path / MANIFEST
     try:

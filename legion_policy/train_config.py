@@ -9,7 +9,7 @@ import numpy as np
 
 from legion_policy.agent import AgentConfig
 from legion_policy.replay import REGIMES
-from legion_policy.tasks import FEW_SHOT_STREAM, PAPER_STREAM
+from legion_language.tasks import FEW_SHOT_STREAM, PAPER_STREAM
 from legion_sim.metaworld_env import EPISODE_STEPS
 from legion_sim.table_scene import TASKS_BY_ID as _TABLE_TASKS
 

@@ -24,7 +24,7 @@ from legion_policy.agent import LegionAgent
 from legion_policy.checkpoint import save_checkpoint
 from legion_policy.demonstrations import Demonstrations, path_for, read_demonstrations
 from legion_policy.replay import ReplayBuffer
-from legion_policy.tasks import load_task_library
+from legion_language.tasks import load_task_library
 from legion_policy.train_config import _RUN_ONLY, METHODS, TrainConfig, TrainConfigError
 from legion_sim.metaworld_env import MetaWorldTaskEnv, TaskCycleEnv
 
@@ -164,7 +164,7 @@ class TrainingRun:
     """
 
     def __init__(self, cfg: TrainConfig):
-        from legion_policy.embedding import TextEmbedder
+        from legion_language.embedding import TextEmbedder
 
         cfg.validate()
         self.cfg = cfg

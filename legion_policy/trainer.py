@@ -35,7 +35,7 @@ import time
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from legion_policy.progress import ProgressMeter
-from legion_policy.tasks import FEW_SHOT_STREAM, PAPER_STREAM  # noqa: F401 - streams re-exported
+from legion_language.tasks import FEW_SHOT_STREAM, PAPER_STREAM  # noqa: F401 - streams re-exported
 from legion_policy.train_config import (METHODS, ORDERS, TrainConfig, TrainConfigError,  # noqa: F401 - the API
                                         few_shot_protocol)
 from legion_policy.train_run import (STATE, TrainingRun, add_demonstrations, console, evaluate,  # noqa: F401

@@ -51,7 +51,7 @@ def run(
     """Speak (or type) a command and watch the simulated KUKA iiwa carry it out with the LEGION policy."""
     if (wav is None) == (text is None):
         _fail("give exactly one of --wav PATH or --text \"...\"")
-    from legion_policy.tasks import UnknownCommandError
+    from legion_language.tasks import UnknownCommandError
     from legion_runtime.main_job import BadInput, run_main_job
 
     try:
@@ -134,8 +134,8 @@ def grammar(
     out: Annotated[Optional[Path], typer.Option(help="write the grammar here instead of printing it")] = None,
 ) -> None:
     """Print (or write) the speech grammar generated from the task library."""
-    from legion_policy.speech import library_jsgf, vosk_grammar
-    from legion_policy.tasks import TaskLibraryError, load_task_library
+    from legion_language.speech import library_jsgf, vosk_grammar
+    from legion_language.tasks import TaskLibraryError, load_task_library
 
     if fmt not in ("jsgf", "vosk"):
         _fail(f"--format must be jsgf or vosk, got {fmt!r}")
@@ -156,7 +156,7 @@ def commands(
 ) -> None:
     """List the commands a checkpoint understands: its subtasks, its long-horizon tasks, and the shipped library's
     commands it lacks skills for."""
-    from legion_policy.tasks import load_task_library
+    from legion_language.tasks import load_task_library
     from legion_runtime.commands import BadInput, read_task_library, shipped_checkpoints_with
 
     try:
@@ -275,7 +275,7 @@ def sweep(
     """Run every (method, order, seed) of a lifelong experiment in parallel (process pool or Ray), then report."""
     from legion_policy.agent import AgentConfig
     from legion_policy.sweep import run_sweep, sweep_configs
-    from legion_policy.tasks import PAPER_STREAM
+    from legion_language.tasks import PAPER_STREAM
     from legion_policy.train_config import with_recipe
     from legion_policy.trainer import TrainConfig, TrainConfigError
     from legion_runtime.report import load_run, print_report
@@ -458,7 +458,7 @@ def long_horizon(
     """Run a long-horizon command on the table scene N times: per-subtask and whole-task success rates."""
     import json
 
-    from legion_policy.tasks import UnknownCommandError
+    from legion_language.tasks import UnknownCommandError
     from legion_runtime.long_horizon import run_trials
     from legion_runtime.main_job import BadInput
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from legion_policy.tasks import Plan, UnknownCommandError, library_from_dict
+from legion_language.tasks import Plan, UnknownCommandError, library_from_dict
 from legion_runtime.paths import REPO_ROOT, project_path
 
 
@@ -28,7 +28,7 @@ def read_task_library(checkpoint: Path):
         BadInput: the checkpoint's manifest is missing, unreadable or of another interface; or its library is invalid.
     """
     from legion_policy.manifest import CheckpointError, read_manifest
-    from legion_policy.tasks import TaskLibraryError
+    from legion_language.tasks import TaskLibraryError
 
     try:
         return library_from_dict(read_manifest(project_path(checkpoint))["task_library"])
@@ -62,11 +62,11 @@ def plan_command(text: str, library, checkpoint: Path) -> Plan:
     """Plan ``text`` with the checkpoint's task library.
 
     Raises:
-        legion_policy.tasks.MissingSkillsError: the command is in the shipped task library, but the checkpoint lacks
+        legion_language.tasks.MissingSkillsError: the command is in the shipped task library, but the checkpoint lacks
             some of its skills (the message names them and the shipped checkpoints that have them).
-        legion_policy.tasks.UnknownCommandError: the command is in neither library.
+        legion_language.tasks.UnknownCommandError: the command is in neither library.
     """
-    from legion_policy.tasks import MissingSkillsError, load_task_library
+    from legion_language.tasks import MissingSkillsError, load_task_library
 
     try:
         return library.plan(text)

@@ -63,8 +63,8 @@ def phrasing_table(checkpoint: str | Path, states: int = 20, seed: int = 9000,
         ValueError: ``states`` < 1, or none of the trained tasks is in the recorded task library.
     """
     from legion_policy.checkpoint import LegionPolicy, load_agent
-    from legion_policy.embedding import TextEmbedder
-    from legion_policy.tasks import library_from_dict
+    from legion_language.embedding import TextEmbedder
+    from legion_language.tasks import library_from_dict
 
     if states < 1:
         raise ValueError(f"states must be >= 1, got {states}")

@@ -30,8 +30,8 @@ from typing import Callable
 
 import numpy as np
 
-from legion_policy.sequencer import TaskSequencer
-from legion_policy.tasks import Subtask, TaskLibrary
+from legion_language.sequencer import TaskSequencer
+from legion_language.tasks import Subtask, TaskLibrary
 from legion_runtime.runner import ControlLoop, Exploring, SubtaskOutcome
 from sim2real.goals import ObjectNotSeenError
 from sim2real.transforms import tcp_from_ee
@@ -111,7 +111,7 @@ class TrialResult:
     """One long-horizon trial: the sequencer's report plus what the chain did.
 
     Attributes:
-        report: :meth:`legion_policy.sequencer.TaskSequencer.report`.
+        report: :meth:`legion_language.sequencer.TaskSequencer.report`.
         holds: HOLD cycles per attempt, in attempt order.
         interventions: safety interventions per attempt, in attempt order.
         safety: per subtask name, and ``"transfer"`` for the moves between subtasks: ``{"steps", "holds",
@@ -225,7 +225,7 @@ def run_trial(command: str, *, plant, loop: ControlLoop, library: TaskLibrary, c
             loop publishes, and each subtask's description and embedding, carry these stamps).
 
     Raises:
-        legion_policy.tasks.UnknownCommandError: the command is not in the library.
+        legion_language.tasks.UnknownCommandError: the command is not in the library.
     """
     from legion_runtime import messages as m
     from legion_sim.table_scene import HAND_INIT_POS
@@ -397,9 +397,9 @@ def run_trials(command: str, *, trials: int, controller: str = "reference", chec
         ValueError: unknown controller or perception.
         legion_runtime.main_job.BadInput: unusable checkpoint, a missing camera calibration, or a video or the cameras
             asked for and no OpenGL back-end works.
-        legion_policy.tasks.UnknownCommandError: the command is not in the library.
+        legion_language.tasks.UnknownCommandError: the command is not in the library.
     """
-    from legion_policy.tasks import library_from_dict, load_task_library
+    from legion_language.tasks import library_from_dict, load_task_library
     from legion_runtime.main_job import frame_recorder, load_policy, make_chain, require_rendering
     from legion_runtime.sim_perception import TableCameraPerception
     from legion_sim.reference import ReferenceController
@@ -411,7 +411,7 @@ def run_trials(command: str, *, trials: int, controller: str = "reference", chec
         raise ValueError(f"perception must be one of {PERCEPTIONS}, got {perception!r}")
     known = None
     if controller == "legion":
-        from legion_policy.embedding import TextEmbedder
+        from legion_language.embedding import TextEmbedder
 
         policy = load_policy(checkpoint)
         library = library_from_dict(policy.task_library)

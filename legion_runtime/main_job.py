@@ -17,7 +17,7 @@ from rich.console import Console
 
 from legion_runtime.graph import MAX_STEPS_PER_SUBTASK, TOPICS, recorded_topics
 from legion_runtime.paths import project_path
-from legion_policy.tasks import Plan, UnknownCommandError, library_from_dict
+from legion_language.tasks import Plan, UnknownCommandError, library_from_dict
 from legion_runtime.commands import (  # noqa: F401 - BadInput and read_task_library are part of this module's API
     BadInput, plan_command, read_task_library,
 )
@@ -48,7 +48,7 @@ def load_policy(checkpoint: Path):
 def recognise(wav: Path, library, backend: str, vosk_model: Path | None) -> tuple[str, float]:
     """Speech → text with the grammar of a task library (compound commands included). Returns (text, seconds).
     Raises :class:`BadInput`."""
-    from legion_policy.speech import SpeechError, make_recognizer, read_wav
+    from legion_language.speech import SpeechError, make_recognizer, read_wav
 
     try:
         pcm = read_wav(wav)
@@ -137,8 +137,8 @@ def run_main_job(*, wav: Path | None, text: str | None, checkpoint: Path, speech
     Raises:
         BadInput: unusable checkpoint, audio, speech model or embedding model, or no working OpenGL back-end for
             the video or the camera (checked before the run folder is made).
-        legion_policy.tasks.MissingSkillsError: the command needs skills the checkpoint lacks (a shipped one has them).
-        legion_policy.tasks.UnknownCommandError: the command is not in the checkpoint's task library.
+        legion_language.tasks.MissingSkillsError: the command needs skills the checkpoint lacks (a shipped one has them).
+        legion_language.tasks.UnknownCommandError: the command is not in the checkpoint's task library.
     """
     console = console or Console()
     library = read_task_library(checkpoint)  # the manifest alone: bad input is refused before the weights load
@@ -155,7 +155,7 @@ def run_main_job(*, wav: Path | None, text: str | None, checkpoint: Path, speech
     table = _on_table(plan)
     camera = _camera_perception(perception, calibration, plan, table)
 
-    from legion_policy.embedding import EmbeddingModelError, TextEmbedder
+    from legion_language.embedding import EmbeddingModelError, TextEmbedder
     try:
         embedder = TextEmbedder(embedding_model)
     except EmbeddingModelError as exc:
@@ -342,7 +342,7 @@ def evaluate_policy(*, task: str, episodes: int, checkpoint: Path, seed: int = 1
     Returns:
         (success rate in [0, 1], number of episodes).
     """
-    from legion_policy.embedding import TextEmbedder
+    from legion_language.embedding import TextEmbedder
 
     if plant not in ("kuka", "metaworld"):
         raise BadInput(f"plant must be 'kuka' or 'metaworld', got {plant!r}")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from legion_policy.tasks import load_task_library
+from legion_language.tasks import load_task_library
 from sim2real.goals import GoalRule, ObjectNotSeenError
 from sim2real.object_state import ObjectState
 from sim2real.perception import ObjectTracker, PerceptionError, TagDetector, load_extrinsics, load_tag_map
@@ -85,7 +85,7 @@ class CameraPerception:
             rule = load_task_library().by_env_id(env_id).goal_rule
         except KeyError as exc:
             raise PerceptionError(f"no goal rule for {env_id!r} ({exc.args[0]}); add the subtask to the task "
-                                  "library (legion_policy/data/task_library.yaml)") from exc
+                                  "library (legion_language/data/task_library.yaml)") from exc
         mapped = {t.object for t in self.tags.values()}
         missing = {rule.object, rule.goal_object} - mapped - {None}
         if missing:

@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from legion_policy.tasks import FEW_SHOT_STREAM, PAPER_STREAM
+from legion_language.tasks import FEW_SHOT_STREAM, PAPER_STREAM
 
 console = Console(soft_wrap=True)  # messages stay on one line (greppable)
 

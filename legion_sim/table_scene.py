@@ -87,7 +87,7 @@ class TableTask:
 
     Attributes:
         env_id: Meta-World v3 env name.
-        object_name: the task library's name of its object (``legion_policy/data/task_library.yaml``).
+        object_name: the task library's name of its object (``legion_language/data/task_library.yaml``).
         root: the body ``reset_model`` places (at ``anchor`` + jitter here); its name in the task XML.
         anchor: (3,) where ``root`` stands in this scene before the jitter, sim frame, m.
         point: Meta-World's ``_get_pos_objects()``.
@@ -128,7 +128,7 @@ def _within(threshold: float, shift=(0.0, 0.0, 0.0)):
     return lambda tcp, obj, goal: bool(np.linalg.norm(obj + shift - goal) <= threshold)
 
 
-#: The seven tasks of "clean the table" (legion_policy/data/task_library.yaml), Meta-World v3 sources in comments.
+#: The seven tasks of "clean the table" (legion_language/data/task_library.yaml), Meta-World v3 sources in comments.
 TABLE_TASKS: tuple[TableTask, ...] = (
     # sawyer_push_v3: obj = get_body_com("obj"); goal = marker at the puck's height; success |obj-goal| <= 0.05
     TableTask("push-v3", "push_puck", "obj", (0.2, 0.58, 0.02), Point("body", "obj"), Point("site", "goal"),

@@ -10,5 +10,5 @@ has_command=0
 for arg in "$@"; do
   case "$arg" in --wav|--wav=*|--text|--text=*) has_command=1 ;; esac
 done
-if [ "$has_command" -eq 0 ]; then set -- --wav legion_policy/data/commands/reach_the_goal.wav "$@"; fi
+if [ "$has_command" -eq 0 ]; then set -- --wav legion_language/data/commands/reach_the_goal.wav "$@"; fi
 exec .venv/bin/legion run "$@"

@@ -7,7 +7,7 @@ They are the real audio the speech tests and benchmarks decode, and a demo input
 
 Usage::
 
-    python scripts/make_command_wavs.py                     # (re)generate legion_policy/data/commands/
+    python scripts/make_command_wavs.py                     # (re)generate legion_language/data/commands/
     python scripts/make_command_wavs.py --out /tmp/x --phrase "open the window"   # any sentence
 
 Needs the Debian packages ``espeak-ng`` and ``sox`` on PATH. Output is deterministic for a given
@@ -23,13 +23,13 @@ import tempfile
 from pathlib import Path
 
 SAMPLE_RATE_HZ = 16000
-DEFAULT_OUT = Path(__file__).resolve().parents[1] / "legion_policy" / "data" / "commands"
+DEFAULT_OUT = Path(__file__).resolve().parents[1] / "legion_language" / "data" / "commands"
 PAD_S = 0.3  # silence before and after the phrase, as a push-to-talk clip would have
 
 
 def canonical_phrases(library_path: str | None = None) -> list[str]:
     """The phrases to ship: each subtask's description plus every long-horizon phrasing, sorted."""
-    from legion_policy.tasks import load_task_library
+    from legion_language.tasks import load_task_library
 
     lib = load_task_library(library_path)
     phrases = {st.description for st in lib.subtasks.values()}

@@ -28,7 +28,7 @@ if [ ! -f "$stamp" ]; then
   .venv/bin/python -m pip install -q -e ".[test]" 2>&1 | grep -v "^WARNING: Location" || true
   # robosuite only provides the Robotiq 2F-85 MJCF assets: install its files without its heavy dependencies.
   .venv/bin/python -m pip install -q --no-deps "robosuite==1.5.2" 2>&1 | grep -v "^WARNING: Location" || true
-  .venv/bin/python -c "import torch, mujoco, metaworld, legion_policy" \
+  .venv/bin/python -c "import torch, mujoco, metaworld, legion_policy, legion_language" \
     || { echo "[setup] installation failed: see the pip output above" >&2; exit 1; }
   rm -f .venv/.legion-setup-*; touch "$stamp"
 fi

@@ -6,7 +6,7 @@ A :class:`GoalRule` names the object a subtask acts on and where its goal lies: 
 goal object (a marker) or of the object itself, plus a fixed offset in the sim frame. A :class:`SuccessTest`
 reproduces Meta-World v3's ``evaluate_state`` success test from the tool centre point, the object point and
 the goal. The rules and tests of the ten subtasks live in the task library
-(``legion_policy/data/task_library.yaml``, ``load_task_library().by_env_id(env_id).goal_rule`` / ``.success``),
+(``legion_language/data/task_library.yaml``, ``load_task_library().by_env_id(env_id).goal_rule`` / ``.success``),
 where each offset and threshold is derived from the Meta-World source it reproduces.
 """
 from __future__ import annotations

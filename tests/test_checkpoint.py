@@ -11,7 +11,7 @@ from legion_policy.checkpoint import (
     FORMAT_VERSION, KNOWLEDGE_SPACE, MANIFEST, WEIGHTS, CheckpointError, EmbeddingMismatchError, LegionPolicy,
     load_agent, load_checkpoint, save_checkpoint, sha256_file,
 )
-from legion_policy.tasks import load_task_library
+from legion_language.tasks import load_task_library
 from sim2real.observation import OBS_LAYOUT
 
 torch.set_num_threads(1)

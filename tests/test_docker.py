@@ -80,7 +80,7 @@ def test_copy_and_add_sources_exist_in_the_build_context():
 def test_dockerignore_keeps_the_copied_sources():
     ignored = [line.strip() for line in (DOCKER / "Dockerfile.dockerignore").read_text().splitlines()
                if line.strip() and not line.startswith("#")]
-    copied = {"pyproject.toml", "README.md", "legion_policy", "sim2real", "legion_sim", "legion_runtime",
+    copied = {"pyproject.toml", "README.md", "legion_policy", "legion_language", "sim2real", "legion_sim", "legion_runtime",
               "ros2_ws", "launch", "models", "calibration", "docker/entrypoint.sh"}
     assert not copied & set(ignored)
 

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from legion_policy.embedding import EmbeddingModelError, TextEmbedder
-from legion_policy.tasks import load_task_library
+from legion_language.embedding import EmbeddingModelError, TextEmbedder
+from legion_language.tasks import load_task_library
 
 
 @pytest.fixture(scope="module")

@@ -113,7 +113,7 @@ class FaultyLink:
 
 def run(ros, fault: str):
     """Arm, reach with ``fault`` injected over cycles [FAULT_START, FAULT_START + FAULT_CYCLES); per-cycle records."""
-    from legion_policy.embedding import TextEmbedder
+    from legion_language.embedding import TextEmbedder
     from legion_runtime.sim_perception import SIM_CALIBRATION
 
     plant = ros.make("mujoco_plant", seed=3, camera=True)

@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from legion_policy.checkpoint import LegionPolicy
-from legion_policy.embedding import TextEmbedder
+from legion_language.embedding import TextEmbedder
 from legion_runtime.cli import app
 from legion_runtime.knowledge_table import phrasing_table, start_states, summary
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from legion_policy.tasks import UnknownCommandError, load_task_library
+from legion_language.tasks import UnknownCommandError, load_task_library
 from legion_runtime.cli import EXIT_UNKNOWN_COMMAND, app
 from legion_runtime.long_horizon import LOOK_POSES, run_trial, start_posture, summarise
 from legion_runtime.main_job import make_chain
@@ -176,7 +176,7 @@ def test_a_retry_draws_its_actions_from_the_policy_and_recovers_what_the_mean_ac
     """LEGION's drawer-close (the stream checkpoint) on the table: at these placements its first attempt stops in front
     of the handle, at a fixed point of its mean action. Retried from the same start with the mean action it stops there
     again; with actions drawn from the policy (the default) the retries succeed (20 trials: docs/long-horizon.md)."""
-    from legion_policy.embedding import TextEmbedder
+    from legion_language.embedding import TextEmbedder
     from legion_runtime.long_horizon import table_frames
     from legion_runtime.main_job import load_policy
 

@@ -18,7 +18,7 @@ from legion_runtime.main_job import evaluate_policy
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "models" / "legion-reach-drawer"
-COMMANDS = ROOT / "legion_policy" / "data" / "commands"
+COMMANDS = ROOT / "legion_language" / "data" / "commands"
 
 runner = CliRunner()
 
@@ -94,7 +94,7 @@ def test_wrong_embedding_size_is_refused(tmp_path):
     """A real (tiny, random) 32-d BERT model in place of the 384-d MiniLM the policy was trained with."""
     from transformers import BertConfig, BertModel
 
-    from legion_policy.embedding import default_model_path
+    from legion_language.embedding import default_model_path
 
     folder = tmp_path / "tiny-bert"
     BertModel(BertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64)

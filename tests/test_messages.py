@@ -37,7 +37,7 @@ def test_command_roundtrip():
 
 @pytest.fixture(scope="module")
 def real_embedding():
-    from legion_policy.embedding import TextEmbedder
+    from legion_language.embedding import TextEmbedder
 
     return TextEmbedder().embed("close the drawer")
 

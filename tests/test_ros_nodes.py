@@ -104,10 +104,10 @@ def test_topic_names_come_from_parameters(ros):
 
 
 def test_speech_node_hears_a_spoken_command_on_the_audio_topic(ros):
-    from legion_policy.speech import read_wav
+    from legion_language.speech import read_wav
 
     node = ros.make("speech", audio_source="topic", utterance_s=2.0)
-    pcm = read_wav(ROOT / "legion_policy" / "data" / "commands" / "reach_the_goal.wav")
+    pcm = read_wav(ROOT / "legion_language" / "data" / "commands" / "reach_the_goal.wav")
     pcm = np.concatenate([pcm, np.zeros(32000 - len(pcm) % 32000, np.int16)])
     for chunk in np.array_split(pcm, 8):  # audio arrives in pieces
         ros.deliver(node, "audio", m.audio_to_msg(chunk))
@@ -117,7 +117,7 @@ def test_speech_node_hears_a_spoken_command_on_the_audio_topic(ros):
 
 
 def test_embedding_node_embeds_the_subtask_description(ros):
-    from legion_policy.embedding import TextEmbedder
+    from legion_language.embedding import TextEmbedder
 
     node = ros.make("embedding")
     ros.deliver(node, "subtask", m.command_to_msg("reach the goal"))
@@ -184,7 +184,7 @@ def test_camera_chain_plant_image_to_perception_to_real2sim_matches_the_simulato
 def test_the_graph_reaches_the_goal_only_after_the_safety_node_is_armed(ros):
     """plant -> real2sim -> policy -> sim2real -> safety -> plant over DDS, 20 Hz of ROS time: each cycle the plant's
     timer steps the scene and every message of the cycle is handled before the next."""
-    from legion_policy.embedding import TextEmbedder
+    from legion_language.embedding import TextEmbedder
 
     plant = ros.make("mujoco_plant", seed=3)
     nodes = [plant, ros.make("real2sim"), ros.make("policy", checkpoint=CHECKPOINT), ros.make("sim2real"), ros.make("safety")]
@@ -404,7 +404,7 @@ def test_mujoco_plant_node_runs_the_table_scene_and_publishes_all_its_objects(ro
     (obs_msg,) = ros.sent(node, "observation")
     obs = m.observation_from_msg(obs_msg)
     np.testing.assert_allclose(obs[3:6], plant.plant.objects()["button"], atol=1e-5)  # the button, sim frame
-    from legion_policy.tasks import load_task_library
+    from legion_language.tasks import load_task_library
 
     rule = load_task_library().by_env_id("button-press-topdown-v3").goal_rule
     np.testing.assert_allclose(obs[9:12], rule.goal(plant.plant.objects()), atol=1e-5)
@@ -440,14 +440,14 @@ def test_speech_node_without_a_microphone_says_so_and_keeps_serving_the_audio_to
     """Issue 16.2: with audio_source: microphone the speech node died on a machine without one ("PortAudio library
     not found", then "Error querying device -1"). This machine has PortAudio (libportaudio2, from scripts/setup.sh)
     and no input device: the real sounddevice is asked and refuses."""
-    from legion_policy.speech import read_wav
+    from legion_language.speech import read_wav
     from legion_runtime.messages import diagnostics_from_msg
 
     node = ros.make("speech", audio_source="microphone", utterance_s=2.0)
     ((name, level, message, _),) = diagnostics_from_msg(ros.sent(node, "diagnostics")[0])
     assert name == "legion: speech" and level == m.DIAG_WARN
     assert message.startswith("no microphone:") and "listening on /legion/audio only" in message, message
-    pcm = read_wav(ROOT / "legion_policy" / "data" / "commands" / "reach_the_goal.wav")
+    pcm = read_wav(ROOT / "legion_language" / "data" / "commands" / "reach_the_goal.wav")
     pcm = np.concatenate([pcm, np.zeros(32000 - len(pcm) % 32000, np.int16)])
     ros.deliver(node, "audio", m.audio_to_msg(pcm))
     assert [msg.data for msg in ros.sent(node, "command_text")] == ["reach the goal"]
@@ -494,7 +494,7 @@ def test_policy_node_acts_on_a_retry_of_the_same_subtask(ros):
     description, the embedding node answers at once, and the policy's subtask callback then wiped that embedding.
     Each observation is followed by one policy period of ROS time, in which the policy acts once on it."""
     node = ros.make("policy", checkpoint=CHECKPOINT)
-    from legion_policy.embedding import TextEmbedder
+    from legion_language.embedding import TextEmbedder
 
     embedding = m.embedding_to_msg(TextEmbedder().embed("reach the goal"))
     obs = m.observation_to_msg(np.array([0, 0.6, 0.2, 0, 0.7, 0.02, 0, 0, 0, 0, 0.8, 0.2], np.float32))
@@ -515,7 +515,7 @@ def test_policy_node_acts_on_a_retry_of_the_same_subtask(ros):
 def test_a_restarted_policy_acts_on_the_latched_subtask(ros):
     """The subtask and embedding topics are latched (transient local: the last message is kept for late joiners) so
     that a policy node started while a command runs learns at once what to do: it acts on the next observation."""
-    from legion_policy.embedding import TextEmbedder
+    from legion_language.embedding import TextEmbedder
 
     first = ros.make("policy", checkpoint=CHECKPOINT)
     ros.deliver(first, "subtask", m.command_to_msg("reach the goal"))

@@ -7,8 +7,8 @@ import random
 import numpy as np
 import pytest
 
-from legion_policy.sequencer import CHAIN_FAILED, TaskSequencer
-from legion_policy.tasks import UnknownCommandError, load_task_library
+from legion_language.sequencer import CHAIN_FAILED, TaskSequencer
+from legion_language.tasks import UnknownCommandError, load_task_library
 
 GOAL = np.array([0.0, 0.7, 0.1])
 FAR = GOAL + [0.3, -0.3, 0.3]  # 30 cm from the goal along every axis: no success test of the library passes

@@ -137,7 +137,7 @@ def test_the_arm_holds_while_the_object_is_not_seen_and_resumes_after(fault):
     older than max_age_s, and finishes the task once frames show the object again. Never a stale pose."""
     from pathlib import Path
 
-    from legion_policy.embedding import TextEmbedder
+    from legion_language.embedding import TextEmbedder
     from legion_runtime.main_job import load_policy, make_chain
     from legion_runtime.runner import ControlLoop
 

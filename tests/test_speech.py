@@ -12,12 +12,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from legion_policy.speech import (DEFAULT_MIN_CONFIDENCE, PocketSphinxRecognizer, Recognition, SpeechError,
+from legion_language.speech import (DEFAULT_MIN_CONFIDENCE, PocketSphinxRecognizer, Recognition, SpeechError,
                                   VoskRecognizer, make_recognizer, read_wav)
-from legion_policy.tasks import UnknownCommandError, load_task_library
+from legion_language.tasks import UnknownCommandError, load_task_library
 
 REPO = Path(__file__).resolve().parents[1]
-COMMANDS_DIR = REPO / "legion_policy" / "data" / "commands"
+COMMANDS_DIR = REPO / "legion_language" / "data" / "commands"
 MAKE_WAVS = REPO / "scripts" / "make_command_wavs.py"
 COMMAND_WAVS = sorted(COMMANDS_DIR.glob("*.wav"))
 needs_espeak = pytest.mark.skipif(not (shutil.which("espeak-ng") and shutil.which("sox")),

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from legion_policy.checkpoint import LegionPolicy
 from legion_policy.demonstrations import path_for, read_demonstrations
-from legion_policy.tasks import load_task_library
+from legion_language.tasks import load_task_library
 from legion_policy.trainer import TrainConfig, TrainConfigError, train
 from legion_runtime.cli import app
 from legion_runtime.long_horizon import run_trial, table_frames

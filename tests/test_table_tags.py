@@ -108,7 +108,7 @@ def test_a_puck_read_near_its_resting_height_lies_on_the_table_and_a_lifted_or_h
     """Through both cameras and the detector: the pick-place puck at rest is reported at the task library's resting
     height exactly (its camera height is off by up to a few mm); lifted 3 cm it is reported where the cameras see it
     (within 1 cm of the truth), and held by the gripper near the table it is not snapped either."""
-    from legion_policy.tasks import load_task_library
+    from legion_language.tasks import load_task_library
 
     subtask = load_task_library().by_env_id("pick-place-v3")
     rest = subtask.goal_rule.rest_z_m

@@ -15,7 +15,7 @@ import pytest
 import yaml
 from metaworld import policies
 
-from legion_policy.tasks import (DEFAULT_LIBRARY_PATH, TaskLibraryError, UnknownCommandError, library_from_dict,
+from legion_language.tasks import (DEFAULT_LIBRARY_PATH, TaskLibraryError, UnknownCommandError, library_from_dict,
                                  load_task_library)
 from legion_sim.metaworld_env import MetaWorldTaskEnv
 
@@ -157,7 +157,7 @@ def _library_with(tmp_path, subtask: str, phrase: str):
 def test_grammars_follow_the_library_file(tmp_path):
     from typer.testing import CliRunner
 
-    from legion_policy.speech import PocketSphinxRecognizer, library_jsgf, read_wav, vosk_grammar
+    from legion_language.speech import PocketSphinxRecognizer, library_jsgf, read_wav, vosk_grammar
     from legion_runtime.cli import app
 
     wav = Path(__file__).parent / "data" / "tidy_the_desk.wav"  # a phrase the shipped library does not know
@@ -179,7 +179,7 @@ def test_grammars_follow_the_library_file(tmp_path):
 
 @pytest.mark.skipif(not (shutil.which("espeak-ng") and shutil.which("sox")), reason="needs espeak-ng and sox")
 def test_a_spoken_compound_command_is_decoded_and_planned_in_order(tmp_path):
-    from legion_policy.speech import PocketSphinxRecognizer, read_wav
+    from legion_language.speech import PocketSphinxRecognizer, read_wav
 
     phrase = "close the drawer then press the button"
     subprocess.run([sys.executable, str(Path(__file__).parents[1] / "scripts" / "make_command_wavs.py"),

@@ -157,7 +157,7 @@ def test_tiny_two_task_run_writes_loadable_checkpoint_and_metrics(tmp_path):
     policy = LegionPolicy.load(run)
     env = MetaWorldTaskEnv("reach-v3", seed=5)
     obs, _ = env.reset()
-    from legion_policy.embedding import TextEmbedder
+    from legion_language.embedding import TextEmbedder
 
     embedder = TextEmbedder()
     policy.check_embedder(embedder.name, embedder.dim)

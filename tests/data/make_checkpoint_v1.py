@@ -3,7 +3,7 @@ import json, sys
 import numpy as np, torch
 from legion_policy.agent import AgentConfig, LegionAgent
 from legion_policy.checkpoint import save_checkpoint, FORMAT_VERSION
-from legion_policy.tasks import load_task_library
+from legion_language.tasks import load_task_library
 assert FORMAT_VERSION == 1
 out = sys.argv[1]
 agent = LegionAgent(AgentConfig(hidden=16, batch_size=8), seed=3)

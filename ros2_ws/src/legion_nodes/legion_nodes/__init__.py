@@ -1,1 +1,1 @@
-"""rclpy nodes of the LEGION deployment: thin shells over legion_policy/, sim2real/ and legion_runtime/."""
+"""rclpy nodes of the LEGION deployment: thin shells over legion_policy/, legion_language/, sim2real/ and legion_runtime/."""

@@ -1,10 +1,10 @@
 """embedding: subtask description (std_msgs/String) -> language embedding (Float32MultiArray).
 
-Logic: :class:`legion_policy.embedding.TextEmbedder` (all-MiniLM-L6-v2 by default, or ``model_path``:
+Logic: :class:`legion_language.embedding.TextEmbedder` (all-MiniLM-L6-v2 by default, or ``model_path``:
 the checkpoint's language model). An empty description (idle) publishes nothing.
 """
 from legion_nodes._ros import LegionNode, run
-from legion_policy.embedding import TextEmbedder
+from legion_language.embedding import TextEmbedder
 from legion_runtime import messages as m
 
 

@@ -21,7 +21,7 @@ import numpy as np
 from rclpy.action import ActionServer
 
 from legion_nodes._ros import LegionNode, run
-from legion_policy.tasks import load_task_library
+from legion_language.tasks import load_task_library
 from legion_runtime import graph
 from legion_runtime import messages as m
 from legion_sim.plant import KukaPlant

@@ -12,7 +12,7 @@ measured height near its resting height is taken as lying on the table (:func:`s
 node does not read the gripper, so as when it holds nothing).
 """
 from legion_nodes._ros import LegionNode, run
-from legion_policy.tasks import load_task_library
+from legion_language.tasks import load_task_library
 from legion_runtime import messages as m
 from legion_runtime.main_job import make_chain
 from sim2real.drivers import driver

@@ -1,17 +1,17 @@
 """speech: microphone or audio topic -> recognised command text (std_msgs/String).
 
-Logic: :func:`legion_policy.speech.make_recognizer` (pocketsphinx with its en-us model, or vosk with
+Logic: :func:`legion_language.speech.make_recognizer` (pocketsphinx with its en-us model, or vosk with
 ``vosk_model_path``), constrained by a grammar of the task library's phrasings when ``use_grammar``.
 Audio is cut into utterances of ``utterance_s`` seconds, from 16 kHz int16 messages on ``topics.audio``, or with
-``audio_source: microphone`` from the default microphone (:func:`legion_policy.speech.open_microphone`). Without
+``audio_source: microphone`` from the default microphone (:func:`legion_language.speech.open_microphone`). Without
 a microphone (no PortAudio, no input device) the node says so on /diagnostics (WARN, once a second) and keeps serving
 the audio topic. Only a recognised command is published; silence and rejected speech publish nothing.
 """
 import numpy as np
 
 from legion_nodes._ros import LegionNode, run
-from legion_policy.speech import MicrophoneUnavailable, make_recognizer, open_microphone
-from legion_policy.tasks import load_task_library
+from legion_language.speech import MicrophoneUnavailable, make_recognizer, open_microphone
+from legion_language.tasks import load_task_library
 from legion_runtime import messages as m
 
 

@@ -1,6 +1,6 @@
 """task_sequencer: recognised command -> subtasks one at a time (std_msgs/String), with a JSON status.
 
-Logic: :class:`legion_policy.sequencer.TaskSequencer` over the task library (``task_library``: a YAML
+Logic: :class:`legion_language.sequencer.TaskSequencer` over the task library (``task_library``: a YAML
 file; default the shipped one; ``order``: library, random or spoken). Each observation counts one control step
 of the running subtask, judged by its library success test on the TCP (below the observed ee point 0:3), the
 object (3:6) and the goal (9:12), sim frame. An unknown task publishes a status listing the known commands and starts nothing.
@@ -13,8 +13,8 @@ The final status (state "done") says whether the command succeeded and why each 
 import json
 
 from legion_nodes._ros import LegionNode, run
-from legion_policy.sequencer import TaskSequencer
-from legion_policy.tasks import UnknownCommandError, load_task_library
+from legion_language.sequencer import TaskSequencer
+from legion_language.tasks import UnknownCommandError, load_task_library
 from legion_runtime import messages as m
 from sim2real.transforms import tcp_from_ee
 

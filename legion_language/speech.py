@@ -29,7 +29,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from legion_policy.tasks import JOINERS, TaskLibrary, UnknownCommandError, normalise
+from legion_language.tasks import JOINERS, TaskLibrary, UnknownCommandError, normalise
 
 SAMPLE_RATE_HZ = 16000
 # Rejection threshold for PocketSphinxRecognizer, nats per frame, chosen on espeak-ng audio (4 English
@@ -145,7 +145,7 @@ class PocketSphinxRecognizer:
     """Grammar-constrained command recogniser on the pocketsphinx 5 en-us model (offline, CPU).
 
     Args:
-        phrases: accepted commands (normalised with ``legion_policy.tasks.normalise``), e.g.
+        phrases: accepted commands (normalised with ``legion_language.tasks.normalise``), e.g.
             ``TaskLibrary.phrasings()``.
         min_confidence: reject hypotheses whose confidence (nats/frame, see :class:`Recognition`)
             is below this; ``None`` skips the phone-loop pass and accepts whatever the grammar decodes.
@@ -362,7 +362,7 @@ def make_recognizer(backend: str = "pocketsphinx", phrases: Sequence[str] | None
         SpeechError: vosk without ``model_path``, or the recogniser cannot start.
     """
     if phrases is None:
-        from legion_policy.tasks import load_task_library
+        from legion_language.tasks import load_task_library
 
         phrases = load_task_library().phrasings()
     if backend == "pocketsphinx":

@@ -1,6 +1,6 @@
 """The task library: which spoken commands map to which learned subtasks, and what each subtask needs.
 
-One YAML file (``legion_policy/data/task_library.yaml`` by default) lists every subtask with the
+One YAML file (``legion_language/data/task_library.yaml`` by default) lists every subtask with the
 Meta-World v3 environment it is trained on, its spoken phrasings, the perceived object it acts on, how its
 goal is derived (:class:`sim2real.goals.GoalRule`) and its success test (:class:`sim2real.goals.SuccessTest`),
 plus long-horizon commands made of subtasks, strictly ordered (``chain``) or in any order (``set``). Speech
@@ -19,7 +19,7 @@ import yaml
 
 from sim2real.goals import GoalRule, SuccessTest
 
-DEFAULT_LIBRARY_PATH = Path(str(resources.files("legion_policy") / "data" / "task_library.yaml"))
+DEFAULT_LIBRARY_PATH = Path(str(resources.files("legion_language") / "data" / "task_library.yaml"))
 FORMAT_VERSION = 2
 #: Long-horizon orders: ``chain`` runs the subtasks strictly in the listed order, ``set`` in any order.
 LONG_HORIZON_ORDERS = ("chain", "set")
@@ -396,7 +396,7 @@ def library_from_dict(data: dict, path: Path | None = None) -> TaskLibrary:
 
 
 def load_task_library(path: str | Path | None = None) -> TaskLibrary:
-    """Read a task library YAML file (default: the one shipped in ``legion_policy/data``).
+    """Read a task library YAML file (default: the one shipped in ``legion_language/data``).
 
     Raises:
         TaskLibraryError: the file is missing, is not YAML, or is malformed.

@@ -1,6 +1,6 @@
 """Long-horizon commands as sequences of learned subtasks (the task sequencer node's logic, plain Python).
 
-A recognised command is planned with the task library (:meth:`legion_policy.tasks.TaskLibrary.plan`) and its
+A recognised command is planned with the task library (:meth:`legion_language.tasks.TaskLibrary.plan`) and its
 subtasks run one at a time, in an order chosen by ``order``:
 
 * ``"library"``: the order the library lists (a compound command's subtasks in library order);
@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from legion_policy.tasks import Plan, Subtask, TaskLibrary
+from legion_language.tasks import Plan, Subtask, TaskLibrary
 
 ORDERS = ("library", "random", "spoken")
 CHAIN_FAILED = "previous subtask of the chain failed"
@@ -88,7 +88,7 @@ class TaskSequencer:
         """Start a command (dropping any running one); returns the description of its first subtask.
 
         Raises:
-            legion_policy.tasks.UnknownCommandError: ``text`` is not in the library (it lists the known ones).
+            legion_language.tasks.UnknownCommandError: ``text`` is not in the library (it lists the known ones).
         """
         plan = self.library.plan(text)
         queue, self.note = list(plan.subtasks), ""
