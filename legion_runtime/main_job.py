@@ -17,7 +17,7 @@ from rich.console import Console
 
 from legion_runtime.graph import MAX_STEPS_PER_SUBTASK, TOPICS, recorded_topics
 from legion_runtime.paths import project_path
-from legion_language.tasks import Plan, UnknownCommandError, library_from_dict
+from legion_language.tasks import MissingSkillsError, Plan, UnknownCommandError, library_from_dict
 from legion_runtime.commands import (  # noqa: F401 - BadInput and read_task_library are part of this module's API
     BadInput, plan_command, read_task_library,
 )
@@ -138,7 +138,8 @@ def run_main_job(*, wav: Path | None, text: str | None, checkpoint: Path, speech
         BadInput: unusable checkpoint, audio, speech model or embedding model, or no working OpenGL back-end for
             the video or the camera (checked before the run folder is made).
         legion_language.tasks.MissingSkillsError: the command needs skills the checkpoint lacks (a shipped one has them).
-        legion_language.tasks.UnknownCommandError: the command is not in the checkpoint's task library.
+        legion_language.tasks.UnknownCommandError: the command is not in the checkpoint's task library, and the
+            matcher does not understand it (legion_language.matching.NotUnderstoodError: the closest known commands).
     """
     console = console or Console()
     library = read_task_library(checkpoint)  # the manifest alone: bad input is refused before the weights load
@@ -150,20 +151,31 @@ def run_main_job(*, wav: Path | None, text: str | None, checkpoint: Path, speech
             raise UnknownCommandError(f"<no command recognised in {wav}>", library.phrasings())
     else:
         heard = text
-    plan = plan_command(heard, library, checkpoint)  # UnknownCommandError lists the known commands
-    policy = load_policy(checkpoint)
-    table = _on_table(plan)
-    camera = _camera_perception(perception, calibration, plan, table)
-
     from legion_language.embedding import EmbeddingModelError, TextEmbedder
     try:
         embedder = TextEmbedder(embedding_model)
     except EmbeddingModelError as exc:
         raise BadInput(str(exc)) from exc
     try:
+        plan = plan_command(heard, library, checkpoint)
+    except MissingSkillsError:
+        raise
+    except UnknownCommandError:  # not a library phrasing: matched in the language model's embedding space
+        from legion_language.matching import CommandMatcher
+        from legion_language.tasks import load_task_library
+
+        matcher = CommandMatcher(load_task_library(), embedder.embed)
+        _, understood = matcher.plan(heard)  # NotUnderstoodError: the closest known commands; nothing moves
+        for u in understood:
+            console.print(u.describe())
+        plan = plan_command(matcher.library_text(understood), library, checkpoint)
+    policy = load_policy(checkpoint)
+    try:
         policy.check_embedder(embedder.name, embedder.dim)
     except ValueError as exc:
         raise BadInput(str(exc)) from exc
+    table = _on_table(plan)
+    camera = _camera_perception(perception, calibration, plan, table)
 
     if video or camera is not None:  # a set-up problem, before a run folder exists or anything moves
         require_rendering()
