@@ -152,23 +152,29 @@ def run_main_job(*, wav: Path | None, text: str | None, checkpoint: Path, speech
     else:
         heard = text
     from legion_language.embedding import EmbeddingModelError, TextEmbedder
+
+    def load_embedder() -> TextEmbedder:
+        try:
+            return TextEmbedder(embedding_model)
+        except EmbeddingModelError as exc:
+            raise BadInput(str(exc)) from exc
+
+    embedder = None
     try:
-        embedder = TextEmbedder(embedding_model)
-    except EmbeddingModelError as exc:
-        raise BadInput(str(exc)) from exc
-    try:
-        plan = plan_command(heard, library, checkpoint)
+        plan = plan_command(heard, library, checkpoint)  # a library command: refused skills need no model loaded
     except MissingSkillsError:
         raise
     except UnknownCommandError:  # not a library phrasing: matched in the language model's embedding space
         from legion_language.matching import CommandMatcher
         from legion_language.tasks import load_task_library
 
+        embedder = load_embedder()
         matcher = CommandMatcher(load_task_library(), embedder.embed)
         _, understood = matcher.plan(heard)  # NotUnderstoodError: the closest known commands; nothing moves
         for u in understood:
             console.print(u.describe())
         plan = plan_command(matcher.library_text(understood), library, checkpoint)
+    embedder = embedder or load_embedder()
     policy = load_policy(checkpoint)
     try:
         policy.check_embedder(embedder.name, embedder.dim)

@@ -40,7 +40,6 @@ def legion_fresh(*args: str, columns: int = 80) -> tuple[str, list[str], int]:
 @pytest.mark.parametrize("args", [
     ["--help"], ["train", "--help"], ["run", "--help"], ["commands"],
     ["run", "--checkpoint", str(SHIPPED)],  # neither --wav nor --text
-    ["run", "--text", "wash the dishes", "--checkpoint", str(SHIPPED)],  # unknown task
     ["run", "--text", "clean the table", "--checkpoint", str(SHIPPED)],  # skills the checkpoint lacks
     ["run", "--text", "reach the goal", "--checkpoint", "no/such/checkpoint"],
 ])
@@ -51,6 +50,14 @@ def test_help_commands_and_input_errors_do_not_load_torch_or_mujoco(args):
     assert heavy == [], f"legion {' '.join(args)} imported {heavy}"
     assert code in (0, 2, 3), output
     assert "Traceback" not in output
+
+
+def test_an_unknown_command_loads_only_the_language_model_and_is_refused():
+    """A command that is no library phrasing is matched in the language model's embedding space (transformers, torch),
+    and refused with the closest known commands before the policy, the simulator or Meta-World are loaded."""
+    output, heavy, code = legion_fresh("run", "--text", "wash the dishes", "--checkpoint", str(SHIPPED))
+    assert code in (2, 3) and "not understood 'wash the dishes'" in output and "nothing moves" in output, output
+    assert "mujoco" not in heavy and "metaworld" not in heavy and "Traceback" not in output
 
 
 def test_help_shows_no_type_placeholders_and_whole_option_names_at_80_columns():
