@@ -20,10 +20,11 @@ from __future__ import annotations
 
 import random
 from dataclasses import asdict, dataclass
+from typing import Any, Callable
 
 import numpy as np
 
-from legion_language.tasks import Plan, Subtask, TaskLibrary
+from legion_language.tasks import Plan, Subtask, TaskLibrary, UnknownCommandError
 
 ORDERS = ("library", "random", "spoken")
 CHAIN_FAILED = "previous subtask of the chain failed"
@@ -63,13 +64,16 @@ class TaskSequencer:
         confirm_steps: consecutive steps the success test must pass before the attempt succeeds (1: at once). A
             measured object (cameras) needs a few: its millimetres of noise at a threshold otherwise decide a step
             before the true state does.
+        matcher: builds the :class:`legion_language.matching.CommandMatcher` of ``library`` for commands in one's
+            own words (called once, at the first command that is no library phrasing: the language model loads
+            then); None: library phrasings only.
 
     Raises:
         ValueError: unknown order, ``max_steps`` < 1, ``retries`` < 0 or ``confirm_steps`` < 1.
     """
 
     def __init__(self, library: TaskLibrary, max_steps: int = 150, retries: int = 1, order: str = "library",
-                 rng: random.Random | None = None, confirm_steps: int = 1):
+                 rng: random.Random | None = None, confirm_steps: int = 1, matcher: Callable[[], Any] | None = None):
         if order not in ORDERS:
             raise ValueError(f"order must be one of {list(ORDERS)}, got {order!r}")
         if max_steps < 1 or retries < 0 or confirm_steps < 1:
@@ -83,14 +87,24 @@ class TaskSequencer:
         self.order_used, self.note = "", ""
         self.index = 0
         self.attempts: list[Attempt] = []
+        self._make_matcher, self._matcher = matcher, None
+        self.understood: list = []  # legion_language.matching.Understanding of each clause, for a matched command
 
     def command(self, text: str) -> str:
         """Start a command (dropping any running one); returns the description of its first subtask.
 
         Raises:
-            legion_language.tasks.UnknownCommandError: ``text`` is not in the library (it lists the known ones).
+            legion_language.tasks.UnknownCommandError: ``text`` is not in the library (it lists the known ones); with
+                a matcher, :class:`legion_language.matching.NotUnderstoodError` (the closest known commands).
         """
-        plan = self.library.plan(text)
+        try:
+            plan, understood = self.library.plan(text), []
+        except UnknownCommandError:
+            if self._make_matcher is None:
+                raise
+            self._matcher = self._matcher or self._make_matcher()
+            plan, understood = self._matcher.plan(text)
+        self.understood = understood
         queue, self.note = list(plan.subtasks), ""
         if plan.order == "set" and self.order == "random":
             self.rng.shuffle(queue)
@@ -192,6 +206,9 @@ class TaskSequencer:
         status = {"command": self.plan.text if self.plan else "", "state": state, "order": self.order_used,
                   "note": self.note, "subtask_index": self.index, "subtask": self.current(),
                   "attempts": [asdict(a) for a in self.attempts]}
+        if self.understood:  # a command in one's own words: what it was understood as, and how sure
+            status["understood"] = [{"text": u.text, "meaning": u.meaning, "score": round(u.score, 3)}
+                                    for u in self.understood]
         if state == "done":  # the outcome, and why each subtask ended as it did
             report = self.report()
             status["success"] = report["success"]

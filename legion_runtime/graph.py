@@ -139,7 +139,7 @@ NODES: dict[str, Node] = {n.name: n for n in (
           "sample_rate_hz": 16000, "utterance_s": 3.0}),
     Node("task_sequencer", "task_sequencer_node", ("command_text", "observation"), ("subtask", "task_status"),
          {"task_library": "", "max_steps_per_subtask": 150, "order": "spoken", "retries": 2, "control_rate_hz": 20.0,
-          "attempt_time_margin_s": 1.0}),
+          "attempt_time_margin_s": 1.0, "match_free_wording": True, "embedding_model_path": ""}),
     Node("embedding", "embedding_node", ("subtask",), ("embedding",), {"model_path": ""}),
     Node("perception", "perception_node", ("image", "camera_info"), ("object_poses",),
          {"tag_map": "", "calibration": "", "base_frame": "base", "camera_frame": "camera_color_optical_frame",

@@ -303,7 +303,14 @@ def test_task_sequencer_node_runs_a_long_horizon_command_subtask_by_subtask(ros)
     ros.deliver(node, "command_text", m.command_to_msg("make me a sandwich"))
     (status,) = [json.loads(msg.data) for msg in ros.sent(node, "task_status")]
     assert status["state"] == "unknown task" and "reach the goal" in status["known"]
+    assert len(status["closest"]) == 3, "a command not understood names the closest known commands"
     assert ros.sent(node, "subtask") == [], "an unknown command starts nothing"
+    # in one's own words: matched in the language model's embedding space, the status says what it understood
+    ros.deliver(node, "command_text", m.command_to_msg("get to the goal"))
+    assert [msg.data for msg in ros.sent(node, "subtask")] == ["reach the goal"]
+    understood = json.loads(ros.sent(node, "task_status")[-1].data)["understood"]
+    assert [u["meaning"] for u in understood] == ["reach"] and understood[0]["score"] >= 0.82
+    before = len(ros.sent(node, "subtask"))
 
     ros.deliver(node, "command_text", m.command_to_msg("close the drawer then reach the goal"))  # spoken order
     far = np.zeros(12, np.float32)
@@ -321,7 +328,7 @@ def test_task_sequencer_node_runs_a_long_horizon_command_subtask_by_subtask(ros)
     for _ in range(3):
         ros.deliver(node, "observation", m.observation_to_msg(far))  # reach, attempt 1 fails at 3 steps -> retry
     ros.deliver(node, "observation", m.observation_to_msg(near))  # attempt 2 succeeds at once
-    subtasks = [msg.data for msg in ros.sent(node, "subtask")]
+    subtasks = [msg.data for msg in ros.sent(node, "subtask")][before:]
     assert subtasks == ["close the drawer", "close the drawer", "reach the goal", "reach the goal", ""]
     final = json.loads(ros.sent(node, "task_status")[-1].data)
     assert final["state"] == "done" and final["order"] == "spoken"

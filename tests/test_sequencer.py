@@ -199,3 +199,28 @@ def test_an_attempt_whose_time_ran_out_ends_failed_with_the_reason_and_the_statu
         ("reach", False, "max_steps"), ("drawer-close", True, "success")]
     assert status["attempts"][0]["why"] == "time limit 8.2 s: 40 of 150 steps observed"
     assert not seq.expire("nothing runs"), "nothing to expire once done"
+
+
+def test_with_a_matcher_a_command_in_ones_own_words_runs_and_the_status_says_what_it_understood(library):
+    """The matcher is built at the first command that is no library phrasing (the language model loads then), never
+    for a library phrasing; a refused command starts nothing and keeps the running one's state."""
+    from legion_language.embedding import TextEmbedder
+    from legion_language.matching import CommandMatcher, NotUnderstoodError
+
+    built = []
+
+    def make():
+        built.append(CommandMatcher(library, TextEmbedder().embed))
+        return built[-1]
+
+    seq = TaskSequencer(library, max_steps=3, order="spoken", matcher=make)
+    assert seq.command("reach the goal") == "reach the goal" and built == [] and "understood" not in seq.status()
+    assert seq.command("shut the drawer please then get to the goal") == "close the drawer"
+    assert [(u["meaning"], u["score"] >= 0.82) for u in seq.status()["understood"]] == \
+        [("drawer-close", True), ("reach", True)]
+    assert [s.name for s in seq.queue] == ["drawer-close", "reach"] and len(built) == 1
+    with pytest.raises(NotUnderstoodError, match="closest known commands"):
+        seq.command("turn off the tap")
+    assert seq.current() == "close the drawer", "a refused command leaves the running one as it was"
+    with pytest.raises(UnknownCommandError):
+        TaskSequencer(library).command("get to the goal")  # without a matcher: library phrasings only
