@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections import Counter
 import warnings
 import wave
 from dataclasses import dataclass
@@ -126,6 +127,52 @@ def library_jsgf(library: TaskLibrary) -> str:
     return "#JSGF V1.0;\ngrammar commands;\n" + "\n".join(rules) + f"\npublic <command> = {command};\n"
 
 
+def domain_arpa(sentences: Sequence[str], discount: float = 0.5) -> str:
+    """A bigram language model of ``sentences`` in ARPA text form (log10), for free-form decoding of commands.
+
+    Absolute discounting (``discount`` per seen bigram) with back-off to the unigram distribution (Ney, Essen &
+    Kneser 1994); sentences begin with ``<s>`` and end with ``</s>``. Words are the sentences' (normalised) words.
+
+    Raises:
+        SpeechError: no sentences, or ``discount`` outside (0, 1).
+    """
+    if not sentences or not 0 < discount < 1:
+        raise SpeechError(f"need sentences and a discount in (0, 1), got {len(sentences)} sentences and {discount}")
+    uni, bi = Counter(), Counter()
+    for sentence in sentences:
+        tokens = ["<s>", *normalise(sentence).split(), "</s>"]
+        uni.update(tokens[1:])
+        bi.update(zip(tokens, tokens[1:]))
+    history, followers = Counter(), {}
+    for (h, w), c in bi.items():
+        history[h] += c
+        followers.setdefault(h, set()).add(w)
+    total = sum(uni.values())
+    p1 = {w: c / total for w, c in uni.items()}
+    unigrams = []
+    for w in sorted(set(uni) | {"<s>"}):
+        lp = "-99" if w == "<s>" else f"{math.log10(p1[w]):.6f}"
+        if w in history:  # back-off weight: the discounted mass over the unigram mass of unseen followers
+            mass = discount * len(followers[w]) / history[w]
+            unigrams.append(f"{lp} {w} {math.log10(mass / (1 - sum(p1[x] for x in followers[w]))):.6f}")
+        else:
+            unigrams.append(f"{lp} {w}")
+    bigrams = [f"{math.log10((c - discount) / history[h]):.6f} {h} {w}" for (h, w), c in sorted(bi.items())]
+    return "\n".join(["\\data\\", f"ngram 1={len(unigrams)}", f"ngram 2={len(bigrams)}", "", "\\1-grams:", *unigrams,
+                      "", "\\2-grams:", *bigrams, "", "\\end\\", ""])
+
+
+def command_sentences(library: TaskLibrary) -> list[str]:
+    """What free-form decoding expects to hear: the library's phrasings, each subtask phrasing joined to the next by
+    every joiner (compound commands), and the labelled command set's tune split (paraphrases and near-misses, so that
+    a near-miss is heard as said and then refused by the matcher, not heard as the command it resembles)."""
+    from legion_language.matching import load_command_set
+
+    subtasks = library.subtask_phrasings()
+    compounds = [f"{a} {' '.join(j)} {b}" for a, b in zip(subtasks, subtasks[1:] + subtasks[:1]) for j in JOINERS]
+    return library.phrasings() + compounds + [c["text"] for c in load_command_set() if c["split"] == "tune"]
+
+
 def vosk_grammar(phrases: Sequence[str]) -> str:
     """The Vosk JSON grammar of ``phrases`` (e.g. ``TaskLibrary.phrasings()``): the phrases plus ``"[unk]"``."""
     return json.dumps(list(phrases) + ["[unk]"], ensure_ascii=False)
@@ -151,6 +198,8 @@ class PocketSphinxRecognizer:
             is below this; ``None`` skips the phone-loop pass and accepts whatever the grammar decodes.
         library: decode with that task library's grammar (:func:`library_jsgf`: ``phrases`` and compound
             commands) and accept whatever ``library.plan`` accepts; None: exactly ``phrases``.
+        free: decode free-form with a bigram model of :func:`command_sentences` (needs ``library``) and return what
+            was heard, for the matcher (:mod:`legion_language.matching`) to understand or refuse; False: the grammar.
 
     Raises:
         SpeechError: no phrases, or a word missing from the pronunciation dictionary (CMUdict).
@@ -159,20 +208,33 @@ class PocketSphinxRecognizer:
     backend = "pocketsphinx"
 
     def __init__(self, phrases: Sequence[str], min_confidence: float | None = DEFAULT_MIN_CONFIDENCE,
-                 library: TaskLibrary | None = None):
+                 library: TaskLibrary | None = None, free: bool = False):
         from pocketsphinx import Decoder
 
+        if free and library is None:
+            raise SpeechError("free-form decoding needs the task library (its phrasings and the labelled commands)")
         self.phrases = _unique_phrases(phrases, normalise)
         self.min_confidence = min_confidence
-        self.library = library
+        self.library, self.free = library, free
         self._decoder = Decoder(lm=None, loglevel="FATAL")  # default en-us hmm + CMUdict from the wheel
-        words = sorted({w for p in self.phrases for w in p.split()} | ({"and", "then"} if library else set()))
+        sentences = command_sentences(library) if free else self.phrases
+        words = sorted({w for p in sentences for w in p.split()} | ({"and", "then"} if library else set()))
         missing = [w for w in words if self._decoder.lookup_word(w) is None]
         if missing:
             raise SpeechError(f"words not in the pocketsphinx dictionary (CMUdict): {missing}; rephrase the "
                               "command in the task library with dictionary words (spell out numbers)")
-        grammar = library_jsgf(library) if library else jsgf_grammar(self.phrases)
-        self._decoder.add_fsg("commands", self._decoder.parse_jsgf(grammar))
+        if free:
+            import tempfile
+
+            from pocketsphinx import NGramModel
+
+            with tempfile.NamedTemporaryFile("w", suffix=".arpa") as arpa:
+                arpa.write(domain_arpa(sentences))
+                arpa.flush()
+                self._decoder.add_lm("commands", NGramModel(self._decoder.config, self._decoder.logmath, arpa.name))
+        else:
+            grammar = library_jsgf(library) if library else jsgf_grammar(self.phrases)
+            self._decoder.add_fsg("commands", self._decoder.parse_jsgf(grammar))
         self._decoder.add_allphone_file("phone_loop")  # uniform phone loop: the rejection reference
         self._initial_cmn = self._decoder.get_cmn()
 
@@ -183,6 +245,8 @@ class PocketSphinxRecognizer:
         return cls(library.phrasings(), min_confidence, library)
 
     def _accepts(self, text: str) -> bool:
+        if self.free:
+            return bool(text)  # the matcher decides
         if self.library is None:
             return text in self.phrases
         try:
@@ -347,7 +411,7 @@ class VoskRecognizer:
 
 def make_recognizer(backend: str = "pocketsphinx", phrases: Sequence[str] | None = None,
                     model_path: str | Path | None = None,
-                    library: TaskLibrary | None = None) -> PocketSphinxRecognizer | VoskRecognizer:
+                    library: TaskLibrary | None = None, free: bool = False) -> PocketSphinxRecognizer | VoskRecognizer:
     """Build a command recogniser.
 
     Args:
@@ -356,6 +420,9 @@ def make_recognizer(backend: str = "pocketsphinx", phrases: Sequence[str] | None
         model_path: Vosk model folder (ignored by pocketsphinx).
         library: pocketsphinx: decode with the library's grammar (:func:`library_jsgf`), which also accepts
             compound commands ("close the drawer then press the button").
+        free: free-form decoding for commands in one's own words (then :mod:`legion_language.matching`):
+            pocketsphinx with a bigram model of the commands (:func:`command_sentences`, needs ``library``), vosk
+            with its model's own language model. False: the closed command set (a safety feature: the default).
 
     Raises:
         ValueError: unknown backend.
@@ -366,11 +433,11 @@ def make_recognizer(backend: str = "pocketsphinx", phrases: Sequence[str] | None
 
         phrases = load_task_library().phrasings()
     if backend == "pocketsphinx":
-        return PocketSphinxRecognizer(phrases, library=library)
+        return PocketSphinxRecognizer(phrases, library=library, free=free)
     if backend == "vosk":
         if model_path is None:
             raise SpeechError("the vosk backend needs model_path, the folder of an unpacked Vosk model")
-        return VoskRecognizer(model_path, phrases)
+        return VoskRecognizer(model_path, None if free else phrases)
     raise ValueError(f"unknown speech backend {backend!r}; choose 'pocketsphinx' or 'vosk'")
 
 

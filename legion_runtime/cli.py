@@ -47,6 +47,9 @@ def run(
     calibration: Annotated[Optional[Path], typer.Option(
         help="camera extrinsics (easy_handeye2 YAML); default calibration/sim_camera_extrinsics.yaml (the table's "
              "two cameras read calibration/sim_table_camera_*_extrinsics.yaml)")] = None,
+    free_wording: Annotated[bool, typer.Option(
+        help="--wav: decode free-form and let the matcher understand or refuse it (default: the closed grammar of "
+             "the library's commands)")] = False,
 ) -> None:
     """Speak (or type) a command and watch the simulated KUKA iiwa carry it out with the LEGION policy."""
     if (wav is None) == (text is None):
@@ -58,7 +61,7 @@ def run(
         result = run_main_job(wav=wav, text=text, checkpoint=checkpoint, speech_backend=speech_backend,
                               vosk_model=vosk_model, embedding_model=embedding_model, seed=seed,
                               max_steps=max_steps, out_dir=out, video=video, perception=perception,
-                              calibration=calibration, console=console)
+                              calibration=calibration, free_wording=free_wording, console=console)
     except UnknownCommandError as exc:
         _fail(str(exc), EXIT_UNKNOWN_COMMAND)
     except BadInput as exc:

@@ -45,14 +45,15 @@ def load_policy(checkpoint: Path):
         raise BadInput(f"cannot use checkpoint {checkpoint}: {exc}") from exc
 
 
-def recognise(wav: Path, library, backend: str, vosk_model: Path | None) -> tuple[str, float]:
-    """Speech → text with the grammar of a task library (compound commands included). Returns (text, seconds).
-    Raises :class:`BadInput`."""
+def recognise(wav: Path, library, backend: str, vosk_model: Path | None, free: bool = False) -> tuple[str, float]:
+    """Speech → text with the grammar of a task library (compound commands included), or free-form (``free``:
+    :func:`legion_language.speech.make_recognizer`). Returns (text, seconds). Raises :class:`BadInput`."""
     from legion_language.speech import SpeechError, make_recognizer, read_wav
 
     try:
         pcm = read_wav(wav)
-        recognizer = make_recognizer(backend, phrases=library.phrasings(), model_path=vosk_model, library=library)
+        recognizer = make_recognizer(backend, phrases=library.phrasings(), model_path=vosk_model, library=library,
+                                     free=free)
         result = recognizer.transcribe(pcm)
     except SpeechError as exc:
         raise BadInput(str(exc)) from exc
@@ -125,7 +126,7 @@ def _slug(text: str) -> str:
 def run_main_job(*, wav: Path | None, text: str | None, checkpoint: Path, speech_backend: str = "pocketsphinx",
                  vosk_model: Path | None = None, embedding_model: Path | None = None, seed: int = 0,
                  max_steps: int = MAX_STEPS_PER_SUBTASK, out_dir: Path = Path("runs"), video: bool = True,
-                 perception: str = "camera", calibration: Path | None = None,
+                 perception: str = "camera", calibration: Path | None = None, free_wording: bool = False,
                  console: Console | None = None) -> RunResult:
     """Run a command end to end and write the run folder.
 
@@ -133,6 +134,8 @@ def run_main_job(*, wav: Path | None, text: str | None, checkpoint: Path, speech
         perception: ``"camera"``: objects and goals come from the virtual RealSense through the AprilTag
             detector and the camera calibration (as on the robot); ``"simulator"``: read from the simulator.
         calibration: camera extrinsics for ``"camera"`` (default: calibration/sim_camera_extrinsics.yaml).
+        free_wording: decode ``wav`` free-form (the matcher then understands or refuses it) instead of with the
+            closed grammar of the library's commands.
 
     Raises:
         BadInput: unusable checkpoint, audio, speech model or embedding model, or no working OpenGL back-end for
@@ -145,7 +148,7 @@ def run_main_job(*, wav: Path | None, text: str | None, checkpoint: Path, speech
     library = read_task_library(checkpoint)  # the manifest alone: bad input is refused before the weights load
 
     if wav is not None:
-        heard, seconds = recognise(wav, library, speech_backend, vosk_model)
+        heard, seconds = recognise(wav, library, speech_backend, vosk_model, free_wording)
         console.print(f"[bold]heard[/] {heard!r} ({speech_backend}, {seconds * 1e3:.0f} ms)")
         if not heard:
             raise UnknownCommandError(f"<no command recognised in {wav}>", library.phrasings())
@@ -383,29 +386,50 @@ def evaluate_policy(*, task: str, episodes: int, checkpoint: Path, seed: int = 1
             raise BadInput(str(exc)) from exc
         return evaluate(policy.agent, env, embedding[None], episodes), episodes
 
-    from legion_sim.plant import KukaPlant
-
-    from sim2real.goals import ObjectNotSeenError
-
     camera = _camera_perception(perception, calibration, Plan(subtask.description, (subtask,)))
     if camera is not None:
         require_rendering()
+    outcomes = kuka_episodes(policy, subtask, embedding, episodes, seed, camera)
+    return sum(o is not None and o.success for o in outcomes) / episodes, episodes
+
+
+def kuka_episodes(policy, subtask, embedding: np.ndarray, episodes: int, seed: int = 1000, camera=None) -> list:
+    """Randomised episodes of one subtask through the whole deployment chain on the KUKA plant.
+
+    Args:
+        policy: the frozen policy (:func:`load_policy`).
+        subtask: the task library's subtask (its ``env_id`` picks the scene).
+        embedding: (D,) float32 language embedding the policy is conditioned on (the library phrasing's, or any
+            other text's: ``benchmarks/paraphrase_policy.py``).
+        episodes, seed: episode i is placed by seed + i.
+        camera: :class:`legion_runtime.sim_perception.CameraPerception`, or None for the simulator's points.
+
+    Returns:
+        per episode, the :class:`legion_runtime.runner.SubtaskOutcome` (``success``, ``components``), or None
+        where the camera did not see the object at the start (a failed episode).
+
+    Raises:
+        BadInput: the plant does not run ``subtask.env_id``.
+    """
     from legion_runtime.runner import ControlLoop
+    from legion_sim.plant import KukaPlant
+    from sim2real.goals import ObjectNotSeenError
 
     loop = ControlLoop(policy, *make_chain())
     try:
-        kuka = KukaPlant(task, seed=seed, layout=policy.layout)
+        kuka = KukaPlant(subtask.env_id, seed=seed, layout=policy.layout)
     except ValueError as exc:  # a library task the plant does not run: one line
         raise BadInput(str(exc)) from exc
-    successes = 0
+    outcomes = []
     for i in range(episodes):
         kuka.reset(seed + i)
-        objects = None if camera is None else camera.for_subtask(kuka, task)
+        objects = None if camera is None else camera.for_subtask(kuka, subtask.env_id)
         try:
             if objects is not None:
                 objects.start(0.0)
         except ObjectNotSeenError:
+            outcomes.append(None)
             continue
-        successes += loop.run_subtask(kuka, subtask.name, embedding, objects=objects).success
+        outcomes.append(loop.run_subtask(kuka, subtask.name, embedding, objects=objects))
     kuka.close()
-    return successes / episodes, episodes
+    return outcomes

@@ -204,3 +204,44 @@ def test_vosk_streaming(korean, korean_audio):
     assert "감사합니다" in partials  # words were available before the stream ended
     assert [r.text for r in ended if r.text] + [final.text] in (["감사합니다", ""], ["감사합니다"])
     assert korean.partial() == ""  # finish() started a fresh utterance
+
+
+def test_domain_language_model_is_a_normalised_bigram_model():
+    """Every history's probabilities (seen bigrams plus the backed-off unigram mass of the rest) sum to 1."""
+    import math
+
+    from legion_language.speech import domain_arpa
+
+    arpa = domain_arpa(["open the door", "close the drawer", "open the window then close the drawer"])
+    uni, bi, section = {}, {}, None
+    for line in arpa.splitlines():
+        if line.startswith("\\"):
+            section = line
+            continue
+        parts = line.split()
+        if section == "\\1-grams:" and parts:
+            uni[parts[1]] = (10 ** float(parts[0]), 10 ** float(parts[2]) if len(parts) > 2 else None)
+        elif section == "\\2-grams:" and parts:
+            bi[(parts[1], parts[2])] = 10 ** float(parts[0])
+    words = [w for w in uni if w != "<s>"]
+    assert math.isclose(sum(uni[w][0] for w in words), 1.0, rel_tol=1e-4)
+    for h in {h for h, _ in bi}:
+        seen = {w: p for (hh, w), p in bi.items() if hh == h}
+        total = sum(seen.values()) + uni[h][1] * sum(uni[w][0] for w in words if w not in seen)
+        assert math.isclose(total, 1.0, rel_tol=1e-4), h
+    with pytest.raises(SpeechError, match="discount"):
+        domain_arpa(["open the door"], discount=1.5)
+
+
+@needs_espeak
+def test_free_form_decoding_hears_a_paraphrase_the_grammar_cannot(tmp_path):
+    """The closed grammar forces a paraphrase onto a library phrasing or refuses it; free-form decoding (a bigram model
+    of the library's and the labelled tune commands) returns what was said, for the matcher."""
+    library = load_task_library()
+    pcm = synthesise(tmp_path, "turn on the water")["turn on the water"]
+    free = make_recognizer("pocketsphinx", library=library, free=True).transcribe(pcm)
+    assert free.text == "turn on the water"
+    closed = make_recognizer("pocketsphinx", library=library).transcribe(pcm)
+    assert closed.text in set(library.phrasings()) | {""}
+    with pytest.raises(SpeechError, match="needs the task library"):
+        PocketSphinxRecognizer(library.phrasings(), free=True)
