@@ -180,15 +180,16 @@ class CommandMatcher:
         v = np.asarray(self._embed(list(texts)), dtype=np.float32).reshape(len(texts), -1)
         return v / np.linalg.norm(v, axis=1, keepdims=True)
 
-    def understand(self, text: str, *, leave_out: str | None = None) -> Understanding:
+    def understand(self, text: str, *, leave_out: str | None = None, vector: np.ndarray | None = None) -> Understanding:
         """Match one clause (no joiners are split here).
 
         Args:
+            vector: the clause's (D,) embedding when already computed (a compound's clauses are embedded in one batch).
             leave_out: a labelled-set exemplar not to use (leave-one-out when tuning on the tune split, whose
                 commands are exemplars); the library's phrasings and their opposites always count.
         """
         key = normalise(text)
-        sims = self._vectors_all @ self._vectors([key])[0]
+        sims = self._vectors_all @ (self._vectors([key])[0] if vector is None else vector)
         best: dict[str | None, tuple[float, str]] = {}
         for i, ((p, meaning), s) in enumerate(zip(self.exemplars, sims)):
             source = self._left_with.get(i, i)
@@ -219,8 +220,9 @@ class CommandMatcher:
             pass
         key = normalise(text)
         understood = []
-        for clause in _clauses(key.split(), THEN):  # "then" always separates subtasks
-            parts = self._clause(clause)
+        clauses = _clauses(key.split(), THEN)  # "then" always separates subtasks
+        for clause, vector in zip(clauses, self._vectors(clauses)):  # one batch: a compound costs about one clause
+            parts = self._clause(clause, vector)
             if isinstance(parts, Understanding):  # refused
                 raise NotUnderstoodError(text, self.library.phrasings(), parts,
                                          part=None if parts.text == key else parts.text)
@@ -231,16 +233,16 @@ class CommandMatcher:
                 "a long-horizon task cannot be part of a compound command"), part=long.text)
         return self._plan_of(key, understood), understood
 
-    def _clause(self, clause: str) -> "list[Understanding] | Understanding":
-        """A clause without "then": understood whole, else split at "and" (every part understood), else the
-        refusal of the whole (or of the first part refused)."""
-        whole = self.understand(clause)
+    def _clause(self, clause: str, vector: np.ndarray) -> "list[Understanding] | Understanding":
+        """A clause without "then" (``vector``: its embedding): understood whole, else split at "and" (every part
+        understood), else the refusal of the whole."""
+        whole = self.understand(clause, vector=vector)
         if whole.accepted:
             return [whole]
         parts = _clauses(clause.split(), AND)
         if len(parts) == 1:
             return whole
-        understood = [self.understand(p) for p in parts]
+        understood = [self.understand(p, vector=v) for p, v in zip(parts, self._vectors(parts))]
         refused = next((u for u in understood if not u.accepted), None)
         return understood if refused is None else whole
 
