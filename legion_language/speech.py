@@ -173,6 +173,15 @@ def command_sentences(library: TaskLibrary) -> list[str]:
     return library.phrasings() + compounds + [c["text"] for c in load_command_set() if c["split"] == "tune"]
 
 
+def library_phrases(library: TaskLibrary) -> list[str]:
+    """Every command of ``library`` as a list for a phrase-list grammar (Vosk): its phrasings and every compound of
+    two subtask phrasings by every joiner (2,610 for the shipped library); longer compounds need the JSGF grammar or
+    free-form decoding."""
+    subtasks = library.subtask_phrasings()
+    return library.phrasings() + [f"{a} {' '.join(j)} {b}" for a in subtasks for b in subtasks if a != b
+                                  for j in JOINERS]
+
+
 def vosk_grammar(phrases: Sequence[str]) -> str:
     """The Vosk JSON grammar of ``phrases`` (e.g. ``TaskLibrary.phrasings()``): the phrases plus ``"[unk]"``."""
     return json.dumps(list(phrases) + ["[unk]"], ensure_ascii=False)
@@ -418,8 +427,8 @@ def make_recognizer(backend: str = "pocketsphinx", phrases: Sequence[str] | None
         backend: ``"pocketsphinx"`` (embedded en-us model) or ``"vosk"`` (needs ``model_path``).
         phrases: accepted commands; default: every phrasing of the shipped task library.
         model_path: Vosk model folder (ignored by pocketsphinx).
-        library: pocketsphinx: decode with the library's grammar (:func:`library_jsgf`), which also accepts
-            compound commands ("close the drawer then press the button").
+        library: decode with the library's grammar, compound commands included ("close the drawer then press the
+            button"): pocketsphinx's JSGF (:func:`library_jsgf`), Vosk's phrase list (:func:`library_phrases`).
         free: free-form decoding for commands in one's own words (then :mod:`legion_language.matching`):
             pocketsphinx with a bigram model of the commands (:func:`command_sentences`, needs ``library``), vosk
             with its model's own language model. False: the closed command set (a safety feature: the default).
@@ -437,7 +446,7 @@ def make_recognizer(backend: str = "pocketsphinx", phrases: Sequence[str] | None
     if backend == "vosk":
         if model_path is None:
             raise SpeechError("the vosk backend needs model_path, the folder of an unpacked Vosk model")
-        return VoskRecognizer(model_path, None if free else phrases)
+        return VoskRecognizer(model_path, None if free else (library_phrases(library) if library else phrases))
     raise ValueError(f"unknown speech backend {backend!r}; choose 'pocketsphinx' or 'vosk'")
 
 

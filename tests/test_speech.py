@@ -245,3 +245,17 @@ def test_free_form_decoding_hears_a_paraphrase_the_grammar_cannot(tmp_path):
     assert closed.text in set(library.phrasings()) | {""}
     with pytest.raises(SpeechError, match="needs the task library"):
         PocketSphinxRecognizer(library.phrasings(), free=True)
+
+
+def test_the_phrase_list_grammar_holds_compound_commands_the_library_plans():
+    """Vosk's grammar is a phrase list: it holds the library's phrasings and every two-subtask compound, each of which
+    the library plans in the spoken order."""
+    from legion_language.speech import library_phrases
+
+    library = load_task_library()
+    phrases = library_phrases(library)
+    n = len(library.subtask_phrasings())
+    assert len(phrases) == len(library.phrasings()) + n * (n - 1) * 3 and len(set(phrases)) == len(phrases)
+    plan = library.plan("close the drawer and then press the button")
+    assert "close the drawer and then press the button" in phrases and plan.order == "spoken"
+    assert all(len(library.plan(p).subtasks) == 2 for p in phrases[len(library.phrasings())::97])
