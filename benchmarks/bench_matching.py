@@ -1,11 +1,12 @@
 """The matcher of commands in one's own words (legion_language.matching): thresholds chosen on the labelled set's
 tune split, precision and recall on both splits, and the time matching adds per command.
 
-Usage: .venv/bin/python benchmarks/bench_matching.py [--repeats 5]
+Usage: .venv/bin/python benchmarks/bench_matching.py [--repeats 5] [--threads 0]
 
 Prints the chosen (threshold, margin), precision / recall / accepted / wrong per split, and per command the median
 and 95th percentile wall time of CommandMatcher.plan on a paraphrase (the embedding of the command and the
-nearest-exemplar search; the model is loaded once, before timing), on 1 thread as the main job runs.
+nearest-exemplar search; the model is loaded once, before timing), on ``--threads`` torch threads (0: torch's default,
+all cores, as `legion run` and the nodes run it; 1: one core).
 """
 import argparse
 import time
@@ -21,8 +22,10 @@ from legion_language.tasks import load_task_library
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=0)
     args = ap.parse_args()
-    torch.set_num_threads(1)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     embedder = TextEmbedder()
     commands = load_command_set()
     t0 = time.perf_counter()
@@ -49,8 +52,8 @@ def main() -> None:
                 pass
             times.append(time.perf_counter() - t0)
     ms = np.asarray(times) * 1e3
-    print(f"matching per command ({len(ms)} calls, 1 thread): median {np.median(ms):.1f} ms, "
-          f"p95 {np.percentile(ms, 95):.1f} ms, max {ms.max():.1f} ms")
+    print(f"matching per command ({len(ms)} calls, {torch.get_num_threads()} torch threads): median {np.median(ms):.1f} ms, "
+          f"p95 {np.percentile(ms, 95):.1f} ms, max {ms.max():.1f} ms, {int((ms > 20).sum())} calls above 20 ms")
 
 
 if __name__ == "__main__":

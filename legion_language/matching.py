@@ -221,8 +221,11 @@ class CommandMatcher:
         key = normalise(text)
         understood = []
         clauses = _clauses(key.split(), THEN)  # "then" always separates subtasks
-        for clause, vector in zip(clauses, self._vectors(clauses)):  # one batch: a compound costs about one clause
-            parts = self._clause(clause, vector)
+        # every clause and its parts at "and" in one batch: a compound costs about what one clause does
+        texts = list(dict.fromkeys(clauses + [p for c in clauses for p in _clauses(c.split(), AND)]))
+        vectors = dict(zip(texts, self._vectors(texts)))
+        for clause in clauses:
+            parts = self._clause(clause, vectors)
             if isinstance(parts, Understanding):  # refused
                 raise NotUnderstoodError(text, self.library.phrasings(), parts,
                                          part=None if parts.text == key else parts.text)
@@ -233,16 +236,16 @@ class CommandMatcher:
                 "a long-horizon task cannot be part of a compound command"), part=long.text)
         return self._plan_of(key, understood), understood
 
-    def _clause(self, clause: str, vector: np.ndarray) -> "list[Understanding] | Understanding":
-        """A clause without "then" (``vector``: its embedding): understood whole, else split at "and" (every part
-        understood), else the refusal of the whole."""
-        whole = self.understand(clause, vector=vector)
+    def _clause(self, clause: str, vectors: dict[str, np.ndarray]) -> "list[Understanding] | Understanding":
+        """A clause without "then" (``vectors``: its embedding and its parts'): understood whole, else split at "and"
+        (every part understood), else the refusal of the whole."""
+        whole = self.understand(clause, vector=vectors[clause])
         if whole.accepted:
             return [whole]
         parts = _clauses(clause.split(), AND)
         if len(parts) == 1:
             return whole
-        understood = [self.understand(p, vector=v) for p, v in zip(parts, self._vectors(parts))]
+        understood = [self.understand(p, vector=vectors[p]) for p in parts]
         refused = next((u for u in understood if not u.accepted), None)
         return understood if refused is None else whole
 

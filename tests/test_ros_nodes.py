@@ -9,6 +9,7 @@ servers. Without ROS 2 (rclpy) the module is skipped (tests/ros_graph.py says wh
 is tests/test_ros2_real.py, the generated parameter files are checked in tests/test_ros_packages.py.
 """
 import math
+import shutil
 import sys
 
 import numpy as np
@@ -114,6 +115,23 @@ def test_speech_node_hears_a_spoken_command_on_the_audio_topic(ros):
     assert [msg.data for msg in ros.sent(node, "command_text")] == ["reach the goal"]
     ros.deliver(node, "audio", m.audio_to_msg(np.zeros(32000, np.int16)))  # silence: nothing published
     assert len(ros.sent(node, "command_text")) == 1
+
+
+@pytest.mark.skipif(not (shutil.which("espeak-ng") and shutil.which("sox")), reason="needs espeak-ng and sox")
+def test_speech_node_without_the_grammar_hears_a_command_in_ones_own_words(ros, tmp_path):
+    """use_grammar false: free-form decoding publishes what was said (the task sequencer's matcher then understands
+    it), where the grammar would force it onto a library phrasing or refuse it."""
+    import subprocess
+
+    from legion_language.speech import read_wav
+
+    wav = tmp_path / "water.wav"
+    subprocess.run(f"espeak-ng -v en-us -s 150 --stdout 'turn on the water' | sox -t wav - -r 16000 -c 1 -b 16 {wav}",
+                   shell=True, check=True)
+    node = ros.make("speech", audio_source="topic", utterance_s=2.0, use_grammar=False)
+    pcm = read_wav(wav)
+    ros.deliver(node, "audio", m.audio_to_msg(np.concatenate([pcm, np.zeros(32000 - len(pcm) % 32000, np.int16)])))
+    assert [msg.data for msg in ros.sent(node, "command_text")] == ["turn on the water"]
 
 
 def test_embedding_node_embeds_the_subtask_description(ros):

@@ -1,7 +1,9 @@
 """speech: microphone or audio topic -> recognised command text (std_msgs/String).
 
 Logic: :func:`legion_language.speech.make_recognizer` (pocketsphinx with its en-us model, or vosk with
-``vosk_model_path``), constrained by a grammar of the task library's phrasings when ``use_grammar``.
+``vosk_model_path``), constrained by the task library's grammar (compound commands included) when ``use_grammar``
+(the default: a closed command set); otherwise free-form (pocketsphinx: a bigram model of the commands; vosk: its
+model's own), and the task sequencer's matcher understands or refuses what was heard.
 Audio is cut into utterances of ``utterance_s`` seconds, from 16 kHz int16 messages on ``topics.audio``, or with
 ``audio_source: microphone`` from the default microphone (:func:`legion_language.speech.open_microphone`). Without
 a microphone (no PortAudio, no input device) the node says so on /diagnostics (WARN, once a second) and keeps serving
@@ -18,9 +20,10 @@ from legion_runtime import messages as m
 class SpeechNode(LegionNode):
     def __init__(self):
         super().__init__("speech")
-        phrases = load_task_library().phrasings() if self.param("use_grammar") else None
-        self.recognizer = make_recognizer(self.param("backend"), phrases=phrases,
-                                          model_path=self.param("vosk_model_path") or None)
+        library = load_task_library()
+        self.recognizer = make_recognizer(self.param("backend"), phrases=library.phrasings(),
+                                          model_path=self.param("vosk_model_path") or None, library=library,
+                                          free=not self.param("use_grammar"))
         self.utterance = int(self.param("utterance_s") * self.param("sample_rate_hz"))
         self.buffer = np.zeros(0, np.int16)
         source = self.param("audio_source")
