@@ -183,7 +183,7 @@ def run_main_job(*, wav: Path | None, text: str | None, checkpoint: Path, speech
         policy.check_embedder(embedder.name, embedder.dim)
     except ValueError as exc:
         raise BadInput(str(exc)) from exc
-    table = _on_table(plan)
+    table = _on_table(plan, camera=perception == "camera")
     camera = _camera_perception(perception, calibration, plan, table)
 
     if video or camera is not None:  # a set-up problem, before a run folder exists or anything moves
@@ -256,13 +256,15 @@ def run_main_job(*, wav: Path | None, text: str | None, checkpoint: Path, speech
     return RunResult(plan.text, outcomes, run_dir)
 
 
-def _on_table(plan: Plan) -> bool:
+def _on_table(plan: Plan, camera: bool = False) -> bool:
     """Whether ``plan`` runs on the table scene: several subtasks all on the table, or one the single-task plant
-    lacks.
+    lacks, or (``camera``) one whose single-task scene has no tags for its camera (the table's two cameras see all
+    seven of its sets; the single-task scenes' camera reads reach's and drawer-close's tags only).
 
     Raises:
-        BadInput: a subtask exists in neither scene.
+        BadInput: a subtask exists in neither scene, or ``camera`` and a subtask's only scene has no tags for it.
     """
+    from legion_sim.camera import TAG_MOUNTS
     from legion_sim.plant import TASKS
     from legion_sim.table_scene import TASKS_BY_ID
 
@@ -271,9 +273,14 @@ def _on_table(plan: Plan) -> bool:
     if missing:
         raise BadInput(f"no simulated scene has {missing}: the single-task plant has {sorted(TASKS)}, the table "
                        f"{sorted(TASKS_BY_ID)}")
+    untagged = [e for e in env_ids if camera and e not in TASKS_BY_ID and e not in TAG_MOUNTS]
+    if untagged:
+        raise BadInput(f"camera perception: the simulated scene of {untagged} has no tags for its camera (the "
+                       f"single-task scenes tag {sorted(e for e in TAG_MOUNTS if e in TASKS)}, the table {sorted(TASKS_BY_ID)}); run it with "
+                       "--perception simulator")
     if not all(e in TASKS_BY_ID for e in env_ids):
         return False  # each subtask in its own single-task scene (e.g. reach, which the table lacks)
-    return len(env_ids) > 1 or env_ids[0] not in TASKS
+    return len(env_ids) > 1 or env_ids[0] not in TASKS or (camera and env_ids[0] not in TAG_MOUNTS)
 
 
 def _run_on_table(plan: Plan, library, loop: ControlLoop, embedder, seed: int, max_steps: int,

@@ -322,3 +322,21 @@ def test_legion_run_with_its_defaults_works_from_any_directory(tmp_path, monkeyp
     assert "goal from the camera" in result.output  # the camera path, with the shipped calibration
     (run_dir,) = (tmp_path / "runs").iterdir()
     assert (run_dir / "summary.json").is_file()
+
+
+def test_with_the_camera_a_single_table_skill_runs_on_the_table_and_an_untagged_scene_is_refused():
+    """The single-task scenes tag reach and drawer-close only: a single faucet-open goes to the table, whose two cameras
+    see all seven of its sets; door-open (on no table, no tags in its scene) is refused before anything moves."""
+    from legion_language.tasks import Plan, load_task_library
+    from legion_runtime.main_job import BadInput, _on_table
+
+    library = load_task_library()
+
+    def plan(*names):
+        return Plan(" then ".join(names), tuple(library.subtasks[n] for n in names), "spoken")
+
+    assert _on_table(plan("faucet-open"), camera=True) and not _on_table(plan("faucet-open"))
+    assert not _on_table(plan("drawer-close"), camera=True) and not _on_table(plan("reach"), camera=True)
+    with pytest.raises(BadInput, match=r"door-open-v3.*no tags for its camera.*--perception simulator"):
+        _on_table(plan("door-open"), camera=True)
+    assert not _on_table(plan("door-open"))
