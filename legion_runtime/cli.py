@@ -167,6 +167,8 @@ def commands(
     except BadInput as exc:
         _fail(str(exc))
     print(f"Commands of checkpoint {checkpoint} (its recorded task library):")
+    print("Other wordings of these are matched to them through the language model, or refused with the closest ones "
+          "(docs/speech-and-tasks.md).")
     print("\nSubtasks (one learned skill each; join several with 'then' or 'and', run in the spoken order):")
     for st in library.subtasks.values():
         print(f"  {st.name} ({st.env_id}): {' | '.join(st.phrasings)}")
