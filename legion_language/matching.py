@@ -59,7 +59,7 @@ class NotUnderstoodError(UnknownCommandError):
 
 
 class CommandSetError(ValueError):
-    """The labelled command set is malformed (names a meaning the library lacks, a bad split)."""
+    """The labelled command set is malformed (a command without text, meaning or a tune / test split)."""
 
 
 @dataclass(frozen=True)
@@ -135,7 +135,7 @@ class CommandMatcher:
             library lacks are left out (a checkpoint's smaller library). None: the shipped set.
 
     Raises:
-        CommandSetError: a tune command names a meaning the shipped task library does not have.
+        CommandSetError: the shipped command set is malformed (:func:`load_command_set`).
     """
 
     def __init__(self, library: TaskLibrary, embed: Callable[[list[str]], np.ndarray], *,
@@ -150,7 +150,7 @@ class CommandMatcher:
         exemplars = list(phrasings)
         self._tune: set[int] = set()  # indices of exemplars from the labelled set (left out of their own match)
         for c in command_set if command_set is not None else load_command_set():
-            if c["split"] != "tune" or len(c["meaning"]) > 1 or any(j in c["text"].split() for j in ("then",)):
+            if c["split"] != "tune" or len(c["meaning"]) > 1 or "then" in c["text"].split():  # clauses only
                 continue
             meaning = c["meaning"][0] if c["meaning"] else REFUSE
             if meaning is REFUSE or meaning in names:
@@ -234,7 +234,7 @@ class CommandMatcher:
             long = next(u for u in understood if u.meaning not in self.library.subtasks)
             raise NotUnderstoodError(text, self.library.phrasings(), long._replace_refused(
                 "a long-horizon task cannot be part of a compound command"), part=long.text)
-        return self._plan_of(key, understood), understood
+        return replace(self.library.plan(self.library_text(understood)), text=key), understood
 
     def _clause(self, clause: str, vectors: dict[str, np.ndarray]) -> "list[Understanding] | Understanding":
         """A clause without "then" (``vectors``: its embedding and its parts'): understood whole, else split at "and"
@@ -255,15 +255,6 @@ class CommandMatcher:
         first = {s.name: s.phrasings[0] for s in self.library.subtasks.values()}
         first |= {t.name: t.phrasings[0] for t in self.library.long_horizon.values()}
         return " then ".join(first[u.meaning] for u in understood)
-
-    def _plan_of(self, key: str, understood: list[Understanding]) -> Plan:
-        if len(understood) == 1:
-            name = understood[0].meaning
-            if name in self.library.long_horizon:
-                task = self.library.long_horizon[name]
-                return Plan(key, tuple(self.library.subtasks[s] for s in task.subtasks), task.order)
-            return Plan(key, (self.library.subtasks[name],), "single")
-        return Plan(key, tuple(self.library.subtasks[u.meaning] for u in understood), "spoken")
 
 
 #: The joiners that always separate subtasks, and the one that may also join words within a subtask ("pick up

@@ -1,4 +1,4 @@
-"""Spoken command → text, constrained to the phrasings of the task library.
+"""Spoken command → text: constrained to the task library's commands (the default), or free-form for the matcher.
 
 Two backends behind one small interface (``transcribe(pcm) -> Recognition``):
 
@@ -12,6 +12,10 @@ Two backends behind one small interface (``transcribe(pcm) -> Recognition``):
 * :class:`VoskRecognizer` (the robot's backend): Vosk/Kaldi with a model folder, optionally with a
   JSON grammar of the phrasings plus ``[unk]``, streaming in chunks as the ROS node receives audio.
 
+Free-form (``make_recognizer(..., free=True)``, for commands in one's own words): pocketsphinx with a bigram model
+of what the stack expects to hear (:func:`command_sentences`, :func:`domain_arpa`), Vosk with its model's own; the
+text then goes to :mod:`legion_language.matching`, which understands or refuses it.
+
 Audio everywhere: 16 kHz, mono, signed 16-bit PCM as a 1-D ``np.int16`` array (:func:`read_wav`).
 Recognised text is normalised (lower case, single spaces); the caller maps it to subtasks with
 ``TaskLibrary.plan``, which raises ``UnknownCommandError`` for anything else.
@@ -21,9 +25,9 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections import Counter
 import warnings
 import wave
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -168,9 +172,14 @@ def command_sentences(library: TaskLibrary) -> list[str]:
     a near-miss is heard as said and then refused by the matcher, not heard as the command it resembles)."""
     from legion_language.matching import load_command_set
 
-    subtasks = library.subtask_phrasings()
-    compounds = [f"{a} {' '.join(j)} {b}" for a, b in zip(subtasks, subtasks[1:] + subtasks[:1]) for j in JOINERS]
+    subtasks = library.subtask_phrasings()  # each joined to the next: every joiner's bigrams, not every pair's
+    compounds = _compounds(zip(subtasks, subtasks[1:] + subtasks[:1]))
     return library.phrasings() + compounds + [c["text"] for c in load_command_set() if c["split"] == "tune"]
+
+
+def _compounds(pairs) -> list[str]:
+    """``a <joiner> b`` for every (a, b) of ``pairs`` and every joiner of the library (:data:`JOINERS`)."""
+    return [f"{a} {' '.join(j)} {b}" for a, b in pairs for j in JOINERS]
 
 
 def library_phrases(library: TaskLibrary) -> list[str]:
@@ -178,8 +187,7 @@ def library_phrases(library: TaskLibrary) -> list[str]:
     two subtask phrasings by every joiner (2,610 for the shipped library); longer compounds need the JSGF grammar or
     free-form decoding."""
     subtasks = library.subtask_phrasings()
-    return library.phrasings() + [f"{a} {' '.join(j)} {b}" for a in subtasks for b in subtasks if a != b
-                                  for j in JOINERS]
+    return library.phrasings() + _compounds((a, b) for a in subtasks for b in subtasks if a != b)
 
 
 def vosk_grammar(phrases: Sequence[str]) -> str:

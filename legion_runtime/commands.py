@@ -58,13 +58,21 @@ def shipped_checkpoints_with(env_ids: set[str], models: Path = MODELS_DIR) -> li
     return found
 
 
-def plan_command(text: str, library, checkpoint: Path) -> Plan:
+def plan_command(text: str, library, checkpoint: Path, matcher=None, say=print) -> Plan:
     """Plan ``text`` with the checkpoint's task library.
 
+    Args:
+        matcher: builds a :class:`legion_language.matching.CommandMatcher` of the shipped library, called only for a
+            command in neither library (the language model loads then): the command the matcher understands is
+            planned instead, and ``say`` gets one line per clause (``understood '...' as reach (0.97)``). None: library
+            phrasings only.
+
     Raises:
-        legion_language.tasks.MissingSkillsError: the command is in the shipped task library, but the checkpoint lacks
-            some of its skills (the message names them and the shipped checkpoints that have them).
-        legion_language.tasks.UnknownCommandError: the command is in neither library.
+        legion_language.tasks.MissingSkillsError: the command is in the shipped task library (or understood as one of
+            its commands), but the checkpoint lacks some of its skills (the message names them and the shipped
+            checkpoints that have them).
+        legion_language.tasks.UnknownCommandError: the command is in neither library and not understood
+            (:class:`legion_language.matching.NotUnderstoodError` names the closest known commands).
     """
     from legion_language.tasks import MissingSkillsError, load_task_library
 
@@ -74,7 +82,13 @@ def plan_command(text: str, library, checkpoint: Path) -> Plan:
         try:
             full = load_task_library().plan(text)
         except UnknownCommandError:
-            raise unknown from None
+            if matcher is None:
+                raise unknown from None
+            understanding = matcher()
+            _, understood = understanding.plan(text)  # NotUnderstoodError: nothing moves
+            for u in understood:
+                say(u.describe())
+            return plan_command(understanding.library_text(understood), library, checkpoint)
         missing = [st.name for st in full.subtasks if st.env_id not in
                    {s.env_id for s in library.subtasks.values()}]
         if not missing:

@@ -5,6 +5,7 @@ the plant is built, so bad input never moves anything.
 """
 from __future__ import annotations
 
+import functools
 import json
 import re
 import time
@@ -17,7 +18,7 @@ from rich.console import Console
 
 from legion_runtime.graph import MAX_STEPS_PER_SUBTASK, TOPICS, recorded_topics
 from legion_runtime.paths import project_path
-from legion_language.tasks import MissingSkillsError, Plan, UnknownCommandError, library_from_dict
+from legion_language.tasks import Plan, UnknownCommandError, library_from_dict
 from legion_runtime.commands import (  # noqa: F401 - BadInput and read_task_library are part of this module's API
     BadInput, plan_command, read_task_library,
 )
@@ -156,28 +157,22 @@ def run_main_job(*, wav: Path | None, text: str | None, checkpoint: Path, speech
         heard = text
     from legion_language.embedding import EmbeddingModelError, TextEmbedder
 
-    def load_embedder() -> TextEmbedder:
+    @functools.cache
+    def load_embedder() -> TextEmbedder:  # once: the matcher's, when the command is no library phrasing, and the run's
         try:
             return TextEmbedder(embedding_model)
         except EmbeddingModelError as exc:
             raise BadInput(str(exc)) from exc
 
-    embedder = None
-    try:
-        plan = plan_command(heard, library, checkpoint)  # a library command: refused skills need no model loaded
-    except MissingSkillsError:
-        raise
-    except UnknownCommandError:  # not a library phrasing: matched in the language model's embedding space
+    def matcher():
         from legion_language.matching import CommandMatcher
         from legion_language.tasks import load_task_library
 
-        embedder = load_embedder()
-        matcher = CommandMatcher(load_task_library(), embedder.embed)
-        _, understood = matcher.plan(heard)  # NotUnderstoodError: the closest known commands; nothing moves
-        for u in understood:
-            console.print(u.describe())
-        plan = plan_command(matcher.library_text(understood), library, checkpoint)
-    embedder = embedder or load_embedder()
+        return CommandMatcher(load_task_library(), load_embedder().embed)
+
+    # a library command needs no model to be refused for missing skills; other wordings are matched
+    plan = plan_command(heard, library, checkpoint, matcher=matcher, say=console.print)
+    embedder = load_embedder()
     policy = load_policy(checkpoint)
     try:
         policy.check_embedder(embedder.name, embedder.dim)
@@ -275,8 +270,9 @@ def _on_table(plan: Plan, camera: bool = False) -> bool:
                        f"{sorted(TASKS_BY_ID)}")
     untagged = [e for e in env_ids if camera and e not in TASKS_BY_ID and e not in TAG_MOUNTS]
     if untagged:
+        tagged = sorted(e for e in TAG_MOUNTS if e in TASKS)
         raise BadInput(f"camera perception: the simulated scene of {untagged} has no tags for its camera (the "
-                       f"single-task scenes tag {sorted(e for e in TAG_MOUNTS if e in TASKS)}, the table {sorted(TASKS_BY_ID)}); run it with "
+                       f"single-task scenes tag {tagged}, the table {sorted(TASKS_BY_ID)}); run it with "
                        "--perception simulator")
     if not all(e in TASKS_BY_ID for e in env_ids):
         return False  # each subtask in its own single-task scene (e.g. reach, which the table lacks)
