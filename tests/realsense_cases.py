@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -78,7 +79,14 @@ def perception_node_reads_a_recording() -> None:
         assert [s.topic_name for s in node.subscriptions] == ["/clock"], "no image topics: frames come from the camera"
         (timer,) = node.timers
         assert abs(timer.timer_period_ns * 1e-9 - 1 / 30) < 1e-9
-        for k in range(1, 6):  # the timer comes due five times: three frames, then the recording is over
+        # A timer tick reads without waiting (10 ms), as on a live camera; the playback thread may not have the next
+        # frame ready on a busy machine, so ticks go on until three frames came (or 60 s of wall time passed) ...
+        k, deadline = 0, time.monotonic() + 60.0
+        while len(ros.sent(node, "object_poses")) < 3 and time.monotonic() < deadline:
+            k += 1
+            ros.set_time(0.1 * k)
+        for _ in range(5):  # ... then the recording is over: five more ticks publish nothing
+            k += 1
             ros.set_time(0.1 * k)
         node.camera.close()
         sent = ros.sent(node, "object_poses")
