@@ -29,8 +29,9 @@ RECIPES = {
     "efficient": {"robot": "kuka", "control": "joint", "utd": 2.0, "critic_layer_norm": True, "bc_weight": 0.4,
                   "demos": _DEMOS_200, "demo_fraction": 0.5},
 }
-#: Settings that change how fast a run goes, not what it learns: a resume may change them.
-_RUN_ONLY = ("num_envs", "vector_env", "torch_threads", "log_every", "device")
+#: Settings that change how fast a run goes or where it is kept, not what it learns: a resume may change them (a run
+#: folder copied elsewhere resumes there).
+_RUN_ONLY = ("num_envs", "vector_env", "torch_threads", "log_every", "device", "out")
 
 
 class TrainConfigError(ValueError):
@@ -46,6 +47,9 @@ class TrainConfig:
         order: ``"paper"`` (sort ``tasks`` by the paper's stream), ``"given"``, ``"reverse"`` or
             ``"random"`` (shuffled with ``seed``).
         loops: passes over the ordered tasks (few-shot protocol: 3).
+        revisits: tasks trained once more after the loops, in this order (each one of ``tasks``), e.g. the one a
+            stream left below target. A finished run resumed with more revisits goes on with them: its visits so far
+            stay as they were (``legion train --resume --revisit pick-place-v3``).
         method: ``legion``, ``finetune``, ``perfect-memory``, ``reservoir``, ``agem``, ``ewc``, ``packnet``, ``multitask``.
         replay: ``unbounded``, ``fifo`` or ``reservoir``; None: the method's default.
         fifo_visits: visits kept by a FIFO replay (fine-tuning: 1; few-shot protocol: 3).
@@ -95,6 +99,7 @@ class TrainConfig:
     tasks: list[str] = field(default_factory=lambda: list(PAPER_STREAM))
     order: str = "given"
     loops: int = 1
+    revisits: list[str] = field(default_factory=list)
     method: str = "legion"
     replay: str | None = None
     fifo_visits: int = 1
@@ -174,8 +179,13 @@ class TrainConfig:
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise TrainConfigError(f"{name} must be one of {[a for a in allowed if a]}, got {getattr(self, name)!r}")
-        if self.method == "packnet" and self.loops != 1:
-            raise TrainConfigError("packnet packs each task once: use loops 1")
+        if self.method == "packnet" and (self.loops != 1 or self.revisits):
+            raise TrainConfigError("packnet packs each task once: use loops 1 and no revisits")
+        if not set(self.revisits) <= set(self.tasks):
+            raise TrainConfigError(f"revisits {sorted(set(self.revisits) - set(self.tasks))} are not tasks of the stream "
+                                   f"{self.tasks}: revisit tasks it trained")
+        if self.method == "multitask" and self.revisits:
+            raise TrainConfigError("multitask trains every task in one visit: it has no revisits")
         if self.order == "paper" and not set(self.tasks) <= set(PAPER_STREAM):
             raise TrainConfigError(f"order 'paper' sorts the paper's ten tasks; {sorted(set(self.tasks) - set(PAPER_STREAM))} "
                                    "are not among them (use order 'given')")
@@ -195,8 +205,8 @@ class TrainConfig:
         return list(self.tasks)
 
     def visits(self) -> list[str]:
-        """Every visit of the run: the ordered tasks, ``loops`` times (multitask: one joint visit)."""
-        return self.stream() * self.loops
+        """Every visit of the run: the ordered tasks, ``loops`` times, then the ``revisits``."""
+        return self.stream() * self.loops + list(self.revisits)
 
 
 def few_shot_protocol(**overrides) -> TrainConfig:

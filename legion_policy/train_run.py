@@ -441,6 +441,9 @@ class TrainingRun:
         defaults = json.loads(json.dumps(plain(asdict(TrainConfig()))))
         saved = {**defaults, **state["config"]}  # settings newer than the run take their defaults
         diff = sorted(k for k in self.saved_cfg if k not in _RUN_ONLY and saved.get(k) != self.saved_cfg[k])
+        revisits = saved.get("revisits") or []
+        if "revisits" in diff and self.saved_cfg["revisits"][:len(revisits)] == revisits:
+            diff.remove("revisits")  # more revisits extend the run; the visits it made stay as they were
         if diff:
             raise TrainConfigError(f"cannot resume {self.out}: settings {diff} differ from the saved run's; use the "
                                    "same options or a new --out")

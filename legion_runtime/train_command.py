@@ -29,6 +29,9 @@ def train(
     tasks: Annotated[str, typer.Option(help="Comma-separated Meta-World v3 tasks (default: the paper's ten).")] = ",".join(PAPER_STREAM),
     order: Annotated[str, typer.Option(help="paper | given | reverse | random (seeded).")] = "given",
     loops: Annotated[int, typer.Option(help="Passes over the ordered tasks (few-shot protocol: 3).")] = 1,
+    revisit: Annotated[str, typer.Option(
+        help="Comma-separated tasks trained once more after the loops, in this order. With --resume on a finished "
+             "run: more revisits extend it, its visits so far kept.")] = "",
     method: Annotated[str, typer.Option(help="legion | finetune | perfect-memory | reservoir | agem | ewc | packnet | multitask.")] = "legion",
     replay: Annotated[str, typer.Option(help="unbounded | fifo | reservoir (default: the method's).")] = "",
     fifo_visits: Annotated[int, typer.Option(help="Visits a FIFO replay keeps (few-shot protocol: 3).")] = 1,
@@ -104,7 +107,7 @@ def train(
     else:
         console.print(f"[red]error:[/red] --agent-preset must be 'default' or 'paper', got {agent_preset!r}")
         raise typer.Exit(2)
-    cfg = TrainConfig(tasks=split_list(tasks), order=order, loops=loops, method=method, replay=replay or None,
+    cfg = TrainConfig(tasks=split_list(tasks), order=order, loops=loops, revisits=split_list(revisit), method=method, replay=replay or None,
                       fifo_visits=fifo_visits, reservoir_capacity=reservoir_capacity or None, placement=placement,
                       robot=robot, control=control, layout=layout,
                       steps_per_task=steps_per_task, eval_every=eval_every, eval_episodes=eval_episodes, seed=seed,

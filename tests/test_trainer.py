@@ -122,6 +122,8 @@ def test_replay_buffer_samples_every_task():
     ({"steps_per_task": 0}, "steps_per_task must be positive"),
     ({"tasks": ["reach-v3", "reach-v3"]}, "distinct"),
     ({"agent": AgentConfig(batch_size=0)}, "AgentConfig.batch_size must be >= 1"),
+    ({"tasks": ["reach-v3"], "revisits": ["push-v3"]}, r"revisits \['push-v3'\] are not tasks of the stream"),
+    ({"method": "packnet", "revisits": ["reach-v3"]}, "packnet packs each task once"),
 ])
 def test_train_config_errors(kwargs, match):
     with pytest.raises(TrainConfigError, match=match):
@@ -217,6 +219,21 @@ def test_sigkilled_run_resumes_from_its_last_evaluation(tmp_path):
     again = subprocess.run(args + ["--resume"], check=True, capture_output=True, text=True, timeout=600)
     assert "final success" in again.stdout and json.loads((out / "metrics.json").read_text()) == metrics
     assert os.path.getsize(out / "state.pt") > 0
+
+    # a copy of the finished run, resumed elsewhere with a revisit: one more visit, the first two as they were
+    import shutil
+
+    extended = tmp_path / "extended"
+    shutil.copytree(out, extended)
+    args_x = args[:-1] + [str(extended)]
+    subprocess.run(args_x + ["--resume", "--revisit", "reach-v3"], check=True, capture_output=True, timeout=600)
+    more = json.loads((extended / "metrics.json").read_text())
+    assert more["visits"] == ["reach-v3", "push-v3", "reach-v3"] and more["visits_completed"] == 3
+    assert [r["step"] for r in more["curve"]] == steps + [1400, 1600, 1800] and more["curve"][:6] == metrics["curve"]
+    assert len(more["success_matrix"]["values"][0]) == 3 and "loop1->loop2" in more["few_shot_improvement"]["reach-v3"]
+    assert json.loads((out / "metrics.json").read_text()) == metrics, "the original run is untouched"
+    other = subprocess.run(args_x + ["--resume", "--revisit", "push-v3"], capture_output=True, text=True)
+    assert other.returncode == 2 and "settings ['revisits'] differ" in " ".join(other.stdout.split())
 
 
 def test_report_compares_runs_and_draws_figures(tmp_path):
