@@ -12,7 +12,8 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ORDER = ["cli", "control_cycle", "language", "trainer", "knowledge_space", "plant", "safety", "perception"]
+ORDER = ["cli", "control_cycle", "language", "trainer", "sac_update_parts", "knowledge_space", "plant", "safety",
+         "perception"]
 
 
 def main() -> int:
