@@ -13,6 +13,11 @@ index  size  content
 
 Meta-World's 39-d observation is mapped with :func:`from_metaworld`; the robot stack builds the
 same vector with :func:`build_observation` (Real2Sim), so the policy sees one layout everywhere.
+
+Gripper opening (beyond the paper, being wired through the stack): the paper's vector has no gripper state, and a
+memoryless policy then stalls over a puck it failed to grasp (docs/lifelong.md, "Pick-place: the observation has no
+gripper"). Both builders can put the opening, :func:`gripper_opening` of the fingertip pads' distance (Meta-World's
+own obs[3]), into the zero slot :data:`GRIPPER_SLOT`; by default they leave it zero, as the shipped checkpoints expect.
 """
 from __future__ import annotations
 
@@ -30,19 +35,40 @@ OBS_LAYOUT = {
 }
 
 
-def build_observation(ee_position: np.ndarray, object_position: np.ndarray, goal_position: np.ndarray) -> np.ndarray:
+#: Index of the gripper opening when the observation carries it (the first slot of the zero-padded 6:9).
+GRIPPER_SLOT = 6
+#: Pad distance that reads as fully open: Meta-World's normalisation of its obs[3] (``SawyerXYZEnv._get_curr_obs_combined_no_goal``).
+GRIPPER_FULL_OPENING_M = 0.1
+
+
+def gripper_opening(pad_distance_m: float) -> float:
+    """The observation's gripper opening: fingertip pads' distance / 0.1 m, clipped to [0, 1] (Meta-World's obs[3]).
+
+    Raises:
+        ValueError: a distance that is not a finite number >= 0 (m).
+    """
+    d = float(pad_distance_m)
+    if not np.isfinite(d) or d < 0:
+        raise ValueError(f"pad distance must be a finite distance >= 0 in metres, got {pad_distance_m!r}")
+    return float(np.clip(d / GRIPPER_FULL_OPENING_M, 0.0, 1.0))
+
+
+def build_observation(ee_position: np.ndarray, object_position: np.ndarray, goal_position: np.ndarray,
+                      gripper: float | None = None) -> np.ndarray:
     """Assemble s_t.
 
     Args:
         ee_position: (3,) end-effector point (Meta-World's hand, 4.5 cm behind the TCP) in the sim frame, m.
         object_position: (3,) object position in the sim frame, m.
         goal_position: (3,) goal position in the sim frame, m.
+        gripper: the opening in [0, 1] (:func:`gripper_opening`) for slot :data:`GRIPPER_SLOT`; None leaves it zero,
+            the paper's layout.
 
     Returns:
         (12,) float32 observation laid out as :data:`OBS_LAYOUT`.
 
     Raises:
-        ValueError: an input is not a finite 3-vector.
+        ValueError: an input is not a finite 3-vector, or an opening outside [0, 1].
     """
     parts = []
     for name, v in (("ee_position", ee_position), ("object_position", object_position),
@@ -53,14 +79,20 @@ def build_observation(ee_position: np.ndarray, object_position: np.ndarray, goal
         parts.append(v)
     obs = np.zeros(OBS_DIM, dtype=np.float32)
     obs[0:3], obs[3:6], obs[9:12] = parts
+    if gripper is not None:
+        if not 0.0 <= float(gripper) <= 1.0:  # also refuses NaN
+            raise ValueError(f"gripper opening must lie in [0, 1] (pads' distance / 0.1 m), got {gripper!r}")
+        obs[GRIPPER_SLOT] = gripper
     return obs
 
 
-def from_metaworld(obs39: np.ndarray) -> np.ndarray:
+def from_metaworld(obs39: np.ndarray, gripper: bool = False) -> np.ndarray:
     """Map Meta-World v3's 39-d observation (hand 0:3, object 4:7, goal 36:39) to s_t.
 
     Args:
         obs39: (39,) or (N, 39) Meta-World observation.
+        gripper: also copy its gripper opening (obs[3], already :func:`gripper_opening`'s scale) into
+            :data:`GRIPPER_SLOT`; False leaves it zero, the paper's layout.
 
     Returns:
         (12,) or (N, 12) float32.
@@ -72,4 +104,6 @@ def from_metaworld(obs39: np.ndarray) -> np.ndarray:
     out[..., 0:3] = obs39[..., 0:3]
     out[..., 3:6] = obs39[..., 4:7]
     out[..., 9:12] = obs39[..., 36:39]
+    if gripper:
+        out[..., GRIPPER_SLOT] = obs39[..., 3]
     return out

@@ -140,6 +140,31 @@ def test_sim2real_errors():
         Sim2Real(workspace_low_sim=[0, 1, 0], workspace_high_sim=[1, 0, 1])
 
 
+def test_gripper_opening_fills_the_zero_slot_only_when_asked():
+    """On the real KUKA + 2F-85 Meta-World scene: the opening reads ~0.93 open and drops when the fingers close on
+    nothing; the paper's layout keeps the slot zero; bad openings are refused."""
+    from legion_sim.metaworld_env import MetaWorldTaskEnv
+    from sim2real.observation import GRIPPER_SLOT, build_observation, from_metaworld, gripper_opening
+
+    env = MetaWorldTaskEnv("pick-place-v3", seed=1, robot="kuka", control="joint")
+    paper, info = env.reset()
+    opened = from_metaworld(info["obs39"], gripper=True)
+    for _ in range(15):
+        env.step(np.array([0.0, 0.0, 0.0, 1.0]))  # close, far above the puck
+    closed = from_metaworld(env._obs39, gripper=True)
+    assert paper[GRIPPER_SLOT] == 0.0 and from_metaworld(env._obs39)[GRIPPER_SLOT] == 0.0
+    assert opened[GRIPPER_SLOT] > 0.8 and closed[GRIPPER_SLOT] < 0.2
+    np.testing.assert_array_equal(np.delete(opened, GRIPPER_SLOT), np.delete(paper, GRIPPER_SLOT))
+    assert gripper_opening(0.05) == 0.5 and gripper_opening(0.3) == 1.0
+    obs = build_observation([0.0, 0.6, 0.2], [0.1, 0.7, 0.02], [0.0, 0.8, 0.2], gripper=gripper_opening(0.047))
+    assert obs[GRIPPER_SLOT] == pytest.approx(0.47) and obs[7] == obs[8] == 0.0
+    for bad in (1.2, -0.1, float("nan")):
+        with pytest.raises(ValueError, match=r"gripper opening must lie in \[0, 1\]"):
+            build_observation([0.0, 0.6, 0.2], [0.1, 0.7, 0.02], [0.0, 0.8, 0.2], gripper=bad)
+    with pytest.raises(ValueError, match="pad distance must be a finite distance >= 0"):
+        gripper_opening(-0.01)
+
+
 # --- Real2Sim ------------------------------------------------------------------------------------
 def test_observation_layout_from_joint_state():
     r2s = Real2Sim(frame=TILTED)
