@@ -10,6 +10,7 @@ Prints, one thread each, best of 5 repeats:
 """
 from __future__ import annotations
 
+import itertools
 import os
 import time
 
@@ -100,8 +101,8 @@ def encoder_share() -> None:
     batches = [{"obs": torch.randn(B, 12), "next_obs": torch.randn(B, 12), "embed": torch.randn(B, 384),
                 "action": torch.rand(B, 4) * 2 - 1, "reward": torch.randn(B), "done": torch.zeros(B),
                 "task": torch.zeros(B, dtype=torch.long)} for _ in range(20)]
-    k = iter(range(10**9))
-    update = best_us(lambda: agent.update_sac(batches[next(k) % 20]), 200)
+    batch = itertools.cycle(batches)
+    update = best_us(lambda: agent.update_sac(next(batch)), 200)
 
     def encoder():
         with torch.no_grad():

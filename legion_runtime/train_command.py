@@ -107,7 +107,8 @@ def train(
     else:
         console.print(f"[red]error:[/red] --agent-preset must be 'default' or 'paper', got {agent_preset!r}")
         raise typer.Exit(2)
-    cfg = TrainConfig(tasks=split_list(tasks), order=order, loops=loops, revisits=split_list(revisit), method=method, replay=replay or None,
+    cfg = TrainConfig(tasks=split_list(tasks), order=order, loops=loops, revisits=split_list(revisit), method=method,
+                      replay=replay or None,
                       fifo_visits=fifo_visits, reservoir_capacity=reservoir_capacity or None, placement=placement,
                       robot=robot, control=control, layout=layout,
                       steps_per_task=steps_per_task, eval_every=eval_every, eval_episodes=eval_episodes, seed=seed,

@@ -86,12 +86,12 @@ def build_observation(ee_position: np.ndarray, object_position: np.ndarray, goal
     return obs
 
 
-def from_metaworld(obs39: np.ndarray, gripper: bool = False) -> np.ndarray:
+def from_metaworld(obs39: np.ndarray, with_gripper: bool = False) -> np.ndarray:
     """Map Meta-World v3's 39-d observation (hand 0:3, object 4:7, goal 36:39) to s_t.
 
     Args:
         obs39: (39,) or (N, 39) Meta-World observation.
-        gripper: also copy its gripper opening (obs[3], already :func:`gripper_opening`'s scale) into
+        with_gripper: also copy its gripper opening (obs[3], already :func:`gripper_opening`'s scale) into
             :data:`GRIPPER_SLOT`; False leaves it zero, the paper's layout.
 
     Returns:
@@ -104,6 +104,6 @@ def from_metaworld(obs39: np.ndarray, gripper: bool = False) -> np.ndarray:
     out[..., 0:3] = obs39[..., 0:3]
     out[..., 3:6] = obs39[..., 4:7]
     out[..., 9:12] = obs39[..., 36:39]
-    if gripper:
+    if with_gripper:
         out[..., GRIPPER_SLOT] = obs39[..., 3]
     return out

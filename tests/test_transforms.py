@@ -148,10 +148,10 @@ def test_gripper_opening_fills_the_zero_slot_only_when_asked():
 
     env = MetaWorldTaskEnv("pick-place-v3", seed=1, robot="kuka", control="joint")
     paper, info = env.reset()
-    opened = from_metaworld(info["obs39"], gripper=True)
+    opened = from_metaworld(info["obs39"], with_gripper=True)
     for _ in range(15):
         env.step(np.array([0.0, 0.0, 0.0, 1.0]))  # close, far above the puck
-    closed = from_metaworld(env._obs39, gripper=True)
+    closed = from_metaworld(env._obs39, with_gripper=True)
     assert paper[GRIPPER_SLOT] == 0.0 and from_metaworld(env._obs39)[GRIPPER_SLOT] == 0.0
     assert opened[GRIPPER_SLOT] > 0.8 and closed[GRIPPER_SLOT] < 0.2
     np.testing.assert_array_equal(np.delete(opened, GRIPPER_SLOT), np.delete(paper, GRIPPER_SLOT))
