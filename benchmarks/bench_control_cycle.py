@@ -44,8 +44,8 @@ def main() -> None:
 
     # Policy alone.
     q, _ = plant.joint_state()
-    real2sim, sim2real, safety = make_chain()
-    obs = real2sim.observation(q, plant.object_position(), plant.goal_position())
+    real2sim, sim2real, safety = make_chain(observation_layout=policy.observation_layout)
+    obs = real2sim.observation(q, plant.object_position(), plant.goal_position(), knuckle_rad=plant.gripper_position())
     for _ in range(50):
         policy.act(obs, embedding)
     t = []

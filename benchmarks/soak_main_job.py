@@ -61,7 +61,7 @@ def main() -> None:
     policy = load_policy(args.checkpoint)
     embedder = TextEmbedder()
     embeddings = {task: embedder.embed(text) for task, text in TASKS}
-    real2sim, sim2real, safety = make_chain()
+    real2sim, sim2real, safety = make_chain(observation_layout=policy.observation_layout)
     loop = ControlLoop(policy, real2sim, sim2real, safety)
     plants = {task: KukaPlant(task, seed=0) for task, _ in TASKS}
     camera = None

@@ -33,7 +33,8 @@ def arguments() -> list:
         DeclareLaunchArgument("driver", default_value=DRIVERS[0], choices=list(DRIVERS),
                               description="arm driver: lbr_fri_ros2_stack (lbr_bringup) or iiwa_ros2 (iiwa_bringup)"),
         DeclareLaunchArgument("checkpoint", default_value=NODES["policy"].parameters["checkpoint"],
-                              description="LEGION checkpoint folder the policy node loads"),
+                              description="LEGION checkpoint folder the policy node loads (real2sim builds the "
+                                          "observation layout its manifest names)"),
         DeclareLaunchArgument("speech_backend", default_value="pocketsphinx", choices=["pocketsphinx", "vosk"],
                               description="speech recogniser; vosk needs vosk_model_path"),
         DeclareLaunchArgument("vosk_model_path", default_value="", description="unpacked Vosk model folder"),
@@ -54,7 +55,9 @@ def legion_nodes(names: tuple, extra: dict | None = None, condition=None) -> lis
         ValueError: two composed nodes get different values for one parameter.
     """
     driver_file = PathJoinSubstitution([str(CONFIG), PythonExpression(["'", LaunchConfiguration("driver"), ".yaml'"])])
-    from_arguments = {"policy": {"checkpoint": LaunchConfiguration("checkpoint")},
+    checkpoint = LaunchConfiguration("checkpoint")  # one object: composed, the two nodes share the value
+    from_arguments = {"policy": {"checkpoint": checkpoint},
+                      "real2sim": {"checkpoint": checkpoint},  # its manifest names the observation layout
                       "speech": {"backend": LaunchConfiguration("speech_backend"),
                                  "vosk_model_path": LaunchConfiguration("vosk_model_path")}}
 

@@ -43,9 +43,9 @@ from safetensors.torch import load_file as load_torch, save_file as save_torch
 from legion_policy.agent import AgentConfig, LegionAgent
 from legion_policy.manifest import (  # noqa: F401 - part of this module's API
     FORMAT_VERSION, KNOWLEDGE_SPACE, MANIFEST, MIGRATIONS, WEIGHTS, CheckpointError, EmbeddingMismatchError,
-    read_manifest, resolve_checkpoint_dir, upgrade_manifest,
+    observation_layout, read_manifest, resolve_checkpoint_dir, upgrade_manifest,
 )
-from sim2real.observation import ACTION_DIM, ACTION_SCALE_M, OBS_DIM, OBS_LAYOUT
+from sim2real.observation import ACTION_DIM, ACTION_SCALE_M, OBS_DIM, OBS_LAYOUTS, check_layout
 
 #: Tensor-name prefixes a deployable checkpoint must contain.
 DEPLOYMENT_PREFIXES = ("normalizer.", "encoder.", "actor.")
@@ -87,7 +87,7 @@ def software_versions() -> dict[str, str | None]:
 
 
 def save_checkpoint(path: str | Path, agent: LegionAgent, *, embedding_model: str, embedding_dim: int,
-                    task_library: dict, provenance: dict) -> Path:
+                    task_library: dict, provenance: dict, observation_layout: str = "paper") -> Path:
     """Write ``agent`` as a checkpoint folder at ``path`` (atomically; replaces an existing checkpoint).
 
     Args:
@@ -98,16 +98,19 @@ def save_checkpoint(path: str | Path, agent: LegionAgent, *, embedding_model: st
         task_library: ``TaskLibrary.to_dict()``.
         provenance: training facts (tasks, steps, seeds, per-task success...); date and git commit
             are added here.
+        observation_layout: the observation the agent was trained on, a key of
+            :data:`sim2real.observation.OBS_LAYOUTS`; recorded with its layout, and deployment builds the same.
 
     Returns:
         The checkpoint folder.
 
     Raises:
         ValueError: the knowledge space is not fitted, the embedding size disagrees with the agent, or
-            ``task_library`` is not a valid task library. Nothing is written then.
+            ``task_library`` is not a valid task library, or the observation layout is unknown. Nothing is written then.
     """
     from legion_language.tasks import TaskLibraryError, library_from_dict
 
+    check_layout(observation_layout)
     path = Path(path)
     ks = agent.knowledge_space
     if ks is None or not ks.fitted:
@@ -129,7 +132,8 @@ def save_checkpoint(path: str | Path, agent: LegionAgent, *, embedding_model: st
         provenance.setdefault("git_commit", git_commit())
         manifest = {
             "format_version": FORMAT_VERSION,
-            "observation": {"dim": OBS_DIM, "layout": OBS_LAYOUT, "frame": "sim", "unit": "m", "dtype": "float32"},
+            "observation": {"dim": OBS_DIM, "name": observation_layout, "layout": OBS_LAYOUTS[observation_layout],
+                            "frame": "sim", "unit": "m", "dtype": "float32"},
             "action": {"dim": ACTION_DIM, "low": -1.0, "high": 1.0, "scale_m_per_unit": ACTION_SCALE_M,
                        "layout": ["dx", "dy", "dz", "gripper"], "deterministic": "tanh(mean)"},
             "embedding": {"model": embedding_model, "dim": int(embedding_dim),
@@ -297,11 +301,15 @@ class LegionPolicy:
         embedding_model: name of the language model the policy was trained with.
         embedding_dim: its embedding size L.
         task_library: ``TaskLibrary.to_dict()`` recorded at training time.
+        observation_layout: the observation it takes, a key of :data:`sim2real.observation.OBS_LAYOUTS`
+            (``"gripper"``: the 2F-85's opening in slot 6); Real2Sim must build the same
+            (:class:`legion_runtime.runner.ControlLoop` refuses otherwise).
     """
 
     def __init__(self, agent: LegionAgent, manifest: dict):
         self.agent = agent.eval().requires_grad_(False)
         self.manifest = manifest
+        self.observation_layout = observation_layout(manifest)
         self.embedding_model = str(manifest["embedding"]["model"])
         self.embedding_dim = int(manifest["embedding"]["dim"])
         self.task_library = manifest["task_library"]
@@ -332,7 +340,8 @@ class LegionPolicy:
         obs = np.asarray(obs, dtype=np.float32).reshape(-1)
         embedding = np.asarray(embedding, dtype=np.float32).reshape(-1)
         if obs.shape != (OBS_DIM,):
-            raise ValueError(f"obs must have shape ({OBS_DIM},) (layout {list(OBS_LAYOUT)}), got {obs.shape}")
+            raise ValueError(f"obs must have shape ({OBS_DIM},) (layout {list(OBS_LAYOUTS[self.observation_layout])}), got "
+                             f"{obs.shape}")
         if embedding.shape != (self.embedding_dim,):
             raise ValueError(f"embedding must have shape ({self.embedding_dim},) from language model "
                              f"{self.embedding_model!r}, got {embedding.shape}")
@@ -345,7 +354,7 @@ class LegionPolicy:
         """Deterministic action and knowledge-space component for one observation.
 
         Args:
-            obs: (12,) float32 sim-frame observation (:data:`sim2real.observation.OBS_LAYOUT`), m.
+            obs: (12,) float32 sim-frame observation laid out as :attr:`observation_layout` says, m.
             embedding: (embedding_dim,) float32 unit-norm language embedding of the subtask phrase.
 
         Returns:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from sim2real.observation import ACTION_DIM, ACTION_SCALE_M, OBS_DIM, OBS_LAYOUT
+from sim2real.observation import ACTION_DIM, ACTION_SCALE_M, OBS_DIM, OBS_LAYOUTS, layout_name
 
 FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
@@ -37,8 +37,9 @@ def resolve_checkpoint_dir(path: str | Path) -> Path:
 def _check_interface(mpath: Path, manifest: dict) -> None:
     """Refuse a policy whose observation or action interface differs from what this code builds and sends.
 
-    Compares the observation size and the slice of every field (:data:`sim2real.observation.OBS_LAYOUT`),
-    and the action size and metres per action unit; descriptive text is not compared.
+    Compares the observation size, the layout (its fields' slices must be those of one of
+    :data:`sim2real.observation.OBS_LAYOUTS`, and of the one its ``name`` says where it names one), the action size
+    and metres per action unit; descriptive text is not compared.
 
     Raises:
         CheckpointError: naming the field, the checkpoint's value and this code's value.
@@ -47,15 +48,27 @@ def _check_interface(mpath: Path, manifest: dict) -> None:
     expected = {"observation dim": OBS_DIM, "action dim": ACTION_DIM, "action scale_m_per_unit": ACTION_SCALE_M}
     found = {"observation dim": obs.get("dim"), "action dim": act.get("dim"),
              "action scale_m_per_unit": act.get("scale_m_per_unit")}
-    layout = obs.get("layout") or {}
-    for name, spec in OBS_LAYOUT.items():
-        expected[f"observation field {name!r} slice"] = spec["slice"]
-        found[f"observation field {name!r} slice"] = (layout.get(name) or {}).get("slice")
+    retrain = ("the policy was trained for a different interface: retrain it, or use the software version it was "
+               "trained with (manifest 'provenance.git_commit')")
     for key, want in expected.items():
         if found[key] != want:
-            raise CheckpointError(f"{mpath}: {key} is {found[key]!r} in the checkpoint but {want!r} in this code; "
-                                  "the policy was trained for a different interface: retrain it, or use the "
-                                  "software version it was trained with (manifest 'provenance.git_commit')")
+            raise CheckpointError(f"{mpath}: {key} is {found[key]!r} in the checkpoint but {want!r} in this code; {retrain}")
+    layout = obs.get("layout") or {}
+    name = layout_name(layout)
+    if name is None:
+        fields = {k: (v or {}).get("slice") for k, v in layout.items()}
+        raise CheckpointError(f"{mpath}: observation layout {fields} is none of this code's "
+                              f"({', '.join(OBS_LAYOUTS)}); {retrain}")
+    if obs.get("name", name) != name:
+        raise CheckpointError(f"{mpath}: observation name {obs.get('name')!r} disagrees with its layout, which is "
+                              f"{name!r}; the manifest was edited: restore it from the training run")
+
+
+def observation_layout(manifest: dict) -> str:
+    """The observation layout a checkpoint's policy expects: a key of :data:`sim2real.observation.OBS_LAYOUTS`
+    (``"paper"`` for every checkpoint written before layouts had names). ``manifest``: as :func:`read_manifest` gives it.
+    """
+    return layout_name(manifest["observation"].get("layout") or {}) or "paper"
 
 
 def _migrate_v1(manifest: dict) -> dict:

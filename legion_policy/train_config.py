@@ -12,6 +12,7 @@ from legion_policy.replay import REGIMES
 from legion_language.tasks import FEW_SHOT_STREAM, PAPER_STREAM
 from legion_sim.metaworld_env import EPISODE_STEPS
 from legion_sim.table_scene import TASKS_BY_ID as _TABLE_TASKS
+from sim2real.observation import OBS_LAYOUTS
 
 ORDERS = ("paper", "given", "reverse", "random")
 #: method -> (agent kind, default replay regime)
@@ -59,6 +60,10 @@ class TrainConfig:
         control: KUKA control mode: ``"mocap"`` (Meta-World's weld, training speed) or ``"joint"`` (Sim2Real + IK).
         layout: where the objects and the hand start stand: ``"metaworld"`` (Meta-World's placements) or ``"table"``
             (KUKA, the long-horizon table's tasks: where the table puts them, :class:`legion_sim.metaworld_env.MetaWorldTaskEnv`).
+        observation_layout: the policy's observation, a key of :data:`sim2real.observation.OBS_LAYOUTS`: ``"paper"``
+            (the paper's 12-d vector) or ``"gripper"`` (the same with the gripper's opening in slot 6; beyond the
+            paper: without it a grasp that closed on nothing looks like one about to close, docs/lifelong.md).
+            Recorded in the checkpoint; deployment builds the same; demonstrations must have been recorded with it.
         steps_per_task: environment steps per visit (paper: 1M). For multitask: per task, in total.
         eval_every: evaluate all tasks every this many steps (paper: 10k).
         eval_episodes: episodes per task and evaluation (paper: 10).
@@ -108,6 +113,7 @@ class TrainConfig:
     robot: str = "sawyer"
     control: str = "mocap"
     layout: str = "metaworld"
+    observation_layout: str = "paper"
     steps_per_task: int = 60_000
     eval_every: int = 10_000
     eval_episodes: int = 10
@@ -175,7 +181,7 @@ class TrainConfig:
                                    f"got robot {self.robot!r}, tasks {sorted(set(self.tasks) - set(_TABLE_TASKS)) or self.tasks}")
         choices = {"order": ORDERS, "method": tuple(METHODS), "placement": ("random", "fixed"),
                    "robot": ("sawyer", "kuka"), "control": ("mocap", "joint"), "layout": ("metaworld", "table"),
-                   "replay": (None, *REGIMES)}
+                   "observation_layout": tuple(OBS_LAYOUTS), "replay": (None, *REGIMES)}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise TrainConfigError(f"{name} must be one of {[a for a in allowed if a]}, got {getattr(self, name)!r}")

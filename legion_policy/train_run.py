@@ -96,8 +96,8 @@ def load_stream_demonstrations(folder: str | Path, tasks: list[str]) -> dict[int
 
 
 def check_demonstrations(demos: dict[int, Demonstrations], tasks: list[str], cfg: TrainConfig) -> None:
-    """Refuse demonstrations recorded on another robot, at another layout or with another reward than the run trains
-    the task on.
+    """Refuse demonstrations recorded on another robot, at another layout, with another observation layout or with
+    another reward than the run trains the task on.
 
     Raises:
         TrainConfigError: naming the task, what the file holds and what the run trains.
@@ -112,6 +112,11 @@ def check_demonstrations(demos: dict[int, Demonstrations], tasks: list[str], cfg
             raise TrainConfigError(f"the demonstrations of {tasks[k]} were recorded at layout {layout!r}, and this run "
                                    f"trains at layout {cfg.layout!r}: record them with `legion demos --layout "
                                    f"{cfg.layout}` (objects and hand start stand elsewhere)")
+        observed = demo.meta.get("observation_layout", "paper")  # files from before layouts had names
+        if observed != cfg.observation_layout:
+            raise TrainConfigError(f"the demonstrations of {tasks[k]} hold observations of layout {observed!r}, and "
+                                   f"this run trains on {cfg.observation_layout!r}: record them with `legion demos "
+                                   f"--observation-layout {cfg.observation_layout}`")
         version = "v1" if tasks[k] in cfg.reward_v1_tasks else "v2"
         if demo.meta.get("reward_version", "v2") != version:
             raise TrainConfigError(f"the demonstrations of {tasks[k]} carry {demo.meta.get('reward_version')} rewards, "
@@ -146,10 +151,12 @@ def make_agent(cfg: TrainConfig) -> LegionAgent:
 
 
 def task_cycle_env(specs: list[tuple[str, int, str]], episode_steps: int, placement: str, start: int,
-                   robot: str = "sawyer", control: str = "mocap", layout: str = "metaworld") -> TaskCycleEnv:
+                   robot: str = "sawyer", control: str = "mocap", layout: str = "metaworld",
+                   observation_layout: str = "paper") -> TaskCycleEnv:
     """A :class:`TaskCycleEnv` over (env_id, seed, reward_version) specs (module level: picklable for workers)."""
     return TaskCycleEnv([MetaWorldTaskEnv(t, seed=seed, max_episode_steps=episode_steps, reward_version=version,
-                                          placement=placement, robot=robot, control=control, layout=layout)
+                                          placement=placement, robot=robot, control=control, layout=layout,
+                                          observation_layout=observation_layout)
                          for t, seed, version in specs], start=start)
 
 
@@ -228,7 +235,8 @@ class TrainingRun:
         version = "v1" if (t in cfg.reward_v1_tasks and not eval_env) else "v2"
         return MetaWorldTaskEnv(t, seed=cfg.seed + 1000 * self.tasks.index(t) + offset,
                                 max_episode_steps=cfg.episode_steps, reward_version=version,
-                                placement=cfg.placement, robot=cfg.robot, control=cfg.control, layout=cfg.layout)
+                                placement=cfg.placement, robot=cfg.robot, control=cfg.control, layout=cfg.layout,
+                                observation_layout=cfg.observation_layout)
 
     def make_vector_env(self, visit_tasks: list[int], offset: int) -> gym.vector.VectorEnv:
         """``num_envs`` copies of the visit's task(s) (multitask: each cycles through all, starting apart)."""
@@ -237,7 +245,8 @@ class TrainingRun:
             specs = [(self.tasks[k], cfg.seed + 1000 * k + offset + 7919 * i,
                       "v1" if self.tasks[k] in cfg.reward_v1_tasks else "v2") for k in visit_tasks]
             fns.append(partial(task_cycle_env, specs, cfg.episode_steps, cfg.placement, start=i,
-                               robot=cfg.robot, control=cfg.control, layout=cfg.layout))
+                               robot=cfg.robot, control=cfg.control, layout=cfg.layout,
+                               observation_layout=cfg.observation_layout))
         mode = gym.vector.AutoresetMode.SAME_STEP
         if cfg.vector_env == "async":
             return gym.vector.AsyncVectorEnv(fns, context="forkserver", autoreset_mode=mode)
@@ -406,7 +415,8 @@ class TrainingRun:
                       "eval_episodes": cfg.eval_episodes, "success_matrix": self.metrics.get("success_matrix"),
                       "wall_time_s": round(time.time() - self.run_start, 1)}
         save_checkpoint(self.out / "checkpoint", self.agent, embedding_model=self.embedder.name,
-                        embedding_dim=self.embedder.dim, task_library=lib.to_dict(), provenance=provenance)
+                        embedding_dim=self.embedder.dim, task_library=lib.to_dict(), provenance=provenance,
+                        observation_layout=cfg.observation_layout)
 
     # ------------------------------------------------------------------------------------ resumable state
     _OPTIMIZERS = ("upstream_optimizer", "actor_optimizer", "critic_optimizer", "alpha_optimizer")

@@ -105,6 +105,9 @@ def demos(
     max_steps: Annotated[int, typer.Option(help="step limit per episode (20 Hz)")] = 150,
     layout: Annotated[str, typer.Option(help="metaworld (Meta-World's placements) | table (the long-horizon table's, "
                                              "for `legion train --layout table`)")] = "metaworld",
+    observation_layout: Annotated[str, typer.Option(help="paper (the paper's 12-d observation) | gripper (the "
+                                                         "2F-85's opening in slot 6), for `legion train "
+                                                         "--observation-layout`")] = "paper",
 ) -> None:
     """Write demonstrations of the reference controllers through the deployed chain (docs/reference-controllers.md)."""
     from legion_runtime.demos import record_task
@@ -113,6 +116,7 @@ def demos(
     from legion_sim.reference import PLANS
 
     from legion_sim.table_scene import LAYOUTS, TASKS_BY_ID
+    from sim2real.observation import OBS_LAYOUTS
 
     names = [t.strip() for t in tasks.split(",") if t.strip()] or list(TASKS_BY_ID if layout == "table" else PAPER_TASKS)
     unknown = [t for t in names if t not in PLANS]
@@ -123,8 +127,10 @@ def demos(
     if layout not in LAYOUTS or (layout == "table" and set(names) - set(TASKS_BY_ID)):
         _fail(f"--layout must be one of {LAYOUTS}; 'table' takes the table's tasks ({', '.join(TASKS_BY_ID)}), got "
               f"{layout!r} with {names}")
+    if observation_layout not in OBS_LAYOUTS:
+        _fail(f"--observation-layout must be one of {list(OBS_LAYOUTS)}, got {observation_layout!r}")
     for task in names:
-        demo = record_task(task, episodes, seed, max_steps, layout)
+        demo = record_task(task, episodes, seed, max_steps, layout, observation_layout)
         path = write_demonstrations(path_for(out, task), demo)
         console.print(f"{task}: {demo.meta['successes']}/{episodes} episodes succeeded, {len(demo)} transitions "
                       f"-> {path}")

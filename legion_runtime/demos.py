@@ -28,12 +28,14 @@ class _Recorder:
 
 
 def record_task(task: str, episodes: int, seed: int = 0, max_steps: int = 150,
-                layout: str = "metaworld") -> Demonstrations:
+                layout: str = "metaworld", observation_layout: str = "paper") -> Demonstrations:
     """Record ``episodes`` demonstrations of ``task``'s reference controller (module docstring) at ``layout``
-    (:class:`legion_sim.metaworld_env.MetaWorldTaskEnv`'s: Meta-World's placements or the table's).
+    (:class:`legion_sim.metaworld_env.MetaWorldTaskEnv`'s: Meta-World's placements or the table's), observations
+    built by Real2Sim in ``observation_layout`` (a key of :data:`sim2real.observation.OBS_LAYOUTS`; the controllers
+    read the points only).
 
     Raises:
-        ValueError: a task the plant or the reference controllers do not know.
+        ValueError: a task the plant or the reference controllers do not know, or an unknown observation layout.
     """
     from legion_runtime.main_job import make_chain
     from legion_runtime.runner import ControlLoop
@@ -42,7 +44,7 @@ def record_task(task: str, episodes: int, seed: int = 0, max_steps: int = 150,
 
     plant, controller = KukaPlant(task, seed=seed, layout=layout), ReferenceController(task)
     recorder = _Recorder(controller)
-    loop = ControlLoop(recorder, *make_chain())
+    loop = ControlLoop(recorder, *make_chain(observation_layout=observation_layout))
     rows: dict[str, list] = {k: [] for k in ("obs", "action", "reward", "next_obs", "success", "episode", "step")}
     ends: list[int] = []
     seeds = []
@@ -58,7 +60,8 @@ def record_task(task: str, episodes: int, seed: int = 0, max_steps: int = 150,
             obs, action = recorder.pending
             recorder.pending = None
             q, _ = plant.joint_state()
-            nxt = loop.real2sim.observation(q, plant.object_position(), plant.goal_position())
+            nxt = loop.real2sim.observation(q, plant.object_position(), plant.goal_position(),
+                                            knuckle_rad=plant.gripper_position())
             reward, success = plant.evaluate(action)
             for key, value in (("obs", obs), ("action", action), ("reward", reward),
                                ("next_obs", np.asarray(nxt, np.float32)), ("success", success),
@@ -78,6 +81,7 @@ def record_task(task: str, episodes: int, seed: int = 0, max_steps: int = 150,
     meta = {"task": task, "scene": f"legion_sim.plant.KukaPlant ({where}, KUKA iiwa 14 + 2F-85 "
                                     f"model {plant.config.gripper!r}) through ControlLoop: Real2Sim, Sim2Real, "
                                     "safety filter, IK", "layout": layout,
+            "observation_layout": observation_layout,
             "controller": f"legion_sim.reference.ReferenceController({task!r})", "control_dt_s": plant.dt,
             "reward_version": "v2", "episodes": episodes, "max_steps": max_steps,
             "successes": int(len(np.unique(episode[success]))), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}

@@ -78,6 +78,9 @@ class Node:
     action_servers: tuple[str, ...] = ()
 
 
+#: The checkpoint the policy node loads unless told otherwise (relative paths: from the project root).
+DEFAULT_CHECKPOINT = "models/stream-efficient/legion"
+
 TOPICS: dict[str, Topic] = {
     "audio": Topic("/legion/audio", "std_msgs/msg/Int16MultiArray", "sensor_data",
                    "microphone samples, 16 kHz mono int16 (speech node with audio_source 'topic')"),
@@ -98,7 +101,8 @@ TOPICS: dict[str, Topic] = {
                           "goal, drawer_handle, ...), "
                           "header.frame_id = the robot base frame, stamp = detection time"),
     "observation": Topic("/legion/observation", "std_msgs/msg/Float32MultiArray", "sensor_data",
-                         "12-d observation s_t in the sim frame, m (sim2real.observation.OBS_LAYOUT)"),
+                         "12-d observation s_t in the sim frame, m, in the checkpoint's layout "
+                         "(sim2real.observation.OBS_LAYOUTS)"),
     "action": Topic("/legion/action", "std_msgs/msg/Float32MultiArray", "sensor_data",
                     "4-d policy action in [-1, 1]: TCP displacement (1 unit = 1 cm per step) and gripper"),
     "component": Topic("/legion/component", "std_msgs/msg/Int32", "sensor_data",
@@ -115,6 +119,9 @@ TOPICS: dict[str, Topic] = {
                              "2F-85 knuckle position accepted by the safety node, rad (also sent as an action goal)"),
     "joint_states": Topic("/lbr/joint_states", "sensor_msgs/msg/JointState", "sensor_data",
                           "measured arm joint positions (rad) and velocities (rad/s)"),
+    "gripper_joint_states": Topic("/joint_states", "sensor_msgs/msg/JointState", "sensor_data",
+                                  "measured 2F-85 knuckle (ros2_robotiq_gripper's joint_state_broadcaster: "
+                                  "robotiq_85_left_knuckle_joint, rad, 0 open .. 0.7929 closed)"),
     "diagnostics": Topic("/diagnostics", "diagnostic_msgs/msg/DiagnosticArray", "reliable",
                          "safety state (HOLD/ARMED/ESTOP) and intervention counters by reason"),
 }
@@ -146,11 +153,14 @@ NODES: dict[str, Node] = {n.name: n for n in (
           "max_age_s": 0.15, "quad_decimate": 1.0, "full_frame_every": 5, "camera_source": "topics",
           "realsense_serial": "", "realsense_recording": "", "rate_hz": 30.0}),
     # decimate 1.0: the whole frame 25 ms on one core; windows around the tags seen last ~2 ms (bench_perception)
-    Node("real2sim", "real2sim_node", ("joint_states", "object_poses", "subtask"), ("observation",),
+    # checkpoint: the one the policy node loads; its manifest names the observation layout real2sim builds
+    Node("real2sim", "real2sim_node", ("joint_states", "gripper_joint_states", "object_poses", "subtask"),
+         ("observation",),
          {"driver": "lbr_fri_ros2_stack", "base_frame": "base", "max_object_age_s": 0.15, "max_goal_age_s": 30.0,
-          "task_library": ""}),
+          "task_library": "", "checkpoint": DEFAULT_CHECKPOINT, "gripper_joint": "robotiq_85_left_knuckle_joint",
+          "max_gripper_age_s": 0.1}),
     Node("policy", "policy_node", ("observation", "embedding", "subtask"), ("action", "component"),
-         {"checkpoint": "models/stream-efficient/legion", "rate_hz": 20.0, "max_steps_per_subtask": 150,
+         {"checkpoint": DEFAULT_CHECKPOINT, "rate_hz": 20.0, "max_steps_per_subtask": 150,
           "max_observation_age_s": 0.1, "explore_retries": True}),
     Node("sim2real", "sim2real_node", ("action", "joint_states", "subtask"),
          ("cartesian_target", "joint_command", "gripper_request"),
@@ -160,7 +170,8 @@ NODES: dict[str, Node] = {n.name: n for n in (
          {"driver": "lbr_fri_ros2_stack", "max_step_m": 0.025, "start_in_hold": True, "watchdog_s": 0.1,
           "gripper_action": "GripperCommand", "gripper_max_effort": 50.0},
          services=("arm", "hold", "estop"), action_clients=("gripper",)),
-    Node("mujoco_plant", "mujoco_plant_node", ("joint_targets",), ("joint_states", "object_poses", "image", "camera_info"),
+    Node("mujoco_plant", "mujoco_plant_node", ("joint_targets",),
+         ("joint_states", "gripper_joint_states", "object_poses", "image", "camera_info"),
          {"driver": "lbr_fri_ros2_stack", "task": "reach-v3", "seed": 0, "base_frame": "base", "camera": False,
           "camera_frame": "camera_color_optical_frame", "camera_rate_hz": 15.0},  # a D435 colour mode: 6, 15, 30 fps
          services=("plant_reset",), action_servers=("gripper",)),

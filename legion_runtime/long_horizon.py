@@ -433,7 +433,7 @@ def run_trials(command: str, *, trials: int, controller: str = "reference", chec
     results, frames = [], []
     for i in range(trials):
         plant.reset(seed + i)
-        loop = ControlLoop(agent, *make_chain())
+        loop = ControlLoop(agent, *make_chain(observation_layout=getattr(agent, "observation_layout", "paper")))
         on_step = frame_recorder(plant, frames, 640, 480) if video is not None and i == 0 else None
         how = table_frames(plant, layout) if workspace_offset else {}
         result = run_trial(command, plant=plant, loop=loop, library=library, controller=agent, embed=embed,

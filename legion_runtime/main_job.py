@@ -61,10 +61,11 @@ def recognise(wav: Path, library, backend: str, vosk_model: Path | None, free: b
     return result.text, result.seconds
 
 
-def make_chain(frame=None, **limits):
+def make_chain(frame=None, observation_layout: str = "paper", **limits):
     """Real2Sim, Sim2Real and the safety filter with the default frames and limits of the KUKA scene.
 
-    ``limits`` override :class:`sim2real.safety.SafetyLimits` fields (e.g. ``max_step_m``).
+    ``observation_layout``: what Real2Sim builds (the deployed policy's ``observation_layout``); ``limits`` override
+    :class:`sim2real.safety.SafetyLimits` fields (e.g. ``max_step_m``).
     """
     from sim2real.safety import SafetyFilter, SafetyLimits
     from sim2real.transforms import (
@@ -81,7 +82,7 @@ def make_chain(frame=None, **limits):
                         for y in (METAWORLD_HAND_LOW[1], METAWORLD_HAND_HIGH[1])
                         for z in (METAWORLD_HAND_LOW[2], METAWORLD_HAND_HIGH[2])])
     limits = SafetyLimits.iiwa14(corners.min(0) - [0.02, 0.02, 0.0], corners.max(0) + 0.02, **limits)
-    return Real2Sim(frame), Sim2Real(frame), SafetyFilter(limits)
+    return Real2Sim(frame, observation_layout=observation_layout), Sim2Real(frame), SafetyFilter(limits)
 
 
 def _camera_perception(perception: str, calibration: Path | None, plan: Plan, table: bool = False):
@@ -200,7 +201,7 @@ def run_main_job(*, wav: Path | None, text: str | None, checkpoint: Path, speech
             bag.write(TOPICS[key].name, msg, stamp_ns)
 
         publish("command_text", m.command_to_msg(plan.text), t_ns)
-        real2sim, sim2real, safety = make_chain()
+        real2sim, sim2real, safety = make_chain(observation_layout=policy.observation_layout)
         loop = ControlLoop(policy, real2sim, sim2real, safety, publish)
         if table:
             outcomes, transfers = _run_on_table(plan, library, loop, embedder, seed, max_steps, frames if video else None,
@@ -384,7 +385,8 @@ def evaluate_policy(*, task: str, episodes: int, checkpoint: Path, seed: int = 1
         from legion_sim.metaworld_env import MetaWorldTaskEnv
 
         try:
-            env = MetaWorldTaskEnv(task, seed=seed, robot=robot, control=control, layout=policy.layout)
+            env = MetaWorldTaskEnv(task, seed=seed, robot=robot, control=control, layout=policy.layout,
+                                   observation_layout=policy.observation_layout)
         except ValueError as exc:
             raise BadInput(str(exc)) from exc
         return evaluate(policy.agent, env, embedding[None], episodes), episodes
@@ -418,7 +420,7 @@ def kuka_episodes(policy, subtask, embedding: np.ndarray, episodes: int, seed: i
     from legion_sim.plant import KukaPlant
     from sim2real.goals import ObjectNotSeenError
 
-    loop = ControlLoop(policy, *make_chain())
+    loop = ControlLoop(policy, *make_chain(observation_layout=policy.observation_layout))
     try:
         kuka = KukaPlant(subtask.env_id, seed=seed, layout=policy.layout)
     except ValueError as exc:  # a library task the plant does not run: one line

@@ -126,7 +126,8 @@ class ControlLoop:
     """Runs subtasks on a plant through Real2Sim → policy → Sim2Real → safety → IK → safety → plant.
 
     Args:
-        policy: frozen policy with ``act(obs (12,), embedding (D,)) -> (action (4,), component)``.
+        policy: frozen policy with ``act(obs (12,), embedding (D,)) -> (action (4,), component)``; where it has an
+            ``observation_layout`` (a checkpoint's policy), ``real2sim`` must build that layout.
         real2sim: observation builder (its FK must model the plant's arm).
         sim2real: action → Cartesian command and IK.
         safety: the safety filter; its limits are in the robot base frame.
@@ -134,10 +135,18 @@ class ControlLoop:
 
     Attributes:
         fault: the latched joint-state sensor fault (None: none); while set, :meth:`run_subtask` sends nothing.
+
+    Raises:
+        ValueError: the policy takes another observation layout than ``real2sim`` builds.
     """
 
     def __init__(self, policy: Policy, real2sim: Real2Sim, sim2real: Sim2Real, safety: SafetyFilter,
                  publish: Publish | None = None):
+        wanted = getattr(policy, "observation_layout", None)
+        if wanted is not None and wanted != real2sim.observation_layout:
+            raise ValueError(f"the policy takes the {wanted!r} observation layout, and Real2Sim builds "
+                             f"{real2sim.observation_layout!r}: build the chain with make_chain(observation_layout="
+                             f"policy.observation_layout)")
         self.policy, self.real2sim, self.sim2real, self.safety = policy, real2sim, sim2real, safety
         self.publish = publish
         self.fault: str | None = None
@@ -226,9 +235,10 @@ class ControlLoop:
                 not_seen += 1
                 obs, action, component = np.full(12, np.nan), np.full(4, np.nan), -1
             elif pushed:
-                obs, action, component = self.real2sim.observation(q, *seen), np.full(4, np.nan), -1
+                obs = self.real2sim.observation(q, *seen, knuckle_rad=plant.gripper_position())
+                action, component = np.full(4, np.nan), -1
             else:
-                obs = self.real2sim.observation(q, *seen)
+                obs = self.real2sim.observation(q, *seen, knuckle_rad=plant.gripper_position())
                 action, component = self.policy.act(obs, embedding)
                 if np.all(np.isfinite(action)):
                     cmd = self.sim2real.command(action, stamp=stamp * 1e-9)

@@ -46,6 +46,7 @@ def train(
     robot: Annotated[str | None, typer.Option(help="sawyer (Meta-World's) | kuka (iiwa 14 + Robotiq 2F-85 in the same tasks). Default: the recipe's.")] = None,
     control: Annotated[str | None, typer.Option(help="KUKA control: mocap (Meta-World's weld, fast) | joint (Sim2Real + IK, as deployed). Default: the recipe's.")] = None,
     layout: Annotated[str, typer.Option(help="metaworld (Meta-World's placements and hand starts) | table (KUKA, the long-horizon table's tasks where the table puts them; demonstrations recorded with `legion demos --layout table`).")] = "metaworld",
+    observation_layout: Annotated[str, typer.Option(help="paper (the paper's 12-d observation) | gripper (the same with the 2F-85's opening in slot 6; the recipe's demonstrations are then models/demos-200-gripper, recorded with `legion demos --observation-layout gripper`; docs/lifelong.md).")] = "paper",
     steps_per_task: Annotated[int, typer.Option(help="Environment steps per task visit.")] = 60_000,
     eval_every: Annotated[int, typer.Option(help="Evaluate every task every N steps.")] = 10_000,
     eval_episodes: Annotated[int, typer.Option(help="Deterministic episodes per task and evaluation.")] = 10,
@@ -97,6 +98,8 @@ def train(
              "bc_weight": bc_weight, "demos": demos, "demo_fraction": demo_fraction}
     chosen = {k: RECIPES[recipe][k] if v is None else v for k, v in given.items()}
     robot, control, utd, critic_layer_norm, bc_weight, demos, demo_fraction = chosen.values()
+    if given["demos"] is None and demos and observation_layout != "paper":
+        demos = Path(f"{demos}-{observation_layout}")  # the recipe's demonstrations, recorded with that observation
 
     if agent_preset == "paper":
         agent = AgentConfig.paper(dpmm_deletes=dpmm_deletes, critic_layer_norm=critic_layer_norm,
@@ -110,7 +113,7 @@ def train(
     cfg = TrainConfig(tasks=split_list(tasks), order=order, loops=loops, revisits=split_list(revisit), method=method,
                       replay=replay or None,
                       fifo_visits=fifo_visits, reservoir_capacity=reservoir_capacity or None, placement=placement,
-                      robot=robot, control=control, layout=layout,
+                      robot=robot, control=control, layout=layout, observation_layout=observation_layout,
                       steps_per_task=steps_per_task, eval_every=eval_every, eval_episodes=eval_episodes, seed=seed,
                       out=str(out), embedding_model=str(embedding_model) if embedding_model else None,
                       random_steps=random_steps, dpmm_first=dpmm_first, dpmm_every=dpmm_every,

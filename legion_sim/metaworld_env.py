@@ -23,7 +23,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from sim2real.observation import ACTION_DIM, OBS_DIM, from_metaworld
+from sim2real.observation import ACTION_DIM, OBS_DIM, check_layout, from_metaworld
 
 #: The paper's episode length (steps of 12.5 ms simulated time each).
 EPISODE_STEPS = 150
@@ -62,8 +62,11 @@ class MetaWorldTaskEnv(gym.Env):
             tasks of the long-horizon table): the object set where the table scene puts it (its anchor +-2.5 cm,
             :func:`legion_sim.table_scene.layout_spaces`) and the hand where the table starts the subtask
             (:func:`legion_sim.table_scene.layout_start`), so a skill learns where it is used.
+        observation_layout: a key of :data:`sim2real.observation.OBS_LAYOUTS`: ``"paper"`` (default) or
+            ``"gripper"`` (Meta-World's gripper opening, obs[3], in slot 6).
 
-    Observation: Box(-inf, inf, (12,), float32), layout :data:`sim2real.observation.OBS_LAYOUT`.
+    Observation: Box(-inf, inf, (12,), float32), laid out as ``observation_layout`` says
+    (:data:`sim2real.observation.OBS_LAYOUTS`).
     Action: Box(-1, 1, (4,), float32).
 
     Raises:
@@ -76,7 +79,7 @@ class MetaWorldTaskEnv(gym.Env):
     def __init__(self, env_id: str, seed: int = 0, max_episode_steps: int = EPISODE_STEPS,
                  render_mode: str | None = None, reward_version: str = "v2", placement: str = "random",
                  robot: str = "sawyer", control: str = "mocap", kuka_options: dict[str, Any] | None = None,
-                 layout: str = "metaworld"):
+                 layout: str = "metaworld", observation_layout: str = "paper"):
         import metaworld
 
         from legion_sim.table_scene import LAYOUTS, TASKS_BY_ID
@@ -102,6 +105,8 @@ class MetaWorldTaskEnv(gym.Env):
                              f"got robot {robot!r}, task {env_id!r}")
         self.env_id = env_id
         self.robot, self.control, self.layout = robot, control, layout
+        self.observation_layout = check_layout(observation_layout)
+        self._with_gripper = observation_layout == "gripper"
         self.reward_version = reward_version
         self._reward_scale = V1_REWARD_SCALE if reward_version == "v1" else 1.0
         self.max_episode_steps = int(max_episode_steps)
@@ -166,7 +171,7 @@ class MetaWorldTaskEnv(gym.Env):
         obs39, _ = self._env.reset()
         self._obs39 = obs39
         self._steps = 0
-        return from_metaworld(obs39), {"obs39": obs39}
+        return from_metaworld(obs39, self._with_gripper), {"obs39": obs39}
 
     def step(self, action: np.ndarray):
         """Apply one 4-d action (clipped to [-1, 1]) for one Meta-World step.
@@ -191,7 +196,7 @@ class MetaWorldTaskEnv(gym.Env):
         info = dict(info)
         info["success"] = bool(info.get("success", 0.0))
         truncated = bool(truncated) or self._steps >= self.max_episode_steps
-        return from_metaworld(obs39), float(reward) * self._reward_scale, False, truncated, info
+        return from_metaworld(obs39, self._with_gripper), float(reward) * self._reward_scale, False, truncated, info
 
     def render(self):
         """RGB frame from Meta-World (upside down under EGL: flip with ``np.flipud``)."""

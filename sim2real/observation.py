@@ -14,10 +14,15 @@ index  size  content
 Meta-World's 39-d observation is mapped with :func:`from_metaworld`; the robot stack builds the
 same vector with :func:`build_observation` (Real2Sim), so the policy sees one layout everywhere.
 
-Gripper opening (beyond the paper, being wired through the stack): the paper's vector has no gripper state, and a
-memoryless policy then stalls over a puck it failed to grasp (docs/lifelong.md, "Pick-place: the observation has no
-gripper"). Both builders can put the opening, :func:`gripper_opening` of the fingertip pads' distance (Meta-World's
-own obs[3]), into the zero slot :data:`GRIPPER_SLOT`; by default they leave it zero, as the shipped checkpoints expect.
+Two layouts (:data:`OBS_LAYOUTS`), named in every checkpoint's manifest and chosen at training
+(``legion train --observation-layout``):
+
+* ``"paper"`` (:data:`OBS_LAYOUT`, the default): the table above.
+* ``"gripper"`` (beyond the paper): the same with the gripper's opening in slot :data:`GRIPPER_SLOT` (6), the first of
+  the zero padding: :func:`gripper_opening` of the fingertip pads' distance, Meta-World's own obs[3]. The paper's
+  vector has no gripper state, and a memoryless policy then stalls over a puck it failed to grasp (docs/lifelong.md,
+  "Pick-place: the observation has no gripper"). On the robot the distance comes from the 2F-85's knuckle joint
+  (:func:`sim2real.gripper.pad_distance`).
 """
 from __future__ import annotations
 
@@ -34,11 +39,42 @@ OBS_LAYOUT = {
     "goal_position": {"slice": [9, 12], "unit": "m", "frame": "sim"},
 }
 
-
 #: Index of the gripper opening when the observation carries it (the first slot of the zero-padded 6:9).
 GRIPPER_SLOT = 6
 #: Pad distance that reads as fully open: Meta-World's normalisation of its obs[3] (``SawyerXYZEnv._get_curr_obs_combined_no_goal``).
 GRIPPER_FULL_OPENING_M = 0.1
+#: The gripper layout: the paper's with the opening in slot 6 (module docstring).
+GRIPPER_OBS_LAYOUT = {
+    "ee_position": OBS_LAYOUT["ee_position"],
+    "object_position": OBS_LAYOUT["object_position"],
+    "gripper_opening": {"slice": [GRIPPER_SLOT, GRIPPER_SLOT + 1],
+                        "unit": "fingertip pads' distance / 0.1 m, clipped to [0, 1] (Meta-World obs[3])"},
+    "object_orientation": {"slice": [GRIPPER_SLOT + 1, 9], "unit": "zero padding (official code)", "frame": "sim"},
+    "goal_position": OBS_LAYOUT["goal_position"],
+}
+#: Layout name (a checkpoint's ``observation.name``) -> fields, each with its ``slice`` [start, stop) of s_t.
+OBS_LAYOUTS = {"paper": OBS_LAYOUT, "gripper": GRIPPER_OBS_LAYOUT}
+
+
+def layout_name(layout: dict) -> str | None:
+    """The name in :data:`OBS_LAYOUTS` of a layout as a manifest records it (the same field names, each with the
+    same ``slice``; descriptive text is not compared), or None when it is none of them."""
+    slices = {name: (spec or {}).get("slice") for name, spec in (layout or {}).items()}
+    for name, known in OBS_LAYOUTS.items():
+        if slices == {field: spec["slice"] for field, spec in known.items()}:
+            return name
+    return None
+
+
+def check_layout(name: str) -> str:
+    """``name`` if it is a layout of :data:`OBS_LAYOUTS`.
+
+    Raises:
+        ValueError: naming the known layouts.
+    """
+    if name not in OBS_LAYOUTS:
+        raise ValueError(f"observation layout must be one of {list(OBS_LAYOUTS)}, got {name!r}")
+    return name
 
 
 def gripper_opening(pad_distance_m: float) -> float:

@@ -31,7 +31,8 @@ import mujoco
 import numpy as np
 
 from sim2real.kinematics import JOINT_NAMES, TOP_DOWN_ROT, ArmKinematics, IKResult, default_kinematics
-from sim2real.observation import ACTION_SCALE_M, build_observation
+from sim2real.gripper import pad_distance
+from sim2real.observation import ACTION_SCALE_M, build_observation, check_layout, gripper_opening
 
 #: Default arm base position in the sim frame, m: 0.1 m behind the Sawyer's spot (see
 #: ``legion_sim.kuka_scene``; the simulated plant uses this pose).
@@ -296,15 +297,22 @@ class Real2Sim:
         joint_names: driver joint names in A1..A7 order (e.g. ``lbr_A1``..``lbr_A7`` for lbr_fri_ros2_stack);
             used by :meth:`joint_positions` to reorder ``sensor_msgs/JointState``.
         ee_offset_m: ee point behind the TCP along the approach axis, m (default Meta-World's hand, 0.045).
+        observation_layout: the layout :meth:`observation` builds, a key of
+            :data:`sim2real.observation.OBS_LAYOUTS`: the deployed checkpoint's (``LegionPolicy.observation_layout``).
+
+    Raises:
+        ValueError: bad joint names, an ee offset outside [0, 0.3] m or an unknown observation layout.
     """
 
     def __init__(self, frame: FrameTransform | None = None, kinematics: ArmKinematics | None = None,
-                 joint_names: Sequence[str] = JOINT_NAMES, ee_offset_m: float = METAWORLD_EE_OFFSET_M):
+                 joint_names: Sequence[str] = JOINT_NAMES, ee_offset_m: float = METAWORLD_EE_OFFSET_M,
+                 observation_layout: str = "paper"):
         if len(joint_names) != 7 or len(set(joint_names)) != 7:
             raise ValueError(f"joint_names must be 7 distinct names in A1..A7 order, got {list(joint_names)}")
         if not (np.isfinite(ee_offset_m) and 0.0 <= ee_offset_m <= 0.3):
             raise ValueError(f"ee_offset_m must lie in [0, 0.3] m, got {ee_offset_m}")
         self.ee_offset_m = float(ee_offset_m)
+        self.observation_layout = check_layout(observation_layout)
         self.frame = frame or FrameTransform.default()
         self.kinematics = kinematics or default_kinematics()
         self.joint_names = list(joint_names)
@@ -340,21 +348,26 @@ class Real2Sim:
         pos, rot = self.kinematics.forward_kinematics(q)
         return self.frame.to_sim(pos - self.ee_offset_m * rot[:, 2])
 
-    def observation(self, q, object_position, goal_position, frame: str = "sim") -> np.ndarray:
-        """The 12-d observation s_t (:func:`sim2real.observation.build_observation`), ee point from FK, every point
-        minus :attr:`workspace_offset_sim`.
+    def observation(self, q, object_position, goal_position, frame: str = "sim",
+                    knuckle_rad: float | None = None) -> np.ndarray:
+        """The 12-d observation s_t (:func:`sim2real.observation.build_observation`) in :attr:`observation_layout`,
+        ee point from FK, every point minus :attr:`workspace_offset_sim`.
 
         Args:
             q: (7,) joint positions, rad.
             object_position: (3,) object position, m (e.g. from AprilTag perception).
             goal_position: (3,) goal position, m.
             frame: frame of object and goal positions, ``"sim"`` or ``"base"``.
+            knuckle_rad: the 2F-85's measured knuckle position, rad (its driver's joint state); the ``"gripper"``
+                layout's opening comes from it (:func:`sim2real.gripper.pad_distance`); the ``"paper"`` layout
+                does not read it.
 
         Returns:
             (12,) float32, sim frame.
 
         Raises:
-            ValueError: bad shapes, non-finite values or an unknown frame.
+            ValueError: bad shapes, non-finite values, an unknown frame, or the gripper layout without a valid
+                knuckle position.
         """
         if frame not in ("sim", "base"):
             raise ValueError(f"frame must be 'sim' or 'base', got {frame!r}")
@@ -362,4 +375,10 @@ class Real2Sim:
         if frame == "base":
             obj, goal = self.frame.to_sim(obj), self.frame.to_sim(goal)
         off = self.workspace_offset_sim
-        return build_observation(self.ee_position(q) - off, obj - off, goal - off)
+        gripper = None
+        if self.observation_layout == "gripper":
+            if knuckle_rad is None:
+                raise ValueError("the 'gripper' observation layout needs the 2F-85's knuckle position (knuckle_rad, "
+                                 "its driver's robotiq_85_left_knuckle_joint); none was given")
+            gripper = gripper_opening(pad_distance(knuckle_rad))
+        return build_observation(self.ee_position(q) - off, obj - off, goal - off, gripper)

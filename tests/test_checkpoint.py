@@ -248,7 +248,9 @@ def test_truncated_file_is_refused_by_size(trained, tmp_path):
 
 @pytest.mark.parametrize("edit, match", [
     (lambda m: m["observation"].update(dim=39), "observation dim is 39"),
-    (lambda m: m["observation"]["layout"]["goal_position"].update(slice=[36, 39]), "'goal_position' slice"),
+    (lambda m: m["observation"]["layout"]["goal_position"].update(slice=[36, 39]),
+     r"observation layout .*'goal_position': \[36, 39\].* is none of this code's \(paper, gripper\)"),
+    (lambda m: m["observation"].update(name="gripper"), "observation name 'gripper' disagrees with its layout"),
     (lambda m: m["action"].update(scale_m_per_unit=0.02), "scale_m_per_unit is 0.02"),
     (lambda m: m["knowledge_space"].update(K=7), "the manifest says K = 7 components but"),
     (lambda m: m["knowledge_space"].update(latent_dim=8), "knowledge_space.latent_dim is 8"),
@@ -293,6 +295,30 @@ def test_format_1_checkpoint_still_loads_and_acts_as_when_it_was_written():
         np.testing.assert_allclose(a, np.array(action, np.float32), rtol=0, atol=ACTION_ATOL)
         assert k == component
     assert not policy.agent.knowledge_space.deletes and not policy.agent.config.sac_layer_norm
+    assert policy.observation_layout == "paper"  # written before layouts had names
+
+
+def test_observation_layout_is_recorded_and_read_back(trained, tmp_path):
+    """A checkpoint names the observation it was trained on; the policy reports it, so deployment builds the same;
+    an unknown layout is refused before anything is written."""
+    from sim2real.observation import GRIPPER_OBS_LAYOUT
+
+    agent, path = trained
+    assert LegionPolicy.load(path).observation_layout == "paper"
+    kwargs = dict(embedding_model=MODEL, embedding_dim=L, task_library=load_task_library().to_dict(),
+                  provenance={"tasks": ["pick-place-v3"], "steps_per_task": 0, "seed": 3})
+    save_checkpoint(tmp_path / "grip", agent, observation_layout="gripper", **kwargs)
+    m = json.loads((tmp_path / "grip" / MANIFEST).read_text())
+    assert m["observation"]["name"] == "gripper" and m["observation"]["layout"] == GRIPPER_OBS_LAYOUT
+    assert m["observation"]["layout"]["gripper_opening"]["slice"] == [6, 7]
+    policy = LegionPolicy.load(tmp_path / "grip")
+    assert policy.observation_layout == "gripper"
+    obs = _obs(1, 5)[0]
+    obs[6] = 0.93
+    assert policy.act(obs, _embeds(1, 1)[0])[0].shape == (4,)
+    with pytest.raises(ValueError, match=r"observation layout must be one of \['paper', 'gripper'\], got 'sawyer'"):
+        save_checkpoint(tmp_path / "bad", agent, observation_layout="sawyer", **kwargs)
+    assert not (tmp_path / "bad").exists()
 
 
 def test_paper_configuration_round_trips(tmp_path):

@@ -173,6 +173,44 @@ def test_real2sim_node_never_reuses_a_stale_object_pose(ros):
     assert any("'puck' not seen (stale ['goal', 'puck'])" in text for text in ros.logs(node))
 
 
+def test_real2sim_node_builds_the_checkpoints_gripper_layout_from_the_2f85_joint_state(ros, tmp_path):
+    """A checkpoint trained on the 'gripper' layout: real2sim reads it from the manifest and puts the opening of the
+    plant's 2F-85 (its knuckle on the gripper's joint states) into slot 6; with a stale knuckle it observes nothing
+    and says why."""
+    from legion_language.tasks import load_task_library
+    from legion_policy.agent import AgentConfig, LegionAgent
+    from legion_policy.checkpoint import save_checkpoint
+    from legion_runtime.main_job import make_chain
+
+    agent = LegionAgent(AgentConfig(hidden=16, embed_dim=384), seed=0)
+    rng = np.random.default_rng(0)
+    agent.fit_knowledge_space(rng.normal(0, 0.1, (64, 12)).astype(np.float32),
+                              np.tile(np.eye(384, dtype=np.float32)[0], (64, 1)))
+    save_checkpoint(tmp_path / "grip", agent, embedding_model="sentence-transformers/all-MiniLM-L6-v2",
+                    embedding_dim=384, task_library=load_task_library().to_dict(), provenance={},
+                    observation_layout="gripper")
+    node = ros.make("real2sim", checkpoint=str(tmp_path / "grip"))
+    plant = ros.make("mujoco_plant", task="pick-place-v3")
+    ros.set_time(10.0)
+    (joints,), (gripper,) = ros.sent(plant, "joint_states"), ros.sent(plant, "gripper_joint_states")
+    assert list(gripper.name) == ["robotiq_85_left_knuckle_joint"]
+    ros.deliver(node, "subtask", m.command_to_msg("pick and place the puck"))
+    knuckle = plant.plant.gripper_position()
+    ros.deliver(node, "gripper_joint_states", m.joint_state_to_msg([gripper.name[0]], [knuckle], [0.0], stamp=9.8))
+    ros.deliver(node, "joint_states", joints)  # at 10.0 s: the knuckle read at 9.8 s is stale
+    assert ros.sent(node, "observation") == []
+    assert any("no 2F-85 joint state ('robotiq_85_left_knuckle_joint') within 0.1 s" in t for t in ros.logs(node))
+    ros.deliver(node, "gripper_joint_states", gripper)
+    ros.deliver(node, "joint_states", joints)
+    (obs_msg,) = ros.sent(node, "observation")
+    q, p = plant.plant.joint_state()[0], plant.plant
+    expected = make_chain(p.frame, observation_layout="gripper")[0].observation(
+        q, p.object_position(), p.goal_position(), knuckle_rad=p.gripper_position())
+    obs = m.observation_from_msg(obs_msg)
+    np.testing.assert_allclose(obs, expected, atol=2e-4)  # the node lays the resting puck on the table (on_table)
+    assert obs[6] == pytest.approx(p.metaworld_observation()[3], abs=0.01) and obs[6] > 0.9  # open, as Meta-World reads
+
+
 @pytest.mark.parametrize("task, command", [("reach-v3", "reach the goal"), ("drawer-close-v3", "close the drawer")])
 def test_camera_chain_plant_image_to_perception_to_real2sim_matches_the_simulator(task, command, ros):
     """mujoco_plant (virtual RealSense image + camera_info) -> perception (tags) -> real2sim, over DDS: the

@@ -2,7 +2,7 @@
 
 It takes the driver's place with the driver's interface: joint targets on the trajectory-controller
 topic, the gripper action (control_msgs GripperCommand), ``joint_states`` with the driver's joint
-names, stepping :class:`legion_sim.plant.KukaPlant` (Meta-World's task scene, joint-position servos)
+names (and the 2F-85's knuckle on the gripper's ``joint_states``), stepping :class:`legion_sim.plant.KukaPlant` (Meta-World's task scene, joint-position servos)
 every 50 ms of wall time. It stands in for the camera too: with ``camera: true`` it publishes the virtual
 RealSense's colour image and camera_info on realsense-ros' topics at ``camera_rate_hz`` (15 Hz, a D435 colour
 mode), rendered on a thread of its own (:class:`legion_sim.camera_stream.CameraStream`, at a lower CPU priority) so the
@@ -28,6 +28,8 @@ from legion_sim.plant import KukaPlant
 from sim2real.drivers import driver
 
 GRIPPER_CLOSED_RAD = m.GRIPPER_CLOSED_RAD
+#: The 2F-85 driver's joint (ros2_robotiq_gripper), published on the gripper's joint states.
+KNUCKLE_JOINT = "robotiq_85_left_knuckle_joint"
 
 
 class MujocoPlantNode(LegionNode):
@@ -102,6 +104,8 @@ class MujocoPlantNode(LegionNode):
         q, qd = self.plant.joint_state()
         now = self.now_s()
         self.publish("joint_states", m.joint_state_to_msg(list(self.driver.joint_names), q, qd, stamp=now))
+        self.publish("gripper_joint_states", m.joint_state_to_msg([KNUCKLE_JOINT], [self.plant.gripper_position()], [0.0],
+                                                                  stamp=now))
         if self.camera is not None:
             return  # objects are seen through the camera
         to_base = self.plant.frame.to_base
