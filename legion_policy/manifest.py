@@ -68,7 +68,7 @@ def observation_layout(manifest: dict) -> str:
     """The observation layout a checkpoint's policy expects: a key of :data:`sim2real.observation.OBS_LAYOUTS`
     (``"paper"`` for every checkpoint written before layouts had names). ``manifest``: as :func:`read_manifest` gives it.
     """
-    return layout_name(manifest["observation"].get("layout") or {}) or "paper"
+    return layout_name(manifest["observation"].get("layout") or {})
 
 
 def _migrate_v1(manifest: dict) -> dict:

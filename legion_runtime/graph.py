@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from sim2real.gripper import KNUCKLE_JOINT
+
 
 @dataclass(frozen=True)
 class Topic:
@@ -157,7 +159,7 @@ NODES: dict[str, Node] = {n.name: n for n in (
     Node("real2sim", "real2sim_node", ("joint_states", "gripper_joint_states", "object_poses", "subtask"),
          ("observation",),
          {"driver": "lbr_fri_ros2_stack", "base_frame": "base", "max_object_age_s": 0.15, "max_goal_age_s": 30.0,
-          "task_library": "", "checkpoint": DEFAULT_CHECKPOINT, "gripper_joint": "robotiq_85_left_knuckle_joint",
+          "task_library": "", "checkpoint": DEFAULT_CHECKPOINT, "gripper_joint": KNUCKLE_JOINT,
           "max_gripper_age_s": 0.1}),
     Node("policy", "policy_node", ("observation", "embedding", "subtask"), ("action", "component"),
          {"checkpoint": DEFAULT_CHECKPOINT, "rate_hz": 20.0, "max_steps_per_subtask": 150,

@@ -218,10 +218,10 @@ class ControlLoop:
                 break
             tcp_base = self.real2sim.kinematics.forward_kinematics(q)[0]
             tcp_sim = self.real2sim.frame.to_sim(tcp_base)
+            knuckle = plant.gripper_position()
             if objects is None:
                 seen = plant.object_position(), plant.goal_position()
             else:
-                knuckle = plant.gripper_position()
                 seen = objects(stamp * 1e-9, tcp_sim, gripper_holds(gripper, knuckle, knuckle_before))
                 knuckle_before = knuckle
             if until is not None and until(tcp_sim, seen):
@@ -235,10 +235,10 @@ class ControlLoop:
                 not_seen += 1
                 obs, action, component = np.full(12, np.nan), np.full(4, np.nan), -1
             elif pushed:
-                obs = self.real2sim.observation(q, *seen, knuckle_rad=plant.gripper_position())
+                obs = self.real2sim.observation(q, *seen, knuckle_rad=knuckle)
                 action, component = np.full(4, np.nan), -1
             else:
-                obs = self.real2sim.observation(q, *seen, knuckle_rad=plant.gripper_position())
+                obs = self.real2sim.observation(q, *seen, knuckle_rad=knuckle)
                 action, component = self.policy.act(obs, embedding)
                 if np.all(np.isfinite(action)):
                     cmd = self.sim2real.command(action, stamp=stamp * 1e-9)

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
+#: The 2F-85 driver's joint (ros2_robotiq_gripper): its joint states and ParallelGripperCommand goals name it.
+KNUCKLE_JOINT = "robotiq_85_left_knuckle_joint"
 #: (knuckle rad, pad distance m) of the Menagerie 2F-85 (module docstring), knuckle increasing.
 KNUCKLE_TO_PAD_DISTANCE = np.array([
     (0.0026, 0.09316), (0.0524, 0.08859), (0.1024, 0.08383), (0.1523, 0.07892), (0.2023, 0.07385),

@@ -1,7 +1,5 @@
 """At the stall states of a run's final policy: the critics' Q for the policy's action and for lifting."""
-import sys, json, torch, numpy as np
-from legion_policy.agent import AgentConfig, LegionAgent
-from legion_policy.knowledge_space import KnowledgeSpace
+import sys, torch, numpy as np
 from legion_runtime.main_job import load_policy, make_chain
 from legion_runtime.runner import ControlLoop
 from legion_sim.plant import KukaPlant
@@ -9,10 +7,9 @@ from legion_language.embedding import TextEmbedder
 from legion_language.tasks import library_from_dict
 run, task = sys.argv[1], sys.argv[2]
 state = torch.load(f"{run}/state.pt", weights_only=False)
-cfg = AgentConfig(**{k: v for k, v in state["config"]["agent"].items()})
 policy = load_policy(run)
 agent = policy.agent
-agent.load_state_dict(state["agent"])
+agent.load_state_dict(state["agent"])  # the critics too (a checkpoint holds what deployment needs)
 emb = TextEmbedder().embed(library_from_dict(policy.task_library).by_env_id(task).description)
 class Rec:
     def __init__(s): s.rows = []

@@ -26,10 +26,9 @@ from legion_runtime import graph
 from legion_runtime import messages as m
 from legion_sim.plant import KukaPlant
 from sim2real.drivers import driver
+from sim2real.gripper import KNUCKLE_JOINT
 
 GRIPPER_CLOSED_RAD = m.GRIPPER_CLOSED_RAD
-#: The 2F-85 driver's joint (ros2_robotiq_gripper), published on the gripper's joint states.
-KNUCKLE_JOINT = "robotiq_85_left_knuckle_joint"
 
 
 class MujocoPlantNode(LegionNode):

@@ -18,6 +18,7 @@ from legion_runtime import graph
 from legion_runtime import messages as m
 from legion_runtime.main_job import make_chain
 from sim2real.drivers import driver
+from sim2real.gripper import KNUCKLE_JOINT
 from sim2real.supervisor import ARMED, SafetySupervisor
 
 
@@ -85,7 +86,7 @@ class SafetyNode(LegionNode):
         if hasattr(goal.command, "max_effort"):  # GripperCommand
             goal.command.position, goal.command.max_effort = position, self.param("gripper_max_effort")
         else:  # ParallelGripperCommand: a JointState for the knuckle joint
-            goal.command.name, goal.command.position = ["robotiq_85_left_knuckle_joint"], [position]
+            goal.command.name, goal.command.position = [KNUCKLE_JOINT], [position]
         self.gripper.send_goal_async(goal)
         self.last_gripper = position
         self.publish("gripper_command", m.gripper_command_to_msg(position))
