@@ -50,6 +50,11 @@ class AgentConfig:
             loss: ``lambda * mean|Q| * mean_demo ||tanh(mean(s, z)) - a_demo||^2`` (TD3+BC's form, Fujimoto & Gu
             2021, with its Q-scale normalisation, on demonstrations as Nair et al. 2018; lambda 0.4 is TD3+BC's
             alpha 2.5). 0: off, as the paper. Needs demonstrations in the replay (``legion train --demos``).
+        actor_average: rate of a Polyak (exponential moving) average of the actor's weights, updated after every actor
+            step: theta_avg <- (1 - rate) theta_avg + rate theta (Polyak & Juditsky 1992; in deep RL as Nikishin et al.
+            2018, "Improving stability in deep RL with weight averaging"). The average acts where the policy is
+            deterministic (evaluation, the checkpoint's deployed actor); the online actor collects and is what the
+            losses train. 0: off, as the paper.
         decoder_hidden: width of the language and dynamics decoders (None: ``hidden``).
         batch_size: SAC and encoder mini-batch (paper: 512).
         lr: Adam learning rate for all modules (3e-4). gamma: discount (0.99). tau: Polyak rate (0.005).
@@ -83,6 +88,7 @@ class AgentConfig:
     sac_layer_norm: bool = False
     critic_layer_norm: bool = False
     bc_weight: float = 0.0
+    actor_average: float = 0.0
     decoder_hidden: int | None = None
     batch_size: int = 128
     lr: float = 3e-4
@@ -123,6 +129,9 @@ class AgentConfig:
         for name in ("lr", "init_alpha", "dpmm_gamma0", "dpmm_sF"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"AgentConfig.{name} must be > 0, got {getattr(self, name)!r}")
+        if not 0 <= self.actor_average < 1:
+            raise ValueError(f"AgentConfig.actor_average is the rate of the actor's weight average, in [0, 1) "
+                             f"(0: off; e.g. 2e-4), got {self.actor_average!r}")
         if not self.bc_weight >= 0:
             raise ValueError(f"AgentConfig.bc_weight must be >= 0 (0: no behaviour cloning), got {self.bc_weight!r}")
         for name in ("zeta", "eta", "xi"):
@@ -185,6 +194,8 @@ class LegionAgent(nn.Module):
         self.critic = TwinCritic(c.obs_dim, c.latent_dim, c.action_dim, sac_h, c.sac_layers, c.sac_layer_norm,
                                  c.critic_layer_norm)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
+        # the deployed actor when AgentConfig.actor_average > 0 (a Polyak average of self.actor's weights)
+        self.actor_average = copy.deepcopy(self.actor).requires_grad_(False) if c.actor_average > 0 else None
         self.log_alpha = nn.Parameter(torch.full((c.max_tasks,), float(np.log(c.init_alpha))))
         self.target_entropy = -float(c.action_dim)
         self.knowledge_space = None
@@ -224,6 +235,12 @@ class LegionAgent(nn.Module):
         """The z the RL side sees: posterior mean mu(s, l), (B,Z), without gradient."""
         return self.posterior(obs, embed)[0]
 
+    @property
+    def policy_actor(self) -> "Actor":
+        """The actor whose deterministic action is evaluated and deployed: the weight average when
+        ``AgentConfig.actor_average`` > 0, else the trained actor."""
+        return self.actor if self.actor_average is None else self.actor_average
+
     #: False: the task is inferred from (s, l); baselines conditioned on the task index set True.
     uses_task_id = False
 
@@ -233,7 +250,7 @@ class LegionAgent(nn.Module):
 
         Args:
             obs: (S,) or (N,S) sim-frame observations, m. embed: (L,) or (N,L) unit-norm language embeddings.
-            deterministic: tanh(mean) instead of a sample from pi.
+            deterministic: tanh(mean) of :attr:`policy_actor` instead of a sample from pi (the trained actor).
             task: ignored (LEGION infers the task from the state and the language input).
 
         Returns:
@@ -244,7 +261,7 @@ class LegionAgent(nn.Module):
         o = o.reshape(-1, o.shape[-1])
         e = torch.as_tensor(embed, dtype=torch.float32, device=self.device).reshape(o.shape[0], -1)
         s_n, z = self.normalizer.obs(o), self.latent(o, e)
-        a = self.actor.deterministic(s_n, z) if deterministic else self.actor.sample(s_n, z)[0]
+        a = self.policy_actor.deterministic(s_n, z) if deterministic else self.actor.sample(s_n, z)[0]
         return (a[0] if single else a).cpu().numpy().astype(np.float32)
 
     # -------------------------------------------------------------------------------------- upstream
@@ -351,7 +368,8 @@ class LegionAgent(nn.Module):
         return actor_loss, alpha_loss, info
 
     def update_sac(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
-        """One SAC update: critics, then actor and temperature, then Polyak averaging of the target critics.
+        """One SAC update: critics, then actor and temperature, then Polyak averaging of the target critics (and of
+        the actor's weight average, when on).
 
         Baselines hook in through :meth:`regulariser` (a loss added to the critic or actor loss) and
         :meth:`mask_gradients` (called between backward and the optimiser step).
@@ -388,10 +406,14 @@ class LegionAgent(nn.Module):
 
     @torch.no_grad()
     def _polyak(self) -> None:
-        """Target critics <- (1 - tau) target + tau critics (one fused foreach kernel over all tensors)."""
+        """Target critics <- (1 - tau) target + tau critics (one fused foreach kernel over all tensors); the actor's
+        average likewise at ``actor_average``."""
         self._critic_params()
         params, targets = self._critic_param_cache
         torch._foreach_lerp_(targets, params, self.config.tau)
+        if self.actor_average is not None:
+            torch._foreach_lerp_(list(self.actor_average.parameters()), list(self.actor.parameters()),
+                                 self.config.actor_average)
 
     def on_task_end(self, task: int, replay, rng: np.random.Generator) -> None:
         """Hook the trainer calls after each task visit (LEGION: nothing; baselines store memories/Fishers)."""

@@ -282,7 +282,8 @@ def load_agent(path: str | Path) -> tuple[LegionAgent, dict]:
         missing = agent.load_tensors(ckpt.tensors, strict=False)
     except RuntimeError as exc:
         raise CheckpointError(f"{ckpt.path / WEIGHTS} does not fit the manifest's agent_config: {exc}") from exc
-    needed = [k for k in missing if k.startswith(DEPLOYMENT_PREFIXES)]
+    needed = [k for k in missing if k.startswith(DEPLOYMENT_PREFIXES + (("actor_average.",) if agent.actor_average
+                                                                        is not None else ()))]
     if needed:
         raise CheckpointError(f"{ckpt.path / WEIGHTS} lacks tensors the policy needs: {needed[:5]}")
     try:
@@ -366,7 +367,7 @@ class LegionPolicy:
         """
         o, e = self._inputs(obs, embedding)
         z = self.agent.latent(o, e)
-        action = self.agent.actor.deterministic(self.agent.normalizer.obs(o), z)[0].numpy().astype(np.float32)
+        action = self.agent.policy_actor.deterministic(self.agent.normalizer.obs(o), z)[0].numpy().astype(np.float32)
         component = int(self.agent.knowledge_space.predict(z.double().numpy())[0])
         return action, component
 
@@ -388,7 +389,7 @@ class LegionPolicy:
         """
         o, e = self._inputs(obs, embedding)
         z = self.agent.latent(o, e)
-        mean, log_std = self.agent.actor(self.agent.normalizer.obs(o), z)
+        mean, log_std = self.agent.policy_actor(self.agent.normalizer.obs(o), z)
         eps = rng.standard_normal(mean.shape[-1])
         u = mean[0].double().numpy() + eps * log_std[0].double().exp().numpy()
         component = int(self.agent.knowledge_space.predict(z.double().numpy())[0])

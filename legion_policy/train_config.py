@@ -164,6 +164,9 @@ class TrainConfig:
         if self.agent.bc_weight > 0 and not self.demos:
             raise TrainConfigError(f"agent.bc_weight={self.agent.bc_weight} clones demonstrations, and none are given: "
                                    "set demos (--demos models/demos) or bc_weight 0")
+        if self.agent.actor_average > 0 and self.method != "legion":
+            raise TrainConfigError(f"agent.actor_average (the actor's weight average) is a LEGION option; method "
+                                   f"{self.method!r} evaluates its trained actor: set actor_average 0")
         if self.device not in ("cpu", "cuda", "auto"):
             raise TrainConfigError(f"device must be 'cpu', 'cuda' or 'auto', got {self.device!r}")
         if self.random_steps < 0 or self.updates_per_step < 0:

@@ -108,6 +108,9 @@ def demos(
     observation_layout: Annotated[str, typer.Option(help="paper (the paper's 12-d observation) | gripper (the "
                                                          "2F-85's opening in slot 6), for `legion train "
                                                          "--observation-layout`")] = "paper",
+    action_noise: Annotated[float, typer.Option(help="DART: Gaussian noise (sigma, action units: 1 = 1 cm per step) "
+                                                     "on the executed TCP displacement; the controller corrects it "
+                                                     "(0: none)")] = 0.0,
 ) -> None:
     """Write demonstrations of the reference controllers through the deployed chain (docs/reference-controllers.md)."""
     from legion_runtime.demos import record_task
@@ -129,8 +132,10 @@ def demos(
               f"{layout!r} with {names}")
     if observation_layout not in OBS_LAYOUTS:
         _fail(f"--observation-layout must be one of {list(OBS_LAYOUTS)}, got {observation_layout!r}")
+    if not 0.0 <= action_noise <= 1.0:
+        _fail(f"--action-noise is DART's sigma in action units (1 unit = 1 cm per step), in [0, 1]; got {action_noise}")
     for task in names:
-        demo = record_task(task, episodes, seed, max_steps, layout, observation_layout)
+        demo = record_task(task, episodes, seed, max_steps, layout, observation_layout, action_noise)
         path = write_demonstrations(path_for(out, task), demo)
         console.print(f"{task}: {demo.meta['successes']}/{episodes} episodes succeeded, {len(demo)} transitions "
                       f"-> {path}")

@@ -5,6 +5,13 @@ For each task, ``episodes`` randomised episodes (placement seed ``seed + i``) of
 :class:`legion_runtime.runner.ControlLoop` (Real2Sim, Sim2Real, safety filter, IK: what a LEGION subtask runs
 through), at most ``max_steps`` steps each, ending at the first success. Every cycle in which the controller acted
 is a transition (s_t, a_t, r_{t+1}, s_{t+1}); the file format is :mod:`legion_policy.demonstrations`.
+
+With ``action_noise`` sigma > 0 the demonstrations are DART's (Laskey et al. 2017, "DART: Noise Injection for Robust
+Imitation Learning"): the TCP displacement the controller asks for gets Gaussian noise N(0, sigma^2) per axis (action
+units, 1 unit = 1 cm per step; clipped to [-1, 1]; the gripper command is left as it is) before it is executed, and
+the executed action is recorded. The closed-loop controller corrects the drift at the next cycle, so the files hold
+states off the nominal path with the corrections that lead back to it; cloning the noisy actions with a squared error
+learns their mean, the controller's action. The transition stays exact for the critics (a_t is what was executed).
 """
 from __future__ import annotations
 
@@ -15,35 +22,47 @@ from legion_policy.demonstrations import Demonstrations
 
 
 class _Recorder:
-    """Wraps a controller: keeps each (s_t, a_t) it was asked for (ControlLoop's policy interface)."""
+    """Wraps a controller: keeps each (s_t, a_t) it was asked for (ControlLoop's policy interface); with
+    ``action_noise`` > 0 a_t is the controller's TCP displacement plus N(0, sigma^2) per axis, clipped (DART)."""
 
-    def __init__(self, controller):
+    def __init__(self, controller, action_noise: float = 0.0, seed: int = 0):
         self.controller = controller
+        self.action_noise = float(action_noise)
+        self.rng = np.random.default_rng(seed)
         self.pending: tuple[np.ndarray, np.ndarray] | None = None
 
     def act(self, obs: np.ndarray, embedding: np.ndarray) -> tuple[np.ndarray, int]:
         action, component = self.controller.act(obs, embedding)
+        if self.action_noise > 0:
+            action = np.asarray(action, np.float64).copy()
+            action[:3] = np.clip(action[:3] + self.rng.normal(0.0, self.action_noise, 3), -1.0, 1.0)
         self.pending = (np.asarray(obs, np.float32).copy(), np.asarray(action, np.float32).copy())
         return action, component
 
 
 def record_task(task: str, episodes: int, seed: int = 0, max_steps: int = 150,
-                layout: str = "metaworld", observation_layout: str = "paper") -> Demonstrations:
+                layout: str = "metaworld", observation_layout: str = "paper",
+                action_noise: float = 0.0) -> Demonstrations:
     """Record ``episodes`` demonstrations of ``task``'s reference controller (module docstring) at ``layout``
     (:class:`legion_sim.metaworld_env.MetaWorldTaskEnv`'s: Meta-World's placements or the table's), observations
     built by Real2Sim in ``observation_layout`` (a key of :data:`sim2real.observation.OBS_LAYOUTS`; the controllers
-    read the points only).
+    read the points only); ``action_noise``: DART's sigma in action units (module docstring; 0: none), its noise
+    seeded by ``seed``.
 
     Raises:
-        ValueError: a task the plant or the reference controllers do not know, or an unknown observation layout.
+        ValueError: a task the plant or the reference controllers do not know, an unknown observation layout, or
+            ``action_noise`` not in [0, 1].
     """
+    if not 0.0 <= action_noise <= 1.0:
+        raise ValueError(f"action_noise is DART's sigma in action units (1 unit = 1 cm per step), in [0, 1]; "
+                         f"got {action_noise!r}")
     from legion_runtime.main_job import make_chain
     from legion_runtime.runner import ControlLoop
     from legion_sim.plant import KukaPlant
     from legion_sim.reference import ReferenceController
 
     plant, controller = KukaPlant(task, seed=seed, layout=layout), ReferenceController(task)
-    recorder = _Recorder(controller)
+    recorder = _Recorder(controller, action_noise, seed)
     loop = ControlLoop(recorder, *make_chain(observation_layout=observation_layout))
     rows: dict[str, list] = {k: [] for k in ("obs", "action", "reward", "next_obs", "success", "episode", "step")}
     ends: list[int] = []
@@ -83,6 +102,7 @@ def record_task(task: str, episodes: int, seed: int = 0, max_steps: int = 150,
                                     "safety filter, IK", "layout": layout,
             "observation_layout": observation_layout,
             "controller": f"legion_sim.reference.ReferenceController({task!r})", "control_dt_s": plant.dt,
+            "action_noise": float(action_noise),
             "reward_version": "v2", "episodes": episodes, "max_steps": max_steps,
             "successes": int(len(np.unique(episode[success]))), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     return Demonstrations(obs=np.asarray(rows["obs"], np.float32).reshape(n, 12),

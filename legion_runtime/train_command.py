@@ -71,6 +71,9 @@ def train(
     bc_weight: Annotated[float | None, typer.Option(
         help="Behaviour cloning of the demonstrations in the actor loss, lambda (TD3+BC's form; 0.4 = its alpha "
              "2.5; 0: off, as the paper). Needs --demos. Default: the recipe's.")] = None,
+    actor_average: Annotated[float, typer.Option(
+        help="Rate of a Polyak average of the actor's weights (e.g. 2e-4), the actor that is evaluated and "
+             "deployed; the trained actor collects (0: off, as the paper). LEGION only.")] = 0.0,
     packnet_retrain_steps: Annotated[int, typer.Option(
         help="PackNet: SAC updates on the kept weights after each pruning (-1: a tenth of --steps-per-task).")] = -1,
     num_envs: Annotated[int, typer.Option(help="Environments stepped side by side (Gymnasium vector env; same update-to-data ratio).")] = 1,
@@ -103,10 +106,10 @@ def train(
 
     if agent_preset == "paper":
         agent = AgentConfig.paper(dpmm_deletes=dpmm_deletes, critic_layer_norm=critic_layer_norm,
-                                  bc_weight=bc_weight)  # embed_dim: the model's
+                                  bc_weight=bc_weight, actor_average=actor_average)  # embed_dim: the model's
     elif agent_preset == "default":
         agent = AgentConfig(batch_size=batch_size, hidden=hidden, dpmm_deletes=dpmm_deletes,
-                            critic_layer_norm=critic_layer_norm, bc_weight=bc_weight)
+                            critic_layer_norm=critic_layer_norm, bc_weight=bc_weight, actor_average=actor_average)
     else:
         console.print(f"[red]error:[/red] --agent-preset must be 'default' or 'paper', got {agent_preset!r}")
         raise typer.Exit(2)
