@@ -294,3 +294,36 @@ def test_behaviour_cloning_needs_demonstrations():
         AgentConfig(bc_weight=-1.0).validate()
     with pytest.raises(TrainConfigError, match="clones demonstrations, and none are given"):
         TrainConfig(tasks=["reach-v3"], agent=AgentConfig(bc_weight=0.4)).validate()
+
+
+def test_actor_average_follows_the_actor_at_its_rate_and_is_what_acts_deterministically():
+    """actor_average r > 0: after every update theta_avg <- (1 - r) theta_avg + r theta; the deterministic action
+    (evaluation, deployment) is the average's, a sampled one (collection) comes from the trained actor."""
+    agent = LegionAgent(AgentConfig(hidden=64, batch_size=B, actor_average=0.05), seed=0)
+    batch = make_batch()
+    for _ in range(3):
+        before = [p.clone() for p in agent.actor_average.parameters()]
+        agent.update_sac(batch)
+        for p_old, p_avg, p in zip(before, agent.actor_average.parameters(), agent.actor.parameters()):
+            torch.testing.assert_close(p_avg, p_old + 0.05 * (p - p_old), rtol=1e-5, atol=1e-6)
+    assert agent.policy_actor is agent.actor_average
+    assert not any(p.requires_grad for p in agent.actor_average.parameters())
+    obs, emb = batch["obs"][:4], batch["embed"][:4]
+    with torch.no_grad():
+        s_n, z = agent.normalizer.obs(obs), agent.latent(obs, emb)
+        averaged, trained = agent.actor_average.deterministic(s_n, z), agent.actor.deterministic(s_n, z)
+    assert (averaged - trained).abs().max() > 1e-4  # three updates apart: they differ
+    np.testing.assert_allclose(agent.act(obs.numpy(), emb.numpy(), deterministic=True), averaged.numpy(), atol=1e-6)
+    plain = LegionAgent(AgentConfig(hidden=64, batch_size=B), seed=0)
+    assert plain.actor_average is None and plain.policy_actor is plain.actor
+    assert not any(k.startswith("actor_average.") for k in plain.state_dict())
+
+
+def test_actor_average_out_of_range_or_for_a_baseline_is_refused():
+    from legion_policy.train_config import TrainConfig, TrainConfigError
+
+    for bad in (-1e-3, 1.0):
+        with pytest.raises(ValueError, match=r"actor_average is the rate .* in \[0, 1\)"):
+            AgentConfig(actor_average=bad).validate()
+    with pytest.raises(TrainConfigError, match="actor_average .* is a LEGION option; method 'finetune'"):
+        TrainConfig(tasks=["reach-v3"], method="finetune", agent=AgentConfig(actor_average=2e-4)).validate()

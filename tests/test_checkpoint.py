@@ -335,3 +335,35 @@ def test_paper_configuration_round_trips(tmp_path):
     assert manifest["agent_config"] == config.to_dict()
     for name, t in agent.tensors().items():
         assert torch.equal(loaded.tensors()[name], t), name
+
+
+def test_the_actor_average_is_the_deployed_actor(tmp_path):
+    """A checkpoint of an agent with actor_average > 0 deploys the average: LegionPolicy's mean action and its
+    sampled retries come from it, and a checkpoint without the average's tensors is refused."""
+    from safetensors.torch import load_file, save_file
+
+    agent = LegionAgent(AgentConfig(hidden=32, embed_dim=L, actor_average=0.5), seed=3)
+    agent.fit_knowledge_space(_obs(200, 0), np.repeat(_embeds(2, 0), 100, axis=0))
+    with torch.no_grad():  # an average that differs from the trained actor
+        for p in agent.actor_average.parameters():
+            p.mul_(0.5)
+    kwargs = dict(embedding_model=MODEL, embedding_dim=L, task_library=load_task_library().to_dict(), provenance={})
+    save_checkpoint(tmp_path / "avg", agent, **kwargs)
+    policy = LegionPolicy.load(tmp_path / "avg")
+    obs, emb = _obs(1, 7)[0], _embeds(1, 1)[0]
+    o, e = torch.as_tensor(obs)[None], torch.as_tensor(emb)[None]
+    with torch.no_grad():
+        s_n, z = agent.normalizer.obs(o), agent.latent(o, e)
+        averaged = agent.actor_average.deterministic(s_n, z)[0].numpy()
+        trained = agent.actor.deterministic(s_n, z)[0].numpy()
+    assert np.abs(averaged - trained).max() > 1e-3
+    np.testing.assert_allclose(policy.act(obs, emb)[0], averaged, atol=1e-6)
+    rng = np.random.default_rng(0)
+    mean, log_std = agent.actor_average(s_n, z)
+    u = mean[0].double().numpy() + np.random.default_rng(0).standard_normal(4) * log_std[0].double().exp().numpy()
+    np.testing.assert_allclose(policy.sample(obs, emb, rng)[0], np.tanh(u), atol=1e-6)
+    weights = tmp_path / "avg" / WEIGHTS
+    save_file({k: v for k, v in load_file(weights).items() if not k.startswith("actor_average.")}, weights)
+    _rehash(tmp_path / "avg", WEIGHTS)
+    with pytest.raises(CheckpointError, match="lacks tensors the policy needs: .*actor_average"):
+        load_agent(tmp_path / "avg")

@@ -122,3 +122,28 @@ def test_with_recipe_sets_the_sweeps_settings():
     assert (paper.robot, paper.demos, paper.demo_fraction, paper.agent.bc_weight) == ("sawyer", None, None, 0.0)
     with pytest.raises(TrainConfigError, match="recipe must be one of paper, efficient"):
         with_recipe(cfg, "fast")
+
+
+def test_dart_demonstrations_execute_noisy_actions_that_the_controller_corrects(tmp_path):
+    """`legion demos --action-noise 0.3` (DART): the recorded (executed) action is the controller's TCP displacement
+    plus N(0, 0.3^2) per axis, clipped, with the controller's gripper command; the controller corrects the drift, so
+    the episodes still succeed, and the files say which noise they hold."""
+    from legion_sim.reference import ReferenceController
+
+    result = CliRunner().invoke(app, ["demos", "--tasks", "pick-place-v3", "--episodes", "2", "--seed", "40",
+                                      "--action-noise", "0.3", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    demo = read_demonstrations(path_for(tmp_path, "pick-place-v3"))
+    assert demo.meta["action_noise"] == 0.3 and demo.success_rate == 1.0
+    noise = []
+    for episode in range(2):
+        rows = demo.episode == episode
+        controller = ReferenceController("pick-place-v3")  # replayed on the recorded states: its clean actions
+        clean = np.array([controller.act(obs)[0] for obs in demo.obs[rows]], np.float32)
+        np.testing.assert_array_equal(demo.action[rows, 3], clean[:, 3])
+        inside = np.abs(demo.action[rows, :3]) < 1.0  # not clipped
+        noise.append((demo.action[rows, :3] - clean[:, :3])[inside])
+    noise = np.concatenate(noise)
+    assert abs(noise.mean()) < 0.05 and 0.25 < noise.std() < 0.35, (noise.mean(), noise.std())
+    bad = CliRunner().invoke(app, ["demos", "--tasks", "reach-v3", "--action-noise", "1.5", "--out", str(tmp_path)])
+    assert bad.exit_code == 2 and "--action-noise is DART's sigma" in bad.output
