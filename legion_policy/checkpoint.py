@@ -6,13 +6,15 @@ Layout of a checkpoint folder::
                                   agent config, knowledge-space summary (K, weights, means, variances),
                                   task library, provenance, software versions, sha256 + size of every
                                   other file
-    weights.safetensors           every agent tensor (normalizer, encoder, decoders, actor, critics, log_alpha)
+    weights.safetensors           every agent tensor (normalizer, encoder, decoders, actor, critics, log_alpha;
+                                  ``actor_average.*`` when trained with ``--actor-average``)
     knowledge_space.safetensors   the DPMM state (``KnowledgeSpace.state_dict()``)
 
 :func:`save_checkpoint` writes into a temporary sibling folder and renames it into place, so a reader
 never sees a half-written checkpoint. :func:`load_checkpoint` checks every file against its hash and
 raises :class:`CheckpointError` with a message that names the problem. :class:`LegionPolicy` is what
-the runner deploys: frozen encoder + DPMM + actor, deterministic action tanh(mean).
+the runner deploys: frozen encoder + DPMM + actor (the actor's weight average when the agent kept one,
+``LegionAgent.policy_actor``), deterministic action tanh(mean).
 
 Format versions (``format_version`` in the manifest). Old checkpoints stay loadable: on load, a
 manifest is brought up to :data:`FORMAT_VERSION` by the chain of functions in :data:`MIGRATIONS`,
@@ -47,7 +49,7 @@ from legion_policy.manifest import (  # noqa: F401 - part of this module's API
 )
 from sim2real.observation import ACTION_DIM, ACTION_SCALE_M, OBS_DIM, OBS_LAYOUTS, check_layout
 
-#: Tensor-name prefixes a deployable checkpoint must contain.
+#: Tensor-name prefixes a deployable checkpoint must contain (and ``actor_average.`` when its config has the average).
 DEPLOYMENT_PREFIXES = ("normalizer.", "encoder.", "actor.")
 
 
@@ -295,7 +297,8 @@ def load_agent(path: str | Path) -> tuple[LegionAgent, dict]:
 
 
 class LegionPolicy:
-    """The frozen deployment policy: encoder q(z|s,l) + knowledge space + actor, deterministic tanh(mean).
+    """The frozen deployment policy: encoder q(z|s,l) + knowledge space + actor (``LegionAgent.policy_actor``: the
+    weight average when the checkpoint has one), deterministic tanh(mean).
 
     Attributes:
         manifest: the checkpoint manifest (dict).
