@@ -284,8 +284,8 @@ def load_agent(path: str | Path) -> tuple[LegionAgent, dict]:
         missing = agent.load_tensors(ckpt.tensors, strict=False)
     except RuntimeError as exc:
         raise CheckpointError(f"{ckpt.path / WEIGHTS} does not fit the manifest's agent_config: {exc}") from exc
-    needed = [k for k in missing if k.startswith(DEPLOYMENT_PREFIXES + (("actor_average.",) if agent.actor_average
-                                                                        is not None else ()))]
+    required = DEPLOYMENT_PREFIXES + (("actor_average.",) if agent.actor_average is not None else ())
+    needed = [k for k in missing if k.startswith(required)]
     if needed:
         raise CheckpointError(f"{ckpt.path / WEIGHTS} lacks tensors the policy needs: {needed[:5]}")
     try:
