@@ -412,8 +412,10 @@ class LegionAgent(nn.Module):
         params, targets = self._critic_param_cache
         torch._foreach_lerp_(targets, params, self.config.tau)
         if self.actor_average is not None:
-            torch._foreach_lerp_(list(self.actor_average.parameters()), list(self.actor.parameters()),
-                                 self.config.actor_average)
+            if getattr(self, "_actor_param_cache", None) is None:  # cached as the critics' (one walk, not one per update)
+                self._actor_param_cache = (list(self.actor.parameters()), list(self.actor_average.parameters()))
+            actor, average = self._actor_param_cache
+            torch._foreach_lerp_(average, actor, self.config.actor_average)
 
     def on_task_end(self, task: int, replay, rng: np.random.Generator) -> None:
         """Hook the trainer calls after each task visit (LEGION: nothing; baselines store memories/Fishers)."""
