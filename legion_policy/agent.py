@@ -15,7 +15,7 @@ Method (../shared/docs/method.md section 3; paper Methods, eqs. 11-12):
 Batches are dicts of float32 tensors: ``obs`` (B,12) and ``next_obs`` (B,12) in metres (sim frame),
 ``action`` (B,4) in [-1,1], ``reward`` (B,), ``done`` (B,) 1.0 on termination (not truncation),
 ``embed`` (B,L) unit-norm language embeddings of the phrasing heard, ``task`` (B,) int64 stream index
-of the task, and optionally ``embed_target`` (B,L): the embedding of the task's canonical description,
+of the task, optionally ``phrase`` (B,) int64 ids of the phrasings (rows with one id have one embedding), and optionally ``embed_target`` (B,L): the embedding of the task's canonical description,
 which the language decoder reconstructs (default: ``embed``). Reconstructing the task's description
 rather than the phrasing keeps z a task code: every phrasing of a task is mapped to the same region
 of the latent space, so the actor does not have to learn one skill per phrasing.
@@ -32,6 +32,7 @@ from torch import nn
 from legion_policy.networks import (
     Actor, DynamicsDecoder, InputNormalizer, LanguageDecoder, TaskEncoder, TwinCritic,
 )
+from legion_policy.optim import adam_step, zero_grad
 
 
 @dataclass
@@ -298,9 +299,9 @@ class LegionAgent(nn.Module):
     def update_encoder(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
         """One Adam step on the upstream loss (encoder + decoders; the DPMM is held fixed)."""
         loss, info = self.upstream_loss(batch)
-        self.upstream_optimizer.zero_grad(set_to_none=True)
+        zero_grad(self.upstream_optimizer)
         loss.backward()
-        self.upstream_optimizer.step()
+        adam_step(self.upstream_optimizer)
         return info
 
     @torch.no_grad()
@@ -320,11 +321,21 @@ class LegionAgent(nn.Module):
         return self.knowledge_space.fit(mu.double().cpu().numpy())
 
     # ------------------------------------------------------------------------------------------- SAC
+    @torch.no_grad()
     def _sac_inputs(self, batch: dict[str, torch.Tensor]):
-        """Normalised s, s' and detached z = mu(s, l), z' = mu(s', l) for a batch (one encoder pass)."""
+        """Normalised s, s' and detached z = mu(s, l), z' = mu(s', l) for a batch (one encoder pass). With the
+        batch's ``phrase`` ids (B,) int64 (the replay's batches have them) the language part of the encoder's first
+        layer is computed once per distinct phrasing (:meth:`TaskEncoder.mean_of_phrasings`)."""
         n = batch["obs"].shape[0]
-        z_both = self.latent(torch.cat([batch["obs"], batch["next_obs"]]), batch["embed"].repeat(2, 1))
-        return self.normalizer.obs(batch["obs"]), self.normalizer.obs(batch["next_obs"]), z_both[:n], z_both[n:]
+        s_n, next_n = self.normalizer.obs(batch["obs"]), self.normalizer.obs(batch["next_obs"])
+        if "phrase" not in batch:
+            z_both = self.latent(torch.cat([batch["obs"], batch["next_obs"]]), batch["embed"].repeat(2, 1))
+            return s_n, next_n, z_both[:n], z_both[n:]
+        distinct, index = torch.unique(batch["phrase"], return_inverse=True)
+        first_row = torch.empty_like(distinct).scatter_(0, index, torch.arange(n, device=index.device))
+        l_n = self.normalizer.embed(batch["embed"][first_row])
+        z_both = self.encoder.mean_of_phrasings(torch.cat([s_n, next_n]), l_n, index.repeat(2))
+        return s_n, next_n, z_both[:n], z_both[n:]
 
     def critic_loss(self, batch: dict[str, torch.Tensor], inputs=None) -> tuple[torch.Tensor, dict[str, float]]:
         """Soft Bellman residual of both critics against the clipped double-Q target (SAC, eq. 5 of Haarnoja 2018)."""
@@ -376,18 +387,18 @@ class LegionAgent(nn.Module):
         """
         inputs = self._sac_inputs(batch)
         critic_loss, info = self.critic_loss(batch, inputs)
-        self.critic_optimizer.zero_grad(set_to_none=True)
+        zero_grad(self.critic_optimizer)
         (critic_loss + self.regulariser("critic")).backward()
         self.mask_gradients()
-        self.critic_optimizer.step()
+        adam_step(self.critic_optimizer)
         actor_loss, alpha_loss, info_pi = self.actor_alpha_loss(batch, inputs)
-        self.actor_optimizer.zero_grad(set_to_none=True)
-        self.alpha_optimizer.zero_grad(set_to_none=True)
+        zero_grad(self.actor_optimizer)
+        zero_grad(self.alpha_optimizer)
         # disjoint parameters: one backward pass for both
         (actor_loss + self.regulariser("actor") + alpha_loss).backward()
         self.mask_gradients()
-        self.actor_optimizer.step()
-        self.alpha_optimizer.step()
+        adam_step(self.actor_optimizer)
+        adam_step(self.alpha_optimizer)
         self._polyak()
         return {**info, **info_pi}
 

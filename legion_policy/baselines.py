@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from legion_policy.agent import AgentConfig, LegionAgent
+from legion_policy.optim import adam_step, zero_grad
 
 
 class SACAgent(LegionAgent):
@@ -122,11 +123,11 @@ class AGEMAgent(SACAgent):
         return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
 
     def _projected_step(self, loss_fn, params, optimizer, reference) -> None:
-        optimizer.zero_grad(set_to_none=True)
+        zero_grad(optimizer)
         if reference is not None:
             loss_fn(reference).backward()
             g_ref = _flat_grad(params)
-            optimizer.zero_grad(set_to_none=True)
+            zero_grad(optimizer)
         loss_fn(None).backward()
         if reference is not None:
             g = _flat_grad(params)
@@ -134,7 +135,7 @@ class AGEMAgent(SACAgent):
             if dot < 0:  # the step would increase the loss on earlier tasks: remove that component
                 _set_grad(params, g - dot / torch.dot(g_ref, g_ref).clamp_min(1e-12) * g_ref)
                 self.projections += 1
-        optimizer.step()
+        adam_step(optimizer)
 
     def update_sac(self, batch):
         reference = self._reference(len(batch["obs"]))
@@ -155,9 +156,9 @@ class AGEMAgent(SACAgent):
         self._projected_step(critic, list(self.critic.parameters()), self.critic_optimizer, reference)
         self._projected_step(actor, list(self.actor.parameters()), self.actor_optimizer, reference)
         _, alpha_loss, _ = self.actor_alpha_loss(batch)
-        self.alpha_optimizer.zero_grad(set_to_none=True)
+        zero_grad(self.alpha_optimizer)
         alpha_loss.backward()
-        self.alpha_optimizer.step()
+        adam_step(self.alpha_optimizer)
         self._polyak()
         info["agem/projections"] = float(self.projections)
         return info

@@ -121,7 +121,7 @@ class ReplayBuffer:
                 for name in ("obs", "next_obs", "action", "reward", "done", "task", "phrase", "demo")}
         if self.device.type != "cpu":
             rows = {k: v.to(self.device, non_blocking=True) for k, v in rows.items()}
-        phrase = rows.pop("phrase")
+        phrase = rows["phrase"]
         return {**rows, "embed": self.embeddings[phrase], "embed_target": self.embeddings[self.canonical[phrase]]}
 
     def sample(self, batch_size: int, rng: np.random.Generator,

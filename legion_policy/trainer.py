@@ -34,6 +34,7 @@ import time
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
+from legion_policy.allocator import keep_freed_memory
 from legion_policy.progress import ProgressMeter
 from legion_language.tasks import FEW_SHOT_STREAM, PAPER_STREAM  # noqa: F401 - streams re-exported
 from legion_policy.train_config import (METHODS, ORDERS, TrainConfig, TrainConfigError,  # noqa: F401 - the API
@@ -56,6 +57,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
         TrainConfigError: invalid settings, a task the task library does not know, or a resume whose
             settings differ from the saved run's.
     """
+    keep_freed_memory()  # no page faults on the update's buffers (legion_policy/allocator.py)
     run = TrainingRun(cfg)
     if resume:
         run.restore()

@@ -327,3 +327,67 @@ def test_actor_average_out_of_range_or_for_a_baseline_is_refused():
             AgentConfig(actor_average=bad).validate()
     with pytest.raises(TrainConfigError, match="actor_average .* is a LEGION option; method 'finetune'"):
         TrainConfig(tasks=["reach-v3"], method="finetune", agent=AgentConfig(actor_average=2e-4)).validate()
+
+
+@pytest.mark.parametrize("layer_norm", [False, True])
+def test_sac_updates_through_adam_step_equal_torch_optim_adam_to_the_bit(monkeypatch, layer_norm):
+    """legion_policy.optim.adam_step / zero_grad (the direct fused kernel) against torch.optim.Adam.step() /
+    zero_grad(): twenty SAC and encoder updates, then an optimiser state saved and loaded (a resumed run), then five
+    more; every weight and every Adam moment equal to the bit."""
+    import legion_policy.agent as agent_module
+    from legion_policy.optim import adam_step
+
+    def run(direct: bool) -> LegionAgent:
+        if not direct:
+            monkeypatch.setattr(agent_module, "adam_step", lambda opt: opt.step())
+            monkeypatch.setattr(agent_module, "zero_grad", lambda opt: opt.zero_grad(set_to_none=True))
+        a = LegionAgent(AgentConfig(hidden=32, batch_size=B, critic_layer_norm=layer_norm), seed=3)
+        for i in range(20):
+            a.update_sac(make_batch(seed=i))
+            a.update_encoder(make_batch(seed=100 + i))
+        states = [o.state_dict() for o in (a.critic_optimizer, a.actor_optimizer, a.alpha_optimizer)]
+        a.reset_optimizers()
+        for o, s in zip((a.critic_optimizer, a.actor_optimizer, a.alpha_optimizer), states):
+            o.load_state_dict(s)
+        for i in range(5):
+            a.update_sac(make_batch(seed=50 + i))
+        monkeypatch.undo()
+        return a
+
+    direct, reference = run(True), run(False)
+    for (name, p), q in zip(direct.state_dict().items(), reference.state_dict().values()):
+        assert torch.equal(p, q), name
+    for o, r in ((direct.critic_optimizer, reference.critic_optimizer), (direct.upstream_optimizer,
+                                                                        reference.upstream_optimizer)):
+        for s, t in zip(o.state.values(), r.state.values()):
+            assert all(torch.equal(s[k], t[k]) for k in ("step", "exp_avg", "exp_avg_sq"))
+    assert float(direct.critic_optimizer.state[direct.critic.weights[0]]["step"]) == 25
+
+    # a setting the direct call does not carry goes through torch.optim (here amsgrad), with the same result
+    p1, p2 = torch.nn.Parameter(torch.ones(3)), torch.nn.Parameter(torch.ones(3))
+    o1 = torch.optim.Adam([p1], lr=0.1, amsgrad=True, fused=True)
+    o2 = torch.optim.Adam([p2], lr=0.1, amsgrad=True, fused=True)
+    for k in range(3):
+        p1.grad, p2.grad = torch.full((3,), k - 1.0), torch.full((3,), k - 1.0)
+        adam_step(o1)
+        o2.step()
+    assert torch.equal(p1, p2) and "max_exp_avg_sq" in o1.state[p1]
+
+
+def test_sac_latents_computed_once_per_phrasing_equal_the_plain_encoder_pass():
+    """LegionAgent._sac_inputs with the replay's phrase ids (the language part of the encoder's first layer once per
+    distinct phrasing) against the encoder run on every row: same z and z' to float rounding, for the default
+    encoder and the paper's three-layer one, with phrasings repeated and interleaved as in a replay batch."""
+    for extra in ({}, {"encoder_layers": 3, "encoder_hidden": 48}):
+        agent = LegionAgent(AgentConfig(hidden=32, batch_size=B, **extra), seed=1)
+        batch = make_batch(n=40, n_tasks=5)
+        batch["phrase"] = torch.tensor([7, 3, 7, 9, 3] * 8)  # ids of the 5 embeddings, rows 0..4 repeated
+        batch["embed"] = batch["embed"][torch.tensor([0, 1, 0, 2, 1] * 8)]
+        s_n, next_n, z, z_next = agent._sac_inputs(batch)
+        plain = {k: v for k, v in batch.items() if k != "phrase"}
+        s_ref, next_ref, z_ref, z_next_ref = agent._sac_inputs(plain)
+        assert torch.equal(s_n, s_ref) and torch.equal(next_n, next_ref)
+        torch.testing.assert_close(z, z_ref, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(z_next, z_next_ref, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(z, agent.latent(batch["obs"], batch["embed"]), rtol=1e-5, atol=1e-6)
+        assert not z.requires_grad and z.shape == (40, agent.config.latent_dim)
