@@ -39,12 +39,15 @@ def recording_replays_exact_frames() -> None:
               for k in range(4)]
     with tempfile.TemporaryDirectory() as tmp:
         write_recording(Path(tmp) / "tags.db3", frames, D435)
-        with RealSenseSource(recording=Path(tmp) / "tags.db3") as camera:
-            assert camera.intrinsics == D435
-            replayed = []
-            while (frame := camera.read(timeout_s=2.0)) is not None:
-                replayed.append(frame)
-        assert [f.number for f in replayed] == [0, 1, 2, 3]
+        for _ in range(10):  # the pipeline's replay lost its first frames in 2 of 30 replays (CI, 2026-12-08)
+            with RealSenseSource(recording=Path(tmp) / "tags.db3") as camera:
+                assert camera.intrinsics == D435
+                replayed = []
+                while (frame := camera.read(timeout_s=2.0)) is not None:
+                    replayed.append(frame)
+            assert [f.number for f in replayed] == [0, 1, 2, 3]
+        with RealSenseSource(recording=Path(tmp) / "tags.db3") as camera:  # closed after two frames: no hang
+            assert [camera.read(timeout_s=2.0).number for _ in range(2)] == [0, 1]
         assert all(np.array_equal(f.bgr, x) for f, x in zip(replayed, frames))
         depths = [TagDetector(tags).detect(f.bgr[:, :, 0].copy(), f.intrinsics)[0].translation[2] for f in replayed]
         np.testing.assert_allclose(depths, [0.6, 0.7, 0.8, 0.9], atol=0.01)
