@@ -4,7 +4,11 @@ Prints, one thread each, best of 5 repeats:
 - a 128 x 256 x 256 matrix product in torch (MKL) and in jitted JAX (XLA; skipped without jax, the 'bench' extra);
 - the twin critic's loss forward + gradients with autograd and with a hand-written backward (same gradients);
 - fused Adam over the SAC parameters, and over one flat buffer of the same size;
-- the task encoder's pass that gives z and z' (``LegionAgent._sac_inputs``) against a whole ``update_sac``.
+- the task encoder's pass that gives z and z' (``LegionAgent._sac_inputs``) against a whole ``update_sac``;
+- two of the 2026-12-08 cuts inside whole updates, each alternating with what it replaced in this process (medians of
+  8 runs of 300 updates): ``adam_step`` / ``zero_grad`` against ``torch.optim``'s ``step`` / ``zero_grad`` (fine-tuning
+  update), and z from the replay's ``phrase`` ids against one encoder row per sample (LEGION update, LayerNorm critics
+  and BC as the recipe).
 
     .venv/bin/python benchmarks/bench_sac_update_parts.py
 """
@@ -12,6 +16,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import statistics
 import time
 
 os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
@@ -111,12 +116,61 @@ def encoder_share() -> None:
     print(f"update_sac {update / 1e3:.2f} ms, of which the encoder pass for z, z' {best_us(encoder) / 1e3:.2f} ms")
 
 
+def alternating_ms(update, variants: dict, runs: int = 8, n: int = 300) -> dict[str, float]:
+    """Median ms per call of ``update()`` under each variant (a callable that switches it on), alternating."""
+    times: dict[str, list[float]] = {name: [] for name in variants}
+    for _ in range(runs):
+        for name, switch in variants.items():
+            switch()
+            t0 = time.perf_counter()
+            for _ in range(n):
+                update()
+            times[name].append((time.perf_counter() - t0) / n * 1e3)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def cuts() -> None:
+    import legion_policy.agent as agent_module
+    from legion_policy.baselines import SACAgent
+    from legion_policy.optim import adam_step, zero_grad
+
+    table = torch.nn.functional.normalize(torch.randn(30, 384), dim=-1)
+
+    def batch(phrases: bool) -> dict:
+        ph = torch.randint(0, 6, (B,))
+        b = {"obs": torch.randn(B, 12), "next_obs": torch.randn(B, 12), "action": torch.rand(B, 4) * 2 - 1,
+             "reward": torch.randn(B), "done": torch.zeros(B), "task": torch.randint(0, 3, (B,)), "embed": table[ph],
+             "embed_target": table[ph], "demo": torch.rand(B) < 0.5}
+        return {**b, "phrase": ph} if phrases else b
+
+    sac = SACAgent(AgentConfig(hidden=256, batch_size=B), seed=0)
+    plain = itertools.cycle([batch(False) for _ in range(20)])
+
+    def use(step, clear):
+        return lambda: (setattr(agent_module, "adam_step", step), setattr(agent_module, "zero_grad", clear))
+
+    ms = alternating_ms(lambda: sac.update_sac(next(plain)), {
+        "adam_step": use(adam_step, zero_grad),
+        "torch.optim": use(lambda o: o.step(), lambda o: o.zero_grad(set_to_none=True))})
+    use(adam_step, zero_grad)()
+    print(f"fine-tuning update: adam_step {ms['adam_step']:.2f} ms, torch.optim step {ms['torch.optim']:.2f} ms "
+          f"({ms['adam_step'] / ms['torch.optim'] - 1:+.1%})")
+    legion = LegionAgent(AgentConfig(hidden=256, batch_size=B, critic_layer_norm=True, bc_weight=0.4), seed=0)
+    current = {}
+    streams = {k: itertools.cycle([batch(k) for _ in range(20)]) for k in (True, False)}
+    ms = alternating_ms(lambda: legion.update_sac(next(current["s"])), {
+        "phrase ids": lambda: current.update(s=streams[True]), "per row": lambda: current.update(s=streams[False])})
+    print(f"LEGION update (recipe): z from phrase ids {ms['phrase ids']:.2f} ms, one encoder row per sample "
+          f"{ms['per row']:.2f} ms ({ms['phrase ids'] / ms['per row'] - 1:+.1%})")
+
+
 def main() -> None:
     torch.set_num_threads(1)
     products()
     critic_backward()
     adam()
     encoder_share()
+    cuts()
 
 
 if __name__ == "__main__":

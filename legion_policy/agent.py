@@ -328,11 +328,12 @@ class LegionAgent(nn.Module):
         layer is computed once per distinct phrasing (:meth:`TaskEncoder.mean_of_phrasings`)."""
         n = batch["obs"].shape[0]
         s_n, next_n = self.normalizer.obs(batch["obs"]), self.normalizer.obs(batch["next_obs"])
-        if "phrase" not in batch:
-            z_both = self.latent(torch.cat([batch["obs"], batch["next_obs"]]), batch["embed"].repeat(2, 1))
-            return s_n, next_n, z_both[:n], z_both[n:]
-        distinct, index = torch.unique(batch["phrase"], return_inverse=True)
-        first_row = torch.empty_like(distinct).scatter_(0, index, torch.arange(n, device=index.device))
+        rows = torch.arange(n, device=s_n.device)
+        if "phrase" in batch:  # one row per distinct phrasing, and each row's index into them
+            distinct, index = torch.unique(batch["phrase"], return_inverse=True)
+            first_row = torch.empty_like(distinct).scatter_(0, index, rows)
+        else:  # every row its own
+            first_row = index = rows
         l_n = self.normalizer.embed(batch["embed"][first_row])
         z_both = self.encoder.mean_of_phrasings(torch.cat([s_n, next_n]), l_n, index.repeat(2))
         return s_n, next_n, z_both[:n], z_both[n:]

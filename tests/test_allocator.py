@@ -1,5 +1,4 @@
 """legion_policy.allocator: after keep_freed_memory(), a SAC update's buffers stop faulting pages in (glibc)."""
-import resource
 import subprocess
 import sys
 
